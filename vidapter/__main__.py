@@ -1,0 +1,5 @@
+import sys
+
+from vidapter.cli import main
+
+sys.exit(main())

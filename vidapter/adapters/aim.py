@@ -1,0 +1,167 @@
+"""AIM: spatial, temporal and joint adapters around a frozen image ViT block.
+
+Yang et al., "AIM: Adapting Image Models for Efficient Video Action Recognition", ICLR 2023, arXiv 2302.03024.
+Behaviour follows shared/AIM_SPEC.md sections 2-3 and is checked against a line-by-line transcription of the reference
+``ViT_CLIP`` block (github.com/taoyang1122/adapt-image-models) in tests/adapters/test_aim_reference.py.
+
+Injection keeps the backbone's parameter names: ``blocks.{i}.norm1`` stays ``blocks.{i}.norm1``; the adapters add
+``blocks.{i}.{s_adapter,t_adapter_in,t_adapter,mlp_adapter}.{fc1,fc2}``.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vidapter.models.vit import Block, VisionTransformer
+
+ADAPTER_KINDS = ("spatial", "temporal", "joint")
+
+
+class Adapter(nn.Module):
+    """Bottleneck adapter: Linear(D, D*ratio) -> GELU (erf) -> Linear(D*ratio, D), plus x when ``skip``.
+
+    The second projection starts at zero, so a skip adapter starts as the identity and a no-skip adapter as zero.
+    """
+
+    def __init__(self, dim: int, ratio: float = 0.25, skip: bool = True):
+        super().__init__()
+        hidden = int(dim * ratio)
+        if hidden < 1:
+            raise ValueError(f"adapter ratio {ratio} leaves no hidden units for width {dim}")
+        self.skip = skip
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        nn.init.trunc_normal_(self.fc1.weight, std=0.02)
+        nn.init.zeros_(self.fc1.bias)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., D)."""
+        y = self.fc2(self.act(self.fc1(x)))
+        return x + y if self.skip else y
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (first dimension), scaled by 1/keep in training; identity in eval."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"drop-path rate must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep if keep > 0 else x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:.4f}"
+
+
+class AIMBlock(nn.Module):
+    """A frozen image block with AIM's adapters. Adapters not in ``kinds`` are absent (ablations, Table 1).
+
+    Temporal pass: the block's own ``norm1``/``attn`` run along T for every token, then T_Adapter (no skip).
+    Spatial pass: ``x + S_Adapter(attn(norm1(x)))``. Joint: ``x + mlp(xn) + drop_path(scale * MLP_Adapter(xn))``.
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        dim: int,
+        *,
+        kinds: tuple[str, ...] = ADAPTER_KINDS,
+        ratio: float = 0.25,
+        scale: float = 0.5,
+        num_tadapter: int = 1,
+        drop_path: float = 0.0,
+    ):
+        super().__init__()
+        unknown = set(kinds) - set(ADAPTER_KINDS)
+        if unknown:
+            raise ValueError(f"unknown adapter kinds {sorted(unknown)}; allowed: {ADAPTER_KINDS}")
+        if num_tadapter not in (1, 2):
+            raise ValueError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
+        self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
+        self.scale = scale
+        self.s_adapter = Adapter(dim, ratio, skip=True) if "spatial" in kinds else None
+        temporal = "temporal" in kinds
+        self.t_adapter_in = Adapter(dim, ratio, skip=True) if temporal and num_tadapter == 2 else None
+        self.t_adapter = Adapter(dim, ratio, skip=False) if temporal else None
+        self.mlp_adapter = Adapter(dim, ratio, skip=False) if "joint" in kinds else None
+        self.drop_path = DropPath(drop_path)
+
+    def adapter_names(self) -> list[str]:
+        """Names of this block's adapter submodules, in the reference's order."""
+        names = ("t_adapter_in", "t_adapter", "s_adapter", "mlp_adapter")
+        return [n for n in names if getattr(self, n) is not None]
+
+    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """(B*T, N, D) -> (B*T, N, D); frames of one video are consecutive along the first axis."""
+        if self.t_adapter is not None:
+            if num_frames is None:
+                raise ValueError("AIMBlock with a temporal adapter needs num_frames")
+            n = x.shape[1]
+            xt = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
+            xt = self.norm1(xt)
+            if self.t_adapter_in is not None:
+                xt = self.t_adapter_in(xt)
+            xt = self.t_adapter(self.attn(xt))
+            x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
+        y = self.attn(self.norm1(x))
+        x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
+        xn = self.norm2(x)
+        if self.mlp_adapter is None:
+            return x + self.mlp(xn)
+        return x + self.mlp(xn) + self.drop_path(self.scale * self.mlp_adapter(xn))
+
+
+def resolve_layers(layers: str, depth: int) -> list[int]:
+    """Which layers carry adapters (Table 7): "all", "bottom:K", "top:K", "every_other" (0, 2, 4, ...), or "0,3,5"."""
+    if layers == "all":
+        return list(range(depth))
+    if layers == "every_other":
+        return list(range(0, depth, 2))
+    kind, _, k = layers.partition(":")
+    if kind in ("bottom", "top") and k.isdigit() and 0 < int(k) <= depth:
+        return list(range(int(k))) if kind == "bottom" else list(range(depth - int(k), depth))
+    parts = [p.strip() for p in layers.split(",")]
+    if all(p.isdigit() and int(p) < depth for p in parts):
+        return sorted({int(p) for p in parts})
+    raise ValueError(
+        f"adapter layers {layers!r} not understood for depth {depth}; use 'all', 'bottom:K', 'top:K' (1<=K<={depth}), "
+        "'every_other' or a comma list of indices"
+    )
+
+
+def apply_aim(
+    vit: VisionTransformer,
+    *,
+    kinds: tuple[str, ...] = ADAPTER_KINDS,
+    layers: str = "all",
+    ratio: float = 0.25,
+    scale: float = 0.5,
+    num_tadapter: int = 1,
+    drop_path_rate: float = 0.2,
+) -> list[int]:
+    """Replace the chosen blocks of ``vit`` in place by AIM blocks; returns the adapted layer indices.
+
+    Layer i gets drop-path rate ``linspace(0, drop_path_rate, depth)[i]``, applied to the temporal branch and the
+    MLP adapter only. Layers left out stay plain frozen image blocks. With no adapter kinds nothing changes.
+    """
+    depth = len(vit.blocks)
+    chosen = resolve_layers(layers, depth) if kinds else []
+    rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
+    for i in chosen:
+        blk = vit.blocks[i]
+        vit.blocks[i] = AIMBlock(
+            blk, vit.width, kinds=kinds, ratio=ratio, scale=scale, num_tadapter=num_tadapter, drop_path=rates[i]
+        )
+    return chosen

@@ -1,0 +1,142 @@
+"""Trainable sets, parameter counts and the identity of frozen backbone weights.
+
+The trainable set of AIM (AIM_SPEC section 3) is declared, not matched by substrings: every adapter a block declares
+(``AIMBlock.adapter_names``), the temporal embedding, the final norm (ln_post) and the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from vidapter.adapters.aim import AIMBlock
+from vidapter.models.pretrained import check_keys, write_atomic
+
+FINETUNE_MODES = ("adapters", "full")
+
+
+def adapter_parameter_names(model: nn.Module) -> list[str]:
+    """Names of every adapter parameter of a VideoClassifier, in module order."""
+    names = []
+    for i, blk in enumerate(model.backbone.blocks):
+        if isinstance(blk, AIMBlock):
+            for a in blk.adapter_names():
+                names += [f"backbone.blocks.{i}.{a}.{p}" for p, _ in getattr(blk, a).named_parameters()]
+    return names
+
+
+def peft_parameter_names(model: nn.Module) -> list[str]:
+    """AIM's trainable set: adapters, temporal embedding, final norm, head."""
+    names = adapter_parameter_names(model)
+    if model.temporal_embed is not None:
+        names.append("temporal_embed")
+    names += [f"backbone.norm.{p}" for p, _ in model.backbone.norm.named_parameters()]
+    names += [f"head.fc.{p}" for p, _ in model.head.fc.named_parameters()]
+    return names
+
+
+def set_trainable(model: nn.Module, finetune: str) -> list[str]:
+    """Freeze everything, then unfreeze the set for ``finetune`` ("adapters": AIM's set, "full": all). Returns names."""
+    if finetune not in FINETUNE_MODES:
+        raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
+    params = dict(model.named_parameters())
+    chosen = list(params) if finetune == "full" else peft_parameter_names(model)
+    for p in params.values():
+        p.requires_grad_(False)
+    for n in chosen:
+        params[n].requires_grad_(True)
+    return chosen
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total and trainable counts, with the parts: image backbone, adapters, temporal embedding, head."""
+    params = dict(model.named_parameters())
+    adapters = set(adapter_parameter_names(model))
+    te = model.temporal_embed.numel() if model.temporal_embed is not None else 0
+    head = sum(p.numel() for p in model.head.parameters())
+    total = sum(p.numel() for p in params.values())
+    return {
+        "total": total,
+        "trainable": sum(p.numel() for p in params.values() if p.requires_grad),
+        "backbone": sum(p.numel() for n, p in params.items() if n.startswith("backbone.") and n not in adapters),
+        "adapters": sum(params[n].numel() for n in adapters),
+        "temporal_embed": te,
+        "head": head,
+    }
+
+
+def image_weight_names(model: nn.Module) -> list[str]:
+    """Backbone parameters that came from the image model and stay frozen under AIM (all but adapters and norm)."""
+    adapters = set(adapter_parameter_names(model))
+    return [
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith("backbone.") and n not in adapters and not n.startswith("backbone.norm.")
+    ]
+
+
+@torch.no_grad()
+def backbone_digest(model: nn.Module) -> str:
+    """sha256 over the frozen image weights (names and fp32 bytes): the identity adapters are trained against."""
+    params = dict(model.named_parameters())
+    h = hashlib.sha256()
+    for n in sorted(image_weight_names(model)):
+        h.update(n.encode())
+        h.update(params[n].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors that training changes (``requires_grad``), detached."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def export_adapters(model: nn.Module, path: str | os.PathLike, *, backbone: str, config: dict | None = None) -> Path:
+    """Write the trainable tensors alone (a few MB) with the backbone's name and weight digest as metadata.
+
+    Refused for a model whose image weights train too (full fine-tuning): save the whole model instead.
+    """
+    params = dict(model.named_parameters())
+    trained_image = [n for n in image_weight_names(model) if params[n].requires_grad]
+    if trained_image:
+        raise ValueError(
+            f"the image weights are trainable ({trained_image[0]}, ...): an adapter-only export would lose them; "
+            "use save_pretrained for a fully fine-tuned model"
+        )
+    meta = {
+        "format": "vidapter-adapters",
+        "backbone": backbone,
+        "backbone_sha256": backbone_digest(model),
+        "config": json.dumps(config or {}),
+    }
+    tensors = {k: v.contiguous() for k, v in trainable_state_dict(model).items()}
+    path = Path(path)
+    write_atomic(path, lambda p: save_file(tensors, p, metadata=meta))
+    return path
+
+
+def load_adapters(model: nn.Module, path: str | os.PathLike) -> dict[str, str]:
+    """Load an adapter-only export onto ``model``; refused when the backbone weights differ from those it was trained
+    on, or when its tensors are not exactly the model's trainable set. Returns the file's metadata."""
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    if meta.get("format") != "vidapter-adapters":
+        raise ValueError(f"{path}: not a vidapter adapter export (format {meta.get('format')!r})")
+    digest = backbone_digest(model)
+    if meta.get("backbone_sha256") != digest:
+        raise ValueError(
+            f"{path}: these adapters were trained on backbone {meta.get('backbone')!r} with weights sha256 "
+            f"{meta.get('backbone_sha256', '?')[:12]}..., but this model's frozen weights are {digest[:12]}...; "
+            "load the same pretrained backbone first"
+        )
+    check_keys(tensors, trainable_state_dict(model), f"{path} does not fit this model's trainable set")
+    model.load_state_dict(tensors, strict=False)
+    return meta

@@ -1,0 +1,124 @@
+"""Run configuration: dataclasses, never passed into modules, with type-checked ``--section.field=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """What to build. Defaults are AIM ViT-B/16 on Kinetics-400 at 8 frames (AIM_SPEC sections 2-4)."""
+
+    backbone: str = "clip_vitb16"  # a row of vidapter.models.vit.BACKBONES
+    pretrained: str | None = None  # weights name ("openai:ViT-B/16") or path; None = random init
+    image_size: int | None = None  # None: the backbone's native size; else positional embeddings are resized
+    num_frames: int = 8
+    num_classes: int = 400
+    adapters: list[str] = field(default_factory=lambda: ["spatial", "temporal", "joint"])  # [] = space-only
+    adapter_layers: str = "all"  # all | bottom:K | top:K | every_other | comma list (Table 7)
+    ratio: float = 0.25  # adapter bottleneck ratio (Table 8)
+    scale: float = 0.5  # s, the MLP adapter's scale: 0.5 Kinetics/Diving-48, 1.0 SSv2
+    num_tadapter: int = 1  # 2 on SSv2: an extra skip adapter before the temporal attention
+    drop_path_rate: float = 0.2
+    dropout: float = 0.5
+    finetune: str = "adapters"  # adapters (AIM's trainable set) | full (everything trains)
+    temporal_embed: bool | None = None  # None: present iff the temporal adapter is
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+class ConfigError(ValueError):
+    """A bad override or config file: names the field and what is allowed."""
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict, cls: type = Config, where: str = "config") -> typing.Any:
+    """Rebuild a (nested) config dataclass; unknown keys and wrong types raise naming the key."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(value, hint, f"{where}.{key}")
+        else:
+            kwargs[key] = _check(value, hint, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _check(value: typing.Any, hint: typing.Any, where: str) -> typing.Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check(value, a, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: expected {_name(hint)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check(v, args[0], where) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {_name(hint)}, got {value!r}")
+    return value
+
+
+def _name(hint: typing.Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _parse(text: str, hint: typing.Any) -> typing.Any:
+    """Command-line text -> Python value: JSON when it parses (numbers, true/false/null, lists), else a string.
+    A list field also takes a comma list (``spatial,temporal``) and the empty string for []."""
+    if typing.get_origin(hint) is list and not text.startswith("["):
+        return [p for p in text.split(",") if p]
+    if text in ("none", "None"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``section.field=value`` strings (a leading ``--`` is allowed). Errors name the field and the choices."""
+    data = to_dict(cfg)
+    for item in overrides:
+        key, eq, text = item.removeprefix("--").partition("=")
+        if not eq:
+            raise ConfigError(f"override {item!r}: expected section.field=value")
+        section, _, name = key.partition(".")
+        sections = {k: v for k, v in typing.get_type_hints(Config).items() if dataclasses.is_dataclass(v)}
+        if section not in sections or not name:
+            raise ConfigError(f"override {item!r}: unknown section {section!r}; sections: {sorted(sections)}")
+        hints = typing.get_type_hints(sections[section])
+        if name not in hints:
+            raise ConfigError(f"override {item!r}: {section} has no field {name!r}; fields: {sorted(hints)}")
+        data[section][name] = _check(_parse(text, hints[name]), hints[name], key)
+    return from_dict(data)

@@ -1,0 +1,27 @@
+"""Multiply-accumulate counts per view, measured by ``torch.utils.flop_counter`` on meta tensors (no compute).
+
+The paper reports GFLOPs in fvcore's convention, which counts one multiply-accumulate as one FLOP; PyTorch's counter
+counts two, so we halve it. On the meta device attention decomposes into the two batched matmuls, which are counted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one eval-mode forward of ``model`` on a meta tensor of ``input_shape``.
+
+    The model may live on the meta device (build it under ``with torch.device("meta")``) or on CPU; a CPU model is
+    moved to meta first, so nothing is computed either way.
+    """
+    meta = model.to("meta") if next(model.parameters()).device.type != "meta" else model
+    was_training = meta.training
+    meta.eval()
+    with FlopCounterMode(display=False) as counter:
+        meta(torch.empty(input_shape, device="meta"))
+    meta.train(was_training)
+    return counter.get_total_flops() // 2

@@ -1,0 +1,226 @@
+"""A plain image Vision Transformer with timm's parameter names.
+
+ViT: Dosovitskiy et al., arXiv 2010.11929. CLIP image tower: Radford et al., arXiv 2103.00020.
+Checked numerically against open_clip's ``VisionTransformer``, transformers' ``CLIPVisionModel`` and timm's
+``VisionTransformer`` (tests/models/test_vit.py).
+
+Every architecture fact (activation, LayerNorm eps and precision, pre-norm, patch bias, input mean/std) lives in one
+table, ``BACKBONES``; a model is built from a named row, never guessed from a layer count or a file name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLIP_MEAN = (122.77, 116.75, 104.09)
+CLIP_STD = (68.50, 66.63, 70.32)
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class ViTFacts:
+    """Architecture facts of one image backbone. Mean/std are on the 0-255 scale (AIM_SPEC section 6)."""
+
+    width: int
+    depth: int
+    heads: int
+    patch_size: int
+    image_size: int
+    act: str  # "quick_gelu" (OpenAI CLIP) or "gelu" (exact erf GELU, timm/IN-21K)
+    ln_eps: float
+    ln_fp32: bool  # CLIP computes LayerNorm in fp32 whatever the input dtype
+    pre_norm: bool  # CLIP's ln_pre after the embeddings
+    patch_bias: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    mlp_ratio: float = 4.0
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid**2 + 1
+
+
+def _clip(width: int, depth: int, heads: int, patch: int, size: int = 224) -> ViTFacts:
+    return ViTFacts(width, depth, heads, patch, size, "quick_gelu", 1e-5, True, True, False, CLIP_MEAN, CLIP_STD)
+
+
+def _timm_in21k(width: int, depth: int, heads: int, patch: int, size: int = 224) -> ViTFacts:
+    return ViTFacts(width, depth, heads, patch, size, "gelu", 1e-6, False, False, True, IMAGENET_MEAN, IMAGENET_STD)
+
+
+BACKBONES: dict[str, ViTFacts] = {
+    "clip_vitb32": _clip(768, 12, 12, 32),
+    "clip_vitb16": _clip(768, 12, 12, 16),
+    "clip_vitl14": _clip(1024, 24, 16, 14),
+    "clip_vitl14_336": _clip(1024, 24, 16, 14, 336),
+    "in21k_vitb16": _timm_in21k(768, 12, 12, 16),
+    # Tiny variants for tests and the demo: the same code paths, a few thousand parameters.
+    "tiny_clip": _clip(64, 2, 4, 8, 32),
+    "tiny_in21k": _timm_in21k(64, 2, 4, 8, 32),
+}
+
+
+class QuickGELU(nn.Module):
+    """CLIP's activation: x * sigmoid(1.702 x)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm that optionally computes in fp32 and casts back (CLIP's behaviour under fp16/bf16)."""
+
+    def __init__(self, dim: int, eps: float, fp32: bool):
+        super().__init__(dim, eps=eps)
+        self.fp32 = fp32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fp32 or x.dtype == torch.float32:
+            return super().forward(x)
+        w, b = self.weight.float(), self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection, batch first, no mask, no dropout."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = QuickGELU() if act == "quick_gelu" else nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+
+    def __init__(self, facts: ViTFacts):
+        super().__init__()
+        d = facts.width
+        self.norm1 = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
+        self.attn = Attention(d, facts.heads)
+        self.norm2 = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
+        self.mlp = Mlp(d, int(d * facts.mlp_ratio), facts.act)
+
+    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """(B*T, N, D) -> (B*T, N, D). ``num_frames`` is accepted for a uniform block interface and unused."""
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VisionTransformer(nn.Module):
+    """Image ViT: patch embedding, class token, positional embedding, optional pre-norm, blocks, final norm.
+
+    Parameter names are timm's: ``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``norm_pre``,
+    ``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}``, ``norm``.
+    """
+
+    def __init__(self, facts: ViTFacts, image_size: int | None = None, name: str = "custom"):
+        super().__init__()
+        self.facts = facts
+        self.name = name
+        self.image_size = image_size or facts.image_size
+        if self.image_size % facts.patch_size:
+            raise ValueError(f"image size {self.image_size} is not a multiple of patch size {facts.patch_size}")
+        d, p = facts.width, facts.patch_size
+        self.grid = self.image_size // p
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, d, kernel_size=p, stride=p, bias=facts.patch_bias)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid**2 + 1, d))
+        self.norm_pre = LayerNorm(d, facts.ln_eps, facts.ln_fp32) if facts.pre_norm else nn.Identity()
+        self.blocks = nn.ModuleList(Block(facts) for _ in range(facts.depth))
+        self.norm = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
+        self.reset_parameters()
+
+    @property
+    def width(self) -> int:
+        return self.facts.width
+
+    def reset_parameters(self) -> None:
+        """Random init (trunc-normal 0.02 linears and embeddings); pretrained weights overwrite it."""
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse a wrong channel count or image size with a message, never a silent broadcast."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected frames of shape (B*T, 3, H, W), got {tuple(x.shape)}")
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(
+                f"expected {self.image_size}x{self.image_size} frames (the size the positional embedding was built "
+                f"for), got {x.shape[-2]}x{x.shape[-1]}; resize the input or build the model with that image_size "
+                "(pretrained positional embeddings are resized on load)"
+            )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, N, D): patch tokens with the class token prepended and positions added."""
+        self.check_input(x)
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        cls = self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], dim=1) + self.pos_embed.to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, D): final-normed class token of each image."""
+        x = self.norm_pre(self.embed(x))
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x[:, 0])
+
+
+def build_vit(name: str, image_size: int | None = None) -> VisionTransformer:
+    """A randomly initialised image ViT for the named row of ``BACKBONES``; unknown names list the known ones."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    return VisionTransformer(BACKBONES[name], image_size, name=name)
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
+    """Bicubically resample a (1, 1 + g*g, D) positional embedding to (1, 1 + grid*grid, D); the class slot is kept.
+
+    Same convention as timm's ``resample_abs_pos_embed`` (bicubic, align_corners=False, antialias), checked in tests.
+    """
+    old = int(round((pos_embed.shape[1] - 1) ** 0.5))
+    if old * old != pos_embed.shape[1] - 1:
+        raise ValueError(f"positional embedding of {pos_embed.shape[1]} tokens is not 1 + a square grid")
+    if old == grid:
+        return pos_embed
+    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
+    dtype = patches.dtype
+    patches = patches.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False, antialias=True)
+    patches = patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1).to(dtype)
+    return torch.cat([cls, patches], dim=1)
