@@ -71,7 +71,8 @@ CLIP_TEXT_TOWER = [
     r"attn_mask",
 ]
 
-_HF = r"vision_model\."
+# CLIPModel files and transformers 4 CLIPVisionModel files prefix "vision_model."; transformers 5 vision-only files do not.
+_HF = r"(?:vision_model\.)?"
 _HL = _HF + r"encoder\.layers\.(\d+)\."
 HF_CLIP: list[Row] = [
     (_HF + r"embeddings\.patch_embedding\.weight", "patch_embed.proj.weight", None),
@@ -285,7 +286,7 @@ def detect_format(state_dict: Mapping[str, Tensor]) -> str:
     keys = set(state_dict)
     if "backbone.temporal_embedding" in keys or any(k.startswith("cls_head.") for k in keys):
         return "aim_official"
-    if any(k.startswith("vision_model.embeddings.") for k in keys):
+    if any(k.startswith(("vision_model.embeddings.", "embeddings.patch_embedding.")) for k in keys):
         return "hf_clip"
     if {"conv1.weight", "visual.conv1.weight"} & keys:
         return "openai"
