@@ -140,7 +140,9 @@ def test_hf_directory(tmp_path, images, layout):
         (tmp_path / "model.safetensors").unlink()
         sd = {f"vision_model.{k}": v for k, v in peer.state_dict().items()}
         if layout == "clipmodel":
-            sd.update({"text_model.embeddings.token_embedding.weight": torch.zeros(3, 2), "logit_scale": torch.ones(())})
+            sd.update(
+                {"text_model.embeddings.token_embedding.weight": torch.zeros(3, 2), "logit_scale": torch.ones(())}
+            )
             sd["visual_projection.weight"] = torch.zeros(8, WIDTH)
             save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "model.safetensors")
         else:

@@ -71,7 +71,7 @@ CLIP_TEXT_TOWER = [
     r"attn_mask",
 ]
 
-# CLIPModel files and transformers 4 CLIPVisionModel files prefix "vision_model."; transformers 5 vision-only files do not.
+# CLIPModel and transformers-4 CLIPVisionModel files prefix "vision_model."; transformers-5 vision-only files do not.
 _HF = r"(?:vision_model\.)?"
 _HL = _HF + r"encoder\.layers\.(\d+)\."
 HF_CLIP: list[Row] = [

@@ -74,7 +74,7 @@ for _w in WEIGHTS.values():
         object.__setattr__(_w, "sha256", _w.url.rsplit("/", 2)[-2])
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ValueError):
     """Weights that cannot be found, read or loaded; the message says what to do."""
 
 

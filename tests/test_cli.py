@@ -1,0 +1,85 @@
+"""The command line, through cli.main: numbers of `info`, and clear errors for bad overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vidapter.cli import main
+from vidapter.config import Config, ConfigError, apply_overrides
+from vidapter.presets import PRESETS
+
+
+def _info(capsys, *args) -> dict:
+    assert main(["info", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "preset, trainable, gflops",
+    [("k400_vitb16_8f", 10_966_672, 202), ("ssv2_vitb16_8f", 14_343_342, 208), ("k400_vitl14_8f", 38_261_136, 934)],
+)
+def test_info_matches_the_paper(capsys, preset, trainable, gflops):
+    info = _info(capsys, "--preset", preset)
+    assert info["params"]["trainable"] == trainable
+    assert info["gflops_per_view"] == pytest.approx(gflops, rel=0.005)
+
+
+def test_gflops_scale_linearly_with_frames(capsys):
+    """Paper: 606 / 1214 / 2428 GFLOPs for 3 views at 8 / 16 / 32 frames."""
+    views = {t: 3 * _info(capsys, "--preset", f"k400_vitb16_{t}f")["gflops_per_view"] for t in (8, 16, 32)}
+    for t, paper in ((8, 606), (16, 1214), (32, 2428)):
+        assert views[t] == pytest.approx(paper, rel=0.005)
+
+
+def test_info_with_overrides(capsys):
+    info = _info(capsys, "--preset", "k400_vitb16_8f", "--model.adapter_layers=top:6", "--model.adapters=spatial")
+    assert info["params"]["adapters"] == 6 * 295_872
+    assert info["adapters"] == ["spatial"]
+
+
+def test_info_prints_a_table(capsys):
+    assert main(["info", "--preset", "k400_vitb16_8f"]) == 0
+    out = capsys.readouterr().out
+    assert "10,966,672" in out and "96,764,560" in out and "GFLOPs per view (8x224x224): 202.1" in out
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--model.num_frame=8", "model has no field 'num_frame'"),
+        ("--model.num_frames=eight", "model.num_frames: expected an integer, got 'eight'"),
+        ("--optim.lr=1", "unknown section 'optim'"),
+        ("--model.adapters=spatial,tempral", "model.adapters: unknown kinds ['tempral']"),
+        ("--model.finetune=most", "finetune must be one of ('adapters', 'full')"),
+        ("--model.backbone=vit_huge", "unknown backbone 'vit_huge'"),
+    ],
+)
+def test_bad_overrides_are_named(capsys, override, message):
+    assert main(["info", "--preset", "k400_vitb16_8f", override]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_preset_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["info", "--preset", "k999"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_override_types():
+    cfg = apply_overrides(Config(), ["model.pretrained=none", "model.ratio=1", "model.temporal_embed=true"])
+    assert cfg.model.pretrained is None and cfg.model.ratio == 1.0 and cfg.model.temporal_embed is True
+    assert apply_overrides(Config(), ["model.adapters="]).model.adapters == []
+    with pytest.raises(ConfigError, match="expected true or false"):
+        apply_overrides(Config(), ["model.grad_checkpointing=1"])
+
+
+def test_every_preset_builds_and_the_named_ones_exist(capsys):
+    for name in ("k400_vitb16_8f", "k400_vitb16_16f", "k400_vitb16_32f", "k400_vitl14_8f", "ssv2_vitb16_8f",
+                 "ssv2_vitl14_8f", "diving48_vitb16_32f", "k400_in21k_vitb16_8f"):  # fmt: skip
+        assert name in PRESETS
+    diving = _info(capsys, "--preset", "diving48_vitb16_32f")
+    assert diving["view"]["frames"] == 32 and diving["params"]["head"] == 768 * 48 + 48
+    in21k = _info(capsys, "--preset", "k400_in21k_vitb16_8f")
+    assert in21k["backbone"] == "in21k_vitb16" and in21k["params"]["trainable"] == 10_966_672
