@@ -83,3 +83,16 @@ def test_every_preset_builds_and_the_named_ones_exist(capsys):
     assert diving["view"]["frames"] == 32 and diving["params"]["head"] == 768 * 48 + 48
     in21k = _info(capsys, "--preset", "k400_in21k_vitb16_8f")
     assert in21k["backbone"] == "in21k_vitb16" and in21k["params"]["trainable"] == 10_966_672
+
+
+def test_count_macs_leaves_a_real_model_untouched():
+    import torch
+
+    from vidapter.config import ModelConfig
+    from vidapter.models.build import build_model
+    from vidapter.models.flops import count_macs
+
+    model = build_model(ModelConfig(backbone="tiny_clip", num_frames=2, num_classes=3))
+    before = model.head.fc.weight.clone()
+    assert count_macs(model, (1, 3, 2, 32, 32)) > 0
+    assert model.head.fc.weight.device.type == "cpu" and torch.equal(model.head.fc.weight, before)

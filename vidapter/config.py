@@ -26,7 +26,7 @@ class ModelConfig:
     drop_path_rate: float = 0.2
     dropout: float = 0.5
     finetune: str = "adapters"  # adapters (AIM's trainable set) | full (everything trains)
-    temporal_embed: bool | None = None  # None: present iff the temporal adapter is
+    temporal_embed: bool | None = None  # None: present iff any adapter is (reference AIM: every variant has it)
     grad_checkpointing: bool = False
 
 

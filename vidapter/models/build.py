@@ -40,7 +40,9 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         num_tadapter=cfg.num_tadapter,
         drop_path_rate=cfg.drop_path_rate,
     )
-    temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else "temporal" in kinds
+    # The reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
+    # "space_only") have none. An explicit model.temporal_embed overrides both.
+    temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else bool(kinds)
     model = VideoClassifier(
         vit,
         cfg.num_classes,

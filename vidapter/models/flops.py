@@ -6,6 +6,8 @@ counts two, so we halve it. On the meta device attention decomposes into the two
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -15,10 +17,10 @@ from torch.utils.flop_counter import FlopCounterMode
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one eval-mode forward of ``model`` on a meta tensor of ``input_shape``.
 
-    The model may live on the meta device (build it under ``with torch.device("meta")``) or on CPU; a CPU model is
-    moved to meta first, so nothing is computed either way.
+    The model may live on the meta device (build it under ``with torch.device("meta")``, the cheap way) or anywhere
+    else, in which case a copy is moved to meta; nothing is computed either way and ``model`` is left untouched.
     """
-    meta = model.to("meta") if next(model.parameters()).device.type != "meta" else model
+    meta = model if next(model.parameters()).device.type == "meta" else copy.deepcopy(model).to("meta")
     was_training = meta.training
     meta.eval()
     with FlopCounterMode(display=False) as counter:

@@ -1,0 +1,38 @@
+"""CUDA checks (skipped without a GPU): bf16 autocast forward/backward of AIM on the device matches fp32 on CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import SIZE, randomize_
+
+from vidapter.config import ModelConfig
+from vidapter.models.build import build_model
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def _model():
+    cfg = ModelConfig(backbone="tiny_clip", num_frames=8, num_classes=5, dropout=0.0, drop_path_rate=0.0)
+    return randomize_(build_model(cfg)).eval()
+
+
+def test_cuda_fp32_matches_cpu():
+    model = _model()
+    video = torch.randn(2, 3, 8, SIZE, SIZE)
+    with torch.no_grad():
+        ref = model(video)
+        out = model.cuda()(video.cuda()).cpu()
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_cuda_bf16_autocast_train_step_is_close_to_fp32():
+    model = _model().cuda().train()
+    video = torch.randn(2, 3, 8, SIZE, SIZE, device="cuda")
+    loss32 = model(video).logsumexp(-1).mean()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss16 = model(video).logsumexp(-1).mean()
+    loss16.backward()
+    assert abs(loss16.item() - loss32.item()) < 0.05 * abs(loss32.item()) + 0.05
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
