@@ -13,6 +13,7 @@ import torch
 
 from vidapter.adapters.peft import count_parameters
 from vidapter.config import Config, ConfigError, apply_overrides
+from vidapter.data.prepare import KINETICS_TEMPLATE
 from vidapter.models.build import build_model
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter, detect_format
 from vidapter.models.flops import count_macs
@@ -99,6 +100,72 @@ def cmd_convert(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace, overrides: list[str]) -> int:
+    if overrides:
+        raise ConfigError(f"vidapter data takes no config overrides, got {overrides}")
+    if args.data_command == "synth":
+        from vidapter.data.synthetic import make_synthetic
+
+        split_sizes = {"train": args.train, "val": args.val, "test": args.test}
+        paths = make_synthetic(args.out_dir, per_class=split_sizes, size=args.size, frames=args.frames,
+                               seed=args.seed, workers=args.workers)  # fmt: skip
+        print("wrote " + ", ".join(f"{k}: {v}" for k, v in paths.items()))
+        return 0
+    if args.data_command == "check":
+        from vidapter.data.check import check_samples, write_report
+        from vidapter.data.datasets import read_annotations
+
+        samples = read_annotations(args.list, root=args.root, fmt=args.format)
+        bad = check_samples(samples, workers=args.workers, backend=args.backend)
+        report = write_report(bad, len(samples), args.report or Path(args.list).with_suffix(".check.json"))
+        for path, reason in bad.items():
+            print(f"{path}: {reason}")
+        print(f"{len(samples) - len(bad)}/{len(samples)} readable; report: {report}")
+        return 1 if bad else 0
+    from vidapter.data import prepare
+
+    if args.dataset == "kinetics":
+        classes, lists = prepare.kinetics(args.src, args.path_template)
+    elif args.dataset in ("ssv2", "diving48"):
+        if len(args.src) < 2:
+            raise ValueError(f"{args.dataset} needs --src LABELS_OR_VOCAB_JSON SPLIT_JSON [SPLIT_JSON ...]")
+        classes, lists = getattr(prepare, args.dataset)(args.src[0], args.src[1:])
+    else:
+        classes, lists = getattr(prepare, args.dataset)(args.src[0], args.split)
+    paths = prepare.write_lists(classes, lists, args.out_dir)
+    print(f"{len(classes)} classes; " + ", ".join(f"{k}: {len(lists[k])} videos -> {v}" for k, v in paths.items()))
+    return 0
+
+
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="prepare, check and synthesise video datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    synth = dsub.add_parser("synth", help="write the synthetic H.264 dataset (order pairs + appearance classes)")
+    synth.add_argument("out_dir")
+    synth.add_argument("--train", type=int, default=100, help="clips per class")
+    synth.add_argument("--val", type=int, default=20)
+    synth.add_argument("--test", type=int, default=20)
+    synth.add_argument("--size", type=int, default=64)
+    synth.add_argument("--frames", type=int, default=16)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int)
+    check = dsub.add_parser("check", help="decode every video of a list, report the unreadable ones")
+    check.add_argument("list")
+    check.add_argument("--root", help="folder the list's paths are relative to (default: the list's folder)")
+    check.add_argument("--format", default="auto", choices=["auto", "list", "csv", "rawframes"])
+    check.add_argument("--backend", default="pyav", choices=["pyav", "decord", "torchcodec"])
+    check.add_argument("--workers", type=int)
+    check.add_argument("--report", help="JSON report path (default: LIST with .check.json)")
+    prep = dsub.add_parser("prepare", help="native annotations -> list files + classes.txt")
+    prep.add_argument("dataset", choices=["kinetics", "ssv2", "diving48", "ucf101", "hmdb51"])
+    prep.add_argument("--src", nargs="+", required=True,
+                      help="kinetics: CSVs; ssv2: labels.json split.json...; diving48: vocab.json split.json...; "
+                      "ucf101/hmdb51: the split folder")  # fmt: skip
+    prep.add_argument("--out-dir", required=True)
+    prep.add_argument("--split", type=int, default=1, help="ucf101/hmdb51 split number")
+    prep.add_argument("--path-template", default=KINETICS_TEMPLATE, help="kinetics video path template")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidapter",
@@ -115,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--preset", required=True, choices=sorted(PRESETS), metavar="NAME")
     conv.add_argument("--class-names", help="text file, one class name per line")
     conv.add_argument("--trust-pickle", action="store_true", help="allow non-tensor Python objects in the file")
+    _add_data_parser(sub)
     return parser
 
 
@@ -127,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             f"vidapter: error: unrecognised arguments {bad}; overrides look like --model.num_frames=16", file=sys.stderr
         )
         return 2
-    commands = {"info": cmd_info, "convert": cmd_convert}
+    commands = {"info": cmd_info, "convert": cmd_convert, "data": cmd_data}
     try:
         return commands[args.command](args, rest)
-    except (ConfigError, WeightsError, ConversionError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, WeightsError, ConversionError, ValueError, FileNotFoundError, ImportError) as e:
         print(f"vidapter: error: {e}", file=sys.stderr)
         return 2
