@@ -142,12 +142,13 @@ class VideoDataset(torch.utils.data.Dataset):
         seed: int = 0,
         frame_template: str = "img_{:05d}.jpg",
         max_retries: int = 20,
+        strict_decode: bool = False,
     ):
         if not samples:
             raise ValueError("dataset has no samples")
         self.samples, self.sampler, self.transform = samples, sampler, transform
         self.train, self.backend, self.seed = train, backend, seed
-        self.frame_template, self.max_retries = frame_template, max_retries
+        self.frame_template, self.max_retries, self.strict_decode = frame_template, max_retries, strict_decode
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -155,7 +156,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def _open(self, s: Sample):
         if s.num_frames is not None:
             return FrameFolder(s.path, s.num_frames, self.frame_template)
-        return open_video(s.path, self.backend)
+        return open_video(s.path, self.backend, strict=self.strict_decode)
 
     def load(self, i: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode and transform sample ``i``; raises VideoError when it cannot be read."""

@@ -9,6 +9,10 @@ The PyAV reader decodes only what a sample needs: it lists packet timestamps and
 decoding), then for sorted, de-duplicated indices seeks by PTS only when a keyframe lies between the current position
 and the next needed frame, decodes forward on one thread, and converts only the needed frames to RGB.
 Rotation metadata (phone videos) is applied: frames come out upright.
+
+Damaged data: by default decoders conceal errors (as decord and the reference pipeline do), so a clip with a damaged
+frame still yields frames; ``strict=True`` (PyAV) turns any decoding error into a ``VideoError`` instead. Training
+uses the default, ``vidapter data check`` uses strict decoding to list damaged files before a run.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def _check_indices(indices: Sequence[int], n: int, path) -> None:
 class PyAVVideo:
     """Seek-aware PyAV reader (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, strict: bool = False):
         import av
 
         self.path = Path(path)
@@ -62,13 +66,16 @@ class PyAVVideo:
         try:
             self._container = av.open(str(self.path))
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-            raise VideoError(self.path, f"not a readable video ({type(e).__name__}: {e})") from e
+            detail = getattr(e, "strerror", None) or str(e)  # FFmpeg's message without the path again
+            raise VideoError(self.path, f"not a readable video ({type(e).__name__}: {detail})") from e
         if not self._container.streams.video:
             self.close()
             raise VideoError(self.path, "no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "SLICE"  # one decoder thread per worker; frame threading costs CPU-seconds
         self._stream.thread_count = 1
+        if strict:
+            self._stream.codec_context.options = {"err_detect": "explode"}
         self._pts, self._key_pts = self._scan()
         self._decoder = None
         self._position: int | None = None  # pts of the last decoded frame
@@ -126,7 +133,9 @@ class PyAVVideo:
                     if frame.pts > target:
                         break
             except av.FFmpegError as e:
-                raise VideoError(self.path, f"decoding failed near frame {i} ({e})") from e
+                raise VideoError(
+                    self.path, f"decoding failed near frame {i} ({getattr(e, 'strerror', None) or e})"
+                ) from e
         return _gather(out, indices, self.path)
 
     @staticmethod
@@ -252,12 +261,15 @@ class FrameFolder:
 _READERS = {"pyav": PyAVVideo, "decord": DecordVideo, "torchcodec": TorchCodecVideo}
 
 
-def open_video(path: str | os.PathLike, backend: str = "pyav"):
-    """Open ``path`` with the named backend; an optional backend that is not installed says how to get it."""
+def open_video(path: str | os.PathLike, backend: str = "pyav", strict: bool = False):
+    """Open ``path`` with the named backend; an optional backend that is not installed says how to get it.
+    ``strict`` (PyAV only) makes any decoding error an error instead of a concealed frame."""
     if backend not in _READERS:
         raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
+    if strict and backend != "pyav":
+        raise ValueError("strict decoding is available with the pyav backend only")
     try:
-        return _READERS[backend](path)
+        return _READERS[backend](path, strict=True) if strict else _READERS[backend](path)
     except ModuleNotFoundError as e:
         raise ImportError(f"video backend {backend!r} is not installed: pip install {backend}") from e
 
@@ -278,7 +290,7 @@ def verify_video(path: str | os.PathLike, backend: str = "pyav") -> int:
             return v.num_frames
     import av
 
-    with PyAVVideo(path) as v:
+    with PyAVVideo(path, strict=True) as v:
         expected = v.num_frames
         v._container.seek(v._key_pts[0], stream=v._stream, backward=True)
         count = 0
@@ -286,7 +298,7 @@ def verify_video(path: str | os.PathLike, backend: str = "pyav") -> int:
             for _ in v._container.decode(v._stream):
                 count += 1
         except av.FFmpegError as e:
-            raise VideoError(path, f"decoding failed after {count} frames ({e})") from e
+            raise VideoError(path, f"decoding failed after {count} frames ({getattr(e, 'strerror', None) or e})") from e
     if count < expected:
         raise VideoError(path, f"only {count} of {expected} frames decode")
     return count

@@ -88,7 +88,7 @@ class ThreeCrop:
         return torch.stack([TF.crop(video, top, left, s, s) for top, left in boxes])
 
 
-class TestTransform:
+class MultiViewTransform:
     """Short side -> centre crop (crops=1) or three crops (crops=3). Output (crops, C, T, size, size) float."""
 
     def __init__(self, mean, std, *, size: int = 224, short_side: int = 224, crops: int = 1):
