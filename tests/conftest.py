@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random models of the real peer libraries (nothing is downloaded)."""
+"""Shared fixtures. Peer models live in peers.py, video helpers in data/videos.py."""
 
 from __future__ import annotations
 
@@ -6,65 +6,10 @@ import os
 
 import pytest
 import torch
-from torch import nn
+from peers import SIZE
 
 os.environ.setdefault("VIDAPTER_OFFLINE", "1")  # tests never touch the network
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-# tiny_clip / tiny_in21k in vidapter.models.vit.BACKBONES have these shapes
-WIDTH, DEPTH, HEADS, PATCH, SIZE = 64, 2, 4, 8, 32
-
-
-@torch.no_grad()
-def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every parameter a random value (LayerNorm scales near 1), so parity tests exercise every tensor."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in module.named_parameters():
-        noise = torch.randn(p.shape, generator=g)
-        is_norm_scale = p.ndim == 1 and ("norm" in name or "ln_" in name) and name.endswith("weight")
-        p.copy_(1 + 0.1 * noise if is_norm_scale else 0.1 * noise)
-    return module
-
-
-def open_clip_model(seed: int = 0):
-    """A tiny OpenAI-architecture (QuickGELU) CLIP from open_clip, with a text tower beside the image tower."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    vision = CLIPVisionCfg(layers=DEPTH, width=WIDTH, head_width=WIDTH // HEADS, patch_size=PATCH, image_size=SIZE)
-    text = CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=2, layers=1)
-    return randomize_(CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True), seed).eval()
-
-
-def hf_clip_vision(seed: int = 0):
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    cfg = CLIPVisionConfig(
-        hidden_size=WIDTH,
-        intermediate_size=4 * WIDTH,
-        num_hidden_layers=DEPTH,
-        num_attention_heads=HEADS,
-        image_size=SIZE,
-        patch_size=PATCH,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    )
-    return randomize_(CLIPVisionModel(cfg), seed).eval()
-
-
-def timm_vit(seed: int = 0, clip_style: bool = False):
-    """timm ViT: IN-21K style (GELU, eps 1e-6, no pre-norm) or CLIP style (QuickGELU, eps 1e-5, pre-norm)."""
-    from functools import partial
-
-    from timm.layers import PatchEmbed
-    from timm.models.vision_transformer import VisionTransformer
-
-    kw = dict(img_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, global_pool="token")
-    if clip_style:
-        kw.update(pre_norm=True, act_layer="quick_gelu", norm_layer=partial(nn.LayerNorm, eps=1e-5), num_classes=10)
-        kw.update(embed_layer=partial(PatchEmbed, bias=False))
-    else:
-        kw.update(num_classes=10)
-    return randomize_(VisionTransformer(**kw), seed).eval()
 
 
 @pytest.fixture

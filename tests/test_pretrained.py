@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import randomize_
+from peers import randomize_
 
 from vidapter.config import Config, ModelConfig
 from vidapter.models.build import build_model

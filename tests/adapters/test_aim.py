@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-from conftest import DEPTH, SIZE, WIDTH, hf_clip_vision, open_clip_model, randomize_, timm_vit
 from einops import rearrange
+from peers import DEPTH, SIZE, WIDTH, hf_clip_vision, open_clip_model, randomize_, timm_vit
 
 from vidapter.adapters.aim import AIMBlock, resolve_layers
 from vidapter.adapters.peft import peft_parameter_names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import HEADS, PATCH, SIZE, WIDTH, randomize_
+from peers import HEADS, PATCH, SIZE, WIDTH, randomize_
 from reference_aim import I3DHead, Recognizer3D, ViT_CLIP
 
 from vidapter.cli import main

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SIZE, randomize_
+from peers import SIZE, randomize_
 
 from vidapter.adapters.peft import (
     backbone_digest,

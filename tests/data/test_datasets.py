@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import read_index
+from videos import read_index
 
 from vidapter.cli import main
 from vidapter.data.datasets import AnnotationError, Sample, VideoDataset, read_annotations, read_class_names

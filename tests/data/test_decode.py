@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import INDEX_FRAMES, read_index
+from videos import INDEX_FRAMES, read_index
 
 from vidapter.data.decode import VideoError, open_video, read_all_naive, verify_video
 

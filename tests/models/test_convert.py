@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import WIDTH, hf_clip_vision, open_clip_model, timm_vit
+from peers import WIDTH, hf_clip_vision, open_clip_model, timm_vit
 
 from vidapter.models.convert import (
     ConversionError,

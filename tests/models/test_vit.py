@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, timm_vit
+from peers import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, timm_vit
 
 from vidapter.models.convert import hf_clip_to_vit, openai_to_vit, timm_to_vit
 from vidapter.models.pretrained import WeightsError, load_backbone
