@@ -2,8 +2,8 @@
 
 For each case: (a) forward-only clips/s in eval mode under ``torch.inference_mode``; (b) train-step clips/s (train mode,
 forward, cross-entropy on random labels, backward, AdamW over the trainable parameters only, zero_grad(set_to_none)).
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per phase); on CPU the growth of the process-wide
-max RSS (``ru_maxrss``) over its value before the case, which is 0 when an earlier, larger case already set the peak.
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per phase, weights included); on CPU the growth of the
+process-wide max RSS (``ru_maxrss``) during the phase, which is 0 when an earlier, larger phase already set the peak.
 Weights are random (``pretrained=None``): throughput does not depend on them.
 
     python benchmarks/model_step.py --device cuda --dtype bf16 --frames 8 16 32 --batch 8 32 --out model_step.json
@@ -59,13 +59,8 @@ def machine_info(device: str) -> dict:
         "device": device,
     }
     if device == "cuda":
-        info.update(device_name=torch.cuda.get_device_name(), cuda=torch.version.cuda)
+        info.update(device_name=torch.cuda.get_device_name(), cuda=torch.version.cuda, tf32=True)
     return info
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def maxrss_mib() -> float:
@@ -83,14 +78,15 @@ def reset_peak(device: str) -> float:
 
 
 def timed(fn, device: str, warmup: int, iters: int) -> float:
-    """Seconds per call of ``fn`` after ``warmup`` untimed calls."""
+    """Seconds per call of ``fn`` after ``warmup`` untimed calls (CUDA synchronised around the timer)."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
-    sync(device)
+    sync()
     t0 = time.perf_counter()
     for _ in range(iters):
         fn()
-    sync(device)
+    sync()
     return (time.perf_counter() - t0) / iters
 
 
@@ -105,7 +101,7 @@ def measure(phase: str, step, batch: int, args: argparse.Namespace) -> dict:
     try:
         base = reset_peak(args.device)
         sec = timed(step, args.device, args.warmup, args.iters)
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:
         return {f"{phase}_clips_per_s": "oom", f"{phase}_peak_mib": "oom"}
     rec = {f"{phase}_s_per_iter": sec, f"{phase}_clips_per_s": batch / sec}
     if args.device == "cuda":
@@ -120,7 +116,7 @@ def run_case(model, frames: int, batch: int, args: argparse.Namespace) -> dict:
     try:
         video = torch.randn(batch, 3, frames, size, size, device=dev)
         labels = torch.randint(0, model.num_classes, (batch,), device=dev)
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:
         return rec | {k: "oom" for k in ("fwd_clips_per_s", "fwd_peak_mib", "train_clips_per_s", "train_peak_mib")}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
@@ -153,7 +149,11 @@ def main() -> None:
         sys.exit("--device cuda: no CUDA device available")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    mem = "peak MiB (cuda max_memory_allocated)" if args.device == "cuda" else "peak MiB (growth of process max RSS)"
+    mem = (
+        "peak MiB (cuda max_memory_allocated, incl. weights)"
+        if args.device == "cuda"
+        else "peak MiB (growth of process max RSS)"
+    )
     result = {
         "benchmark": "model_step",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -176,8 +176,9 @@ def main() -> None:
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         for batch in args.batch:
             rec = run_case(model, frames, batch, args)
-            rec.update(params=n_all, trainable_params=n_train, dtype=args.dtype)
-            rec["grad_checkpointing"] = args.grad_checkpointing
+            rec.update(
+                params=n_all, trainable_params=n_train, dtype=args.dtype, grad_checkpointing=args.grad_checkpointing
+            )
             result["records"].append(rec)
             print(
                 f"{frames:>3} {batch:>4} {fmt(rec['fwd_clips_per_s'], '12.3f'):>12} "
