@@ -31,9 +31,38 @@ class ModelConfig:
 
 
 @dataclass
+class DataConfig:
+    """Where the videos are and how clips are sampled and augmented. Defaults: Kinetics-400 8x16 dense (section 6)."""
+
+    root: str | None = None  # folder the list paths are relative to (default: each list's folder)
+    train_list: str | None = None
+    val_list: str | None = None
+    test_list: str | None = None
+    class_names: str | None = None  # one name per line; labels in lists may then be names
+    format: str = "auto"  # auto | list | csv | rawframes
+    frame_template: str = "img_{:05d}.jpg"
+    backend: str = "pyav"  # pyav | decord | torchcodec
+    sampling: str = "dense"  # dense (clip_len x frame_interval) | uniform (num_frames segments)
+    frame_interval: int = 16  # dense only; clip_len is model.num_frames
+    test_clips: int = 3  # temporal views at test time (dense); uniform uses segment centres, 1 clip
+    test_crops: int = 1  # spatial views at test time: 1 (centre) or 3
+    size: int = 224
+    short_side: int = 256  # train and val resize
+    test_short_side: int = 224
+    area: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    flip: float = 0.5
+    randaugment: list[int] | None = None  # [n, m], e.g. [4, 7] on SSv2
+    erasing: float = 0.0  # RandomErasing probability (0.25 on SSv2)
+    strict_decode: bool = False
+    workers: int = 8
+    seed: int = 0
+
+
+@dataclass
 class Config:
     name: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 class ConfigError(ValueError):

@@ -1,22 +1,28 @@
 """Named recipes (AIM_SPEC section 6) as functions; derived recipes call and edit another.
 
-The model section is complete; data and optimisation sections arrive with the engine.
+Model and data sections follow the reference configs (frames x interval, sampling, augmentation, test views);
+the optimisation section arrives with the engine. Dataset paths are the user's: set ``--data.train_list=...``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from vidapter.config import Config, ModelConfig
+from vidapter.config import Config, DataConfig, ModelConfig
 
 
 def k400_vitb16_8f() -> Config:
     """AIM ViT-B/16 (OpenAI CLIP) on Kinetics-400, 8 frames: s = 0.5, one temporal adapter."""
-    return Config("k400_vitb16_8f", ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8))
+    model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8)
+    data = DataConfig(sampling="dense", frame_interval=16, test_clips=3, test_crops=1)  # 8x16, views 8x3x1
+    return Config("k400_vitb16_8f", model, data)
 
 
 def _frames(cfg: Config, name: str, frames: int) -> Config:
+    """Same recipe at another T; dense clips keep their 128-frame span (8x16, 16x8, 32x4)."""
     cfg.name, cfg.model.num_frames = name, frames
+    if cfg.data.sampling == "dense":
+        cfg.data.frame_interval = 128 // frames
     return cfg
 
 
@@ -46,8 +52,9 @@ def k400_vitl14_32f() -> Config:
 
 
 def k700_vitb16_8f() -> Config:
+    """Kinetics-700: test views T x 3 x 3."""
     cfg = k400_vitb16_8f()
-    cfg.name, cfg.model.num_classes = "k700_vitb16_8f", 700
+    cfg.name, cfg.model.num_classes, cfg.data.test_crops = "k700_vitb16_8f", 700, 3
     return cfg
 
 
@@ -60,6 +67,8 @@ def ssv2_vitb16_8f() -> Config:
     cfg = k400_vitb16_8f()
     cfg.name = "ssv2_vitb16_8f"
     cfg.model.num_classes, cfg.model.scale, cfg.model.num_tadapter = 174, 1.0, 2
+    # uniform segments, no flip (left/right classes), RandAugment(4, 7), erasing 0.25; views T x 1 x 3
+    cfg.data = DataConfig(sampling="uniform", flip=0.0, randaugment=[4, 7], erasing=0.25, test_clips=1, test_crops=3)
     return cfg
 
 
@@ -76,13 +85,18 @@ def ssv2_vitl14_8f() -> Config:
 
 
 def diving48_vitb16_32f() -> Config:
+    """Diving-48: uniform 32 frames, flip 0.5; views 32 x 1 x 3 (three crops, as the reference ViT-B config)."""
     cfg = _frames(k400_vitb16_8f(), "diving48_vitb16_32f", 32)
     cfg.model.num_classes = 48
+    cfg.data = DataConfig(sampling="uniform", flip=0.5, test_clips=1, test_crops=3)
     return cfg
 
 
 def diving48_vitl14_32f() -> Config:
-    return _vitl14(diving48_vitb16_32f(), "diving48_vitl14_32f")
+    """ViT-L/14 on Diving-48: views 32 x 1 x 1."""
+    cfg = _vitl14(diving48_vitb16_32f(), "diving48_vitl14_32f")
+    cfg.data.test_crops = 1
+    return cfg
 
 
 def _in21k(cfg: Config, name: str) -> Config:

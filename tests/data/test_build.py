@@ -1,0 +1,61 @@
+"""Config sections -> datasets, and the recipes' data settings (AIM_SPEC section 6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidapter.config import DataConfig
+from vidapter.data.build import build_dataset
+from vidapter.data.synthetic import CLASSES
+from vidapter.presets import get_preset
+
+
+def _cfg(synth, **kw) -> DataConfig:
+    base = dict(
+        train_list=str(synth / "train.txt"),
+        val_list=str(synth / "val.txt"),
+        test_list=str(synth / "val.txt"),
+        class_names=str(synth / "classes.txt"),
+        size=24,
+        short_side=28,
+        test_short_side=24,
+        workers=0,
+    )
+    return DataConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "sampling, clips, crops, views", [("dense", 2, 3, 6), ("dense", 1, 1, 1), ("uniform", 1, 3, 3)]
+)
+def test_splits_and_views(synth, sampling, clips, crops, views):
+    cfg = _cfg(synth, sampling=sampling, frame_interval=2, test_clips=clips, test_crops=crops)
+    kw = dict(num_frames=4, num_classes=len(CLASSES), mean=(0, 0, 0), std=(1, 1, 1))
+    train, names = build_dataset(cfg, "train", **kw)
+    assert names == CLASSES and len(train) == 2 * len(CLASSES)
+    assert train[0]["video"].shape == (3, 4, 24, 24)
+    val, _ = build_dataset(cfg, "val", **kw)
+    assert val[0]["video"].shape == (1, 3, 4, 24, 24)
+    test, _ = build_dataset(cfg, "test", **kw)
+    assert test[0]["video"].shape == (views, 3, 4, 24, 24)
+
+
+def test_class_count_must_match_the_model(synth):
+    with pytest.raises(ValueError, match=r"13 class names, but model.num_classes is 400"):
+        build_dataset(_cfg(synth), "train", num_frames=4, num_classes=400, mean=(0, 0, 0), std=(1, 1, 1))
+
+
+def test_unset_list_is_named(synth):
+    with pytest.raises(ValueError, match="data.test_list is not set"):
+        build_dataset(_cfg(synth, test_list=None), "test", num_frames=4, num_classes=13, mean=(0,) * 3, std=(1,) * 3)
+
+
+def test_recipes():
+    k400 = get_preset("k400_vitb16_8f").data
+    assert (k400.sampling, k400.frame_interval, k400.test_clips, k400.test_crops, k400.flip) == ("dense", 16, 3, 1, 0.5)
+    assert [get_preset(f"k400_vitb16_{t}f").data.frame_interval for t in (8, 16, 32)] == [16, 8, 4]
+    ssv2 = get_preset("ssv2_vitb16_8f").data
+    assert (ssv2.sampling, ssv2.flip, ssv2.randaugment, ssv2.erasing) == ("uniform", 0.0, [4, 7], 0.25)
+    assert (ssv2.test_clips, ssv2.test_crops) == (1, 3)
+    assert get_preset("k700_vitb16_8f").data.test_crops == 3
+    diving = get_preset("diving48_vitb16_32f")
+    assert (diving.data.sampling, diving.model.num_frames, diving.data.flip) == ("uniform", 32, 0.5)

@@ -1,0 +1,59 @@
+"""The data builder: a ``DataConfig`` section (plus the model's frames and the backbone's mean/std) -> datasets."""
+
+from __future__ import annotations
+
+from vidapter.config import DataConfig
+from vidapter.data.datasets import VideoDataset, read_annotations, read_class_names
+from vidapter.data.sampling import FrameSampler, dense, uniform
+from vidapter.data.transforms import MultiViewTransform, train_transform, val_transform
+
+SPLITS = ("train", "val", "test")
+
+
+def frame_sampler(cfg: DataConfig, num_frames: int, split: str) -> FrameSampler:
+    if cfg.sampling == "uniform":
+        return uniform(num_frames)
+    if cfg.sampling == "dense":
+        return dense(num_frames, cfg.frame_interval, cfg.test_clips if split == "test" else 1)
+    raise ValueError(f"data.sampling must be 'dense' or 'uniform', got {cfg.sampling!r}")
+
+
+def clip_transform(cfg: DataConfig, split: str, mean, std):
+    if split == "train":
+        ra = tuple(cfg.randaugment) if cfg.randaugment else None
+        if ra is not None and len(ra) != 2:
+            raise ValueError(f"data.randaugment must be [n, m], got {cfg.randaugment}")
+        return train_transform(mean, std, size=cfg.size, short_side=cfg.short_side, area=tuple(cfg.area),
+                               flip=cfg.flip, randaugment=ra, erasing=cfg.erasing)  # fmt: skip
+    if split == "val":
+        return val_transform(mean, std, size=cfg.size, short_side=cfg.short_side)
+    return MultiViewTransform(mean, std, size=cfg.size, short_side=cfg.test_short_side, crops=cfg.test_crops)
+
+
+def build_dataset(
+    cfg: DataConfig, split: str, *, num_frames: int, num_classes: int, mean, std
+) -> tuple[VideoDataset, list[str] | None]:
+    """The dataset of one split (train: one augmented clip; val: 1 view; test: clips x crops views) and class names.
+
+    Annotation errors (file:line) are raised here, before any training starts.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    path = getattr(cfg, f"{split}_list")
+    if path is None:
+        raise ValueError(f"data.{split}_list is not set")
+    names = read_class_names(cfg.class_names) if cfg.class_names else None
+    if names is not None and len(names) != num_classes:
+        raise ValueError(f"{cfg.class_names}: {len(names)} class names, but model.num_classes is {num_classes}")
+    samples = read_annotations(path, root=cfg.root, fmt=cfg.format, class_names=names, num_classes=num_classes)
+    dataset = VideoDataset(
+        samples,
+        frame_sampler(cfg, num_frames, split),
+        clip_transform(cfg, split, mean, std),
+        train=split == "train",
+        backend=cfg.backend,
+        seed=cfg.seed,
+        frame_template=cfg.frame_template,
+        strict_decode=cfg.strict_decode,
+    )
+    return dataset, names
