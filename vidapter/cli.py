@@ -134,6 +134,17 @@ def cmd_data(args: argparse.Namespace, overrides: list[str]) -> int:
         classes, lists = getattr(prepare, args.dataset)(args.src[0], args.split)
     paths = prepare.write_lists(classes, lists, args.out_dir)
     print(f"{len(classes)} classes; " + ", ".join(f"{k}: {len(lists[k])} videos -> {v}" for k, v in paths.items()))
+    if args.resize_short:
+        from vidapter.data.resize import resize_tree
+
+        if not (args.video_root and args.resized_root):
+            raise ValueError("--resize-short needs --video-root (the originals) and --resized-root (the output)")
+        rels = [p for items in lists.values() for p, _ in items]
+        failed = resize_tree(rels, args.video_root, args.resized_root, short_side=args.resize_short)
+        for path, reason in failed.items():
+            print(f"{path}: {reason}")
+        print(f"resized {len(set(rels)) - len(failed)} videos to short side {args.resize_short} in {args.resized_root}")
+        return 1 if failed else 0
     return 0
 
 
@@ -164,6 +175,9 @@ def _add_data_parser(sub) -> None:
     prep.add_argument("--out-dir", required=True)
     prep.add_argument("--split", type=int, default=1, help="ucf101/hmdb51 split number")
     prep.add_argument("--path-template", default=KINETICS_TEMPLATE, help="kinetics video path template")
+    prep.add_argument("--resize-short", type=int, help="also re-encode every listed video at this short side (256)")
+    prep.add_argument("--video-root", help="folder of the original videos (with --resize-short)")
+    prep.add_argument("--resized-root", help="folder for the re-encoded videos, same relative paths")
 
 
 def build_parser() -> argparse.ArgumentParser:

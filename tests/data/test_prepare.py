@@ -92,3 +92,31 @@ def test_hmdb51_and_the_lists_read_back(tmp_path):
     (tmp_path / "x_test_split2.txt").write_text("a.avi 3\n")
     with pytest.raises(AnnotationError, match=r"x_test_split2.txt:1: expected 'video.avi 0\|1\|2'"):
         hmdb51(tmp_path, 2)
+
+
+def test_resize_keeps_every_frame_in_order(index_video, tmp_path):
+    from videos import read_index
+
+    from vidapter.data.decode import open_video
+    from vidapter.data.resize import resize_video, resized_shape
+
+    assert resized_shape(340, 256, 256) == (340, 256) and resized_shape(1280, 720, 256) == (456, 256)
+    assert resize_video(index_video, tmp_path / "small.mp4", short_side=32) == 120
+    with open_video(tmp_path / "small.mp4") as v:
+        frames = v.get([0, 7, 64, 119])
+    assert frames.shape == (4, 32, 86, 3)
+    assert [read_index(f) for f in frames] == [0, 7, 64, 119]
+
+
+def test_prepare_with_resize(index_video, tmp_path):
+    import shutil
+
+    src = tmp_path / "videos"
+    (src / "brush_hair").mkdir(parents=True)
+    shutil.copy(index_video, src / "brush_hair" / "a.avi")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "brush_hair_test_split1.txt").write_text("a.avi 1\nmissing.avi 2\n")
+    args = ["--src", str(tmp_path / "splits"), "--out-dir", str(tmp_path / "lists"), "--resize-short", "32"]
+    rc = main(["data", "prepare", "hmdb51", *args, "--video-root", str(src), "--resized-root", str(tmp_path / "small")])
+    assert rc == 1  # one listed video is missing: reported, the rest is done
+    assert (tmp_path / "small" / "brush_hair" / "a.avi").exists()
