@@ -14,6 +14,7 @@ import torch
 from vidapter.adapters.peft import count_parameters
 from vidapter.config import Config, ConfigError, apply_overrides
 from vidapter.data.prepare import KINETICS_TEMPLATE
+from vidapter.engine import TrainError
 from vidapter.models.build import build_model
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter, detect_format
 from vidapter.models.flops import count_macs
@@ -180,6 +181,99 @@ def _add_data_parser(sub) -> None:
     prep.add_argument("--resized-root", help="folder for the re-encoded videos, same relative paths")
 
 
+def cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from vidapter.engine import fit
+
+    fit(_config(args, overrides))
+    return 0
+
+
+def _parse_views(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--views expects FRAMESxCLIPSxCROPS such as 8x3x1, got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
+    from vidapter.config import from_dict, to_dict
+    from vidapter.data.build import build_dataset
+    from vidapter.data.loader import build_loader
+    from vidapter.evaluate import evaluate
+    from vidapter.predict import load_model
+
+    model, cfg, _ = load_model(args.model)
+    cfg = apply_overrides(from_dict(to_dict(cfg)), overrides)
+    clips, crops = (1, 1) if args.split == "val" else (cfg.data.test_clips, cfg.data.test_crops)
+    if args.split == "val" and args.views:
+        raise ValueError("--views applies to --split test (val uses 1 clip x 1 centre crop)")
+    if args.views:
+        frames, clips, crops = _parse_views(args.views)
+        if frames != cfg.model.num_frames:
+            raise ValueError(f"--views {args.views}: the model takes {cfg.model.num_frames} frames")
+        if cfg.data.sampling == "uniform" and clips != 1:
+            raise ValueError("uniform sampling has one clip of segment centres; use 1 clip")
+        cfg.data.test_clips, cfg.data.test_crops = clips, crops
+    facts = model.backbone.facts
+    ds, names = build_dataset(cfg.data, args.split, num_frames=cfg.model.num_frames,
+                              num_classes=cfg.model.num_classes, mean=facts.mean, std=facts.std)  # fmt: skip
+    loader = build_loader(ds, args.batch_size, train=False, workers=cfg.data.workers)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    metrics = evaluate(model.to(device), loader, device=device, num_classes=cfg.model.num_classes, clips=clips,
+                       crops=crops)  # fmt: skip
+    protocol = f"{cfg.model.num_frames}x{clips}x{crops} (frames x clips x crops)"
+    out = {k: v for k, v in metrics.items() if k not in ("confusion", "skipped")}
+    out.update(split=args.split, protocol=protocol, skipped=len(metrics["skipped"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**out, "confusion": metrics["confusion"].tolist()}, indent=2) + "\n")
+    print(f"{args.split}: {out['videos']} videos, views {protocol}")
+    print(f"  multi-view  top-1 {out['top1']:.4f}  top-5 {out['top5']:.4f}  mean class {out['mean_class_acc']:.4f}")
+    print(f"  single-view top-1 {out['single_view_top1']:.4f}  top-5 {out['single_view_top5']:.4f} (centre view)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, overrides: list[str]) -> int:
+    from vidapter.data.decode import VideoError
+    from vidapter.predict import expand_inputs, load_model, predict_file
+
+    model, cfg, names = load_model(args.model)
+    cfg = apply_overrides(cfg, overrides)
+    failed = 0
+    for path in expand_inputs(args.videos):
+        try:
+            result = predict_file(model, cfg, path, names=names, top_k=args.top_k, window=args.window)
+        except VideoError as e:
+            print(f"{e}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps(result))
+        elif "windows" in result:
+            for w in result["windows"]:
+                best = ", ".join(f"{t['name']} {t['prob']:.2f}" for t in w["top"])
+                print(f"{path} [{w['start_s']:.1f}-{w['end_s']:.1f}s]: {best}")
+        else:
+            print(f"{path}: " + ", ".join(f"{t['name']} {t['prob']:.2f}" for t in result["top"]))
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace, overrides: list[str]) -> int:
+    from vidapter.adapters.peft import export_adapters
+    from vidapter.config import to_dict
+    from vidapter.predict import load_model
+
+    if not (args.adapters or args.model_dir):
+        raise ValueError("export needs --adapters FILE and/or --model-dir DIR")
+    model, cfg, names = load_model(args.model)
+    if args.adapters:
+        path = export_adapters(model, args.adapters, backbone=cfg.model.pretrained or cfg.model.backbone,
+                               config=to_dict(cfg))  # fmt: skip
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, trainable tensors only)")
+    if args.model_dir:
+        print(f"wrote {save_pretrained(model, cfg, args.model_dir, names)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidapter",
@@ -196,6 +290,24 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--preset", required=True, choices=sorted(PRESETS), metavar="NAME")
     conv.add_argument("--class-names", help="text file, one class name per line")
     conv.add_argument("--trust-pickle", action="store_true", help="allow non-tensor Python objects in the file")
+    train = sub.add_parser("train", help="train a preset; --section.field=value overrides")
+    train.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME", help="one of: " + ", ".join(PRESETS))
+    ev = sub.add_parser("eval", help="evaluate a model directory, run directory or checkpoint")
+    ev.add_argument("model")
+    ev.add_argument("--split", default="test", choices=["val", "test"])
+    ev.add_argument("--views", help="FRAMESxCLIPSxCROPS, e.g. 8x3x1 (default: the recipe's)")
+    ev.add_argument("--batch-size", type=int, default=4)
+    ev.add_argument("--json", help="write the metrics (and confusion matrix) to this JSON file")
+    pred = sub.add_parser("predict", help="classify video files or folders")
+    pred.add_argument("model")
+    pred.add_argument("videos", nargs="+")
+    pred.add_argument("--top-k", type=int, default=5)
+    pred.add_argument("--window", type=float, help="seconds: one prediction per window along the timeline")
+    pred.add_argument("--json", action="store_true", help="one JSON object per line")
+    exp = sub.add_parser("export", help="export adapters only (small file) or a full model directory")
+    exp.add_argument("model")
+    exp.add_argument("--adapters", help="output .safetensors with the trainable tensors and the backbone identity")
+    exp.add_argument("--model-dir", help="output model directory (config.json + model.safetensors + classes.txt)")
     _add_data_parser(sub)
     return parser
 
@@ -209,9 +321,17 @@ def main(argv: list[str] | None = None) -> int:
             f"vidapter: error: unrecognised arguments {bad}; overrides look like --model.num_frames=16", file=sys.stderr
         )
         return 2
-    commands = {"info": cmd_info, "convert": cmd_convert, "data": cmd_data}
+    commands = {
+        "info": cmd_info,
+        "convert": cmd_convert,
+        "data": cmd_data,
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "predict": cmd_predict,
+        "export": cmd_export,
+    }
     try:
         return commands[args.command](args, rest)
-    except (ConfigError, WeightsError, ConversionError, ValueError, FileNotFoundError, ImportError) as e:
+    except (ConfigError, WeightsError, ConversionError, ValueError, FileNotFoundError, ImportError, TrainError) as e:
         print(f"vidapter: error: {e}", file=sys.stderr)
         return 2

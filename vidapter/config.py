@@ -59,10 +59,47 @@ class DataConfig:
 
 
 @dataclass
+class OptimConfig:
+    """AdamW + cosine with linear warm-up (AIM_SPEC section 6). Decay 0 on norms, biases and embeddings."""
+
+    lr: float = 3e-4  # for the global batch of the recipe (64); scale it yourself if you change the batch
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.5
+    warmup_start: float = 0.1  # warm-up rises linearly from warmup_start * lr
+    backbone_lr_mult: float = 1.0  # 0.1 for ViT-L recipes: every backbone.* parameter (adapters included)
+    temporal_embed_lr_mult: float = 1.0
+    clip_grad: float | None = None  # max gradient norm
+    label_smoothing: float = 0.0  # 0.1 on SSv2
+    mixup: float = 0.0  # alpha; 0 = off
+    cutmix: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 8  # per process; the recipes' 64 = 8 GPUs x 8
+    accum_steps: int = 1
+    amp: str = "bf16"  # none | bf16 | fp16 (fp16 uses a GradScaler); ignored on CPU unless bf16
+    compile: bool = False  # torch.compile the model
+    device: str = "auto"  # auto | cpu | cuda
+    run_dir: str | None = None  # default runs/<preset name>
+    resume: str = "auto"  # auto (continue the run directory if it has a checkpoint) | never | path to a checkpoint
+    random_init: bool = False  # allow training a backbone whose weights were not loaded
+    max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
+    ckpt_every: int = 100  # also write last.pt every this many optimizer steps (and at every epoch end)
+    log_every: int = 10
+    eval_every: int = 1  # epochs
+    seed: int = 0
+
+
+@dataclass
 class Config:
     name: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 class ConfigError(ValueError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vidapter.config import Config, DataConfig, ModelConfig
+from vidapter.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
 
 
 def k400_vitb16_8f() -> Config:
@@ -27,7 +27,9 @@ def _frames(cfg: Config, name: str, frames: int) -> Config:
 
 
 def _vitl14(cfg: Config, name: str) -> Config:
+    """ViT-L/14: backbone lr x0.1 (adapters included, the head not), as the reference configs."""
     cfg.name, cfg.model.backbone, cfg.model.pretrained = name, "clip_vitl14", "openai:ViT-L/14"
+    cfg.optim.backbone_lr_mult = 0.1
     return cfg
 
 
@@ -69,6 +71,7 @@ def ssv2_vitb16_8f() -> Config:
     cfg.model.num_classes, cfg.model.scale, cfg.model.num_tadapter = 174, 1.0, 2
     # uniform segments, no flip (left/right classes), RandAugment(4, 7), erasing 0.25; views T x 1 x 3
     cfg.data = DataConfig(sampling="uniform", flip=0.0, randaugment=[4, 7], erasing=0.25, test_clips=1, test_crops=3)
+    cfg.optim.label_smoothing, cfg.train.epochs = 0.1, 50
     return cfg
 
 
@@ -89,6 +92,7 @@ def diving48_vitb16_32f() -> Config:
     cfg = _frames(k400_vitb16_8f(), "diving48_vitb16_32f", 32)
     cfg.model.num_classes = 48
     cfg.data = DataConfig(sampling="uniform", flip=0.5, test_clips=1, test_crops=3)
+    cfg.train.epochs = 50
     return cfg
 
 
@@ -112,6 +116,32 @@ def ssv2_in21k_vitb16_8f() -> Config:
     return _in21k(ssv2_vitb16_8f(), "ssv2_in21k_vitb16_8f")
 
 
+def synthetic() -> Config:
+    """The synthetic dataset (``vidapter data synth data/synthetic``) with the tiny CLIP-style backbone, on CPU.
+
+    Random backbone on purpose (``train.random_init``) until a pretrained tiny image model ships with vidapter.
+    """
+    model = ModelConfig(backbone="tiny_clip", num_frames=8, num_classes=13, drop_path_rate=0.0, dropout=0.0)
+    data = DataConfig(
+        root="data/synthetic",
+        train_list="data/synthetic/train.txt",
+        val_list="data/synthetic/val.txt",
+        test_list="data/synthetic/test.txt",
+        class_names="data/synthetic/classes.txt",
+        sampling="uniform",
+        size=32,
+        short_side=36,
+        test_short_side=32,
+        area=[0.5, 1.0],
+        flip=0.0,  # left/right are classes
+        test_crops=1,
+        workers=2,
+    )
+    optim = OptimConfig(lr=1e-3, warmup_epochs=0.5, weight_decay=0.05)
+    train = TrainConfig(epochs=4, batch_size=16, amp="none", device="cpu", random_init=True, ckpt_every=50)
+    return Config("synthetic", model, data, optim, train)
+
+
 PRESETS: dict[str, Callable[[], Config]] = {
     f.__name__: f
     for f in (
@@ -131,6 +161,7 @@ PRESETS: dict[str, Callable[[], Config]] = {
         diving48_vitl14_32f,
         k400_in21k_vitb16_8f,
         ssv2_in21k_vitb16_8f,
+        synthetic,
     )
 }
 

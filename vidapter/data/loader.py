@@ -22,23 +22,24 @@ log = logging.getLogger(__name__)
 
 
 class EpochSampler(Sampler):
-    """``DistributedSampler`` whose items carry their epoch: yields ``(epoch, index)``."""
+    """``DistributedSampler`` whose items carry their epoch: yields ``(epoch, index)``. ``set_epoch(e, skip=k)``
+    starts the epoch after its first k items (resuming mid-epoch)."""
 
     def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1, drop_last=False):
         self.inner = DistributedSampler(
             range(size), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
-        self.epoch = 0
+        self.epoch, self.skip = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
         self.inner.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((self.epoch, i) for i in self.inner)
+        return ((self.epoch, i) for n, i in enumerate(self.inner) if n >= self.skip)
 
     def __len__(self) -> int:
-        return len(self.inner)
+        return len(self.inner) - self.skip
 
 
 def collate(items: list[dict]) -> dict:
@@ -80,6 +81,7 @@ def build_loader(
         persistent_workers=workers > 0,
         prefetch_factor=prefetch_factor if workers > 0 else None,
         worker_init_fn=_worker_init if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),  # never draws from the global RNG (exact resume)
     )
 
 

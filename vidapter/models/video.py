@@ -78,6 +78,24 @@ class VideoClassifier(nn.Module):
         x = self.forward_features(video).mean(dim=1)
         return self.head.fc(self.head.dropout(x))
 
+    @classmethod
+    def from_pretrained(cls, path) -> VideoClassifier:
+        """Load a model directory, a run directory or a checkpoint, ready for ``predict``."""
+        from vidapter.predict import load_model
+
+        model, cfg, names = load_model(path)
+        model.config, model.class_names = cfg, names
+        return model
+
+    def predict(self, path, top_k: int = 5, window: float | None = None) -> dict:
+        """Classify one video file under the test view protocol: {"file", "frames", "top": [{label, name, prob}]}."""
+        from vidapter.predict import predict_file
+
+        if getattr(self, "config", None) is None:
+            raise ValueError("predict needs the model's config: load it with VideoClassifier.from_pretrained(dir)")
+        device = next(self.parameters()).device
+        return predict_file(self, self.config, path, names=self.class_names, top_k=top_k, window=window, device=device)
+
     @torch.no_grad()
     def set_num_frames(self, num_frames: int) -> None:
         """Change T, linearly interpolating the temporal embedding (a documented choice, not in the paper)."""
