@@ -50,7 +50,7 @@ def test_info_prints_a_table(capsys):
     [
         ("--model.num_frame=8", "model has no field 'num_frame'"),
         ("--model.num_frames=eight", "model.num_frames: expected an integer, got 'eight'"),
-        ("--optim.lr=1", "unknown section 'optim'"),
+        ("--solver.lr=1", "unknown section 'solver'"),
         ("--model.adapters=spatial,tempral", "model.adapters: unknown kinds ['tempral']"),
         ("--model.finetune=most", "finetune must be one of ('adapters', 'full')"),
         ("--model.backbone=vit_huge", "unknown backbone 'vit_huge'"),
