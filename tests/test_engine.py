@@ -1,0 +1,177 @@
+"""The engine end to end through cli.main and real subprocesses: train -> eval -> predict -> export, exact resume
+after SIGKILL, SIGTERM, non-finite loss, DDP (2 gloo processes) agreeing with one process, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from vidapter.checkpoint import load_checkpoint
+from vidapter.cli import main
+from vidapter.data.synthetic import make_synthetic
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    make_synthetic(out, per_class={"train": 3, "val": 1, "test": 1}, size=32, frames=16, seed=1, workers=2)
+    return out
+
+
+def _args(data, run_dir, *extra) -> list[str]:
+    return [
+        "--preset", "synthetic",
+        f"--data.root={data}", f"--data.train_list={data / 'train.txt'}", f"--data.val_list={data / 'val.txt'}",
+        f"--data.test_list={data / 'test.txt'}", f"--data.class_names={data / 'classes.txt'}",
+        "--data.workers=0", f"--train.run_dir={run_dir}", "--train.batch_size=8", *extra,
+    ]  # fmt: skip
+
+
+def _run(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "vidapter", *args]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "last.pt")["model"]
+
+
+def test_train_eval_predict_export(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *_args(data, run, "--train.epochs=2")]) == 0
+    for name in ("config.json", "classes.txt", "last.pt", "best.pt", "metrics.jsonl", "curves.png", "confusion.png",
+                 "per_class_accuracy.csv", "skipped.jsonl", "model/model.safetensors"):  # fmt: skip
+        assert (run / name).exists(), name
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == 2 and state["batch"] == 0 and len(state["history"]) == 2
+    assert state["config"]["train"]["epochs"] == 2 and set(state["rng"][0]) >= {"torch", "numpy", "python"}
+    assert set(state["model"]) == {n for n, p in _trainable(state)}
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs if e["split"] == "epoch"] == [0, 1]
+
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test", "--views", "8x1x1", "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "13 videos, views 8x1x1" in out and "multi-view  top-1" in out and "single-view top-1" in out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["videos"] == 13 and 0 <= metrics["top1"] <= 1 and len(metrics["confusion"]) == 13
+
+    clip = data / "test" / "grow" / "00000.mp4"
+    assert main(["predict", str(run), str(clip), str(tmp_path / "missing.mp4"), "--top-k", "3", "--json"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.splitlines()[0])
+    assert result["file"] == str(clip) and len(result["top"]) == 3
+    assert abs(sum(t["prob"] for t in result["top"])) <= 1.0 + 1e-6
+    assert f"{tmp_path / 'missing.mp4'}: no such file" in captured.err
+
+    assert main(["export", str(run), "--adapters", str(tmp_path / "a.safetensors")]) == 0
+    assert (tmp_path / "a.safetensors").stat().st_size < 200_000
+
+
+def _trainable(state):
+    from vidapter.config import from_dict
+    from vidapter.models.build import build_model
+
+    model = build_model(from_dict(state["config"]).model)
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def test_kill_and_resume_gives_the_uninterrupted_weights(data, tmp_path):
+    """Dropout, drop-path and RandAugment on: exactness needs RNG states, data position and optimizer restored."""
+    extra = ["--train.epochs=2", "--train.ckpt_every=2", "--model.dropout=0.5", "--model.drop_path_rate=0.3",
+             "--data.randaugment=[2,9]", "--data.workers=2"]  # fmt: skip
+    whole = _run(["train", *_args(data, tmp_path / "whole", *extra)])
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = _run(["train", *_args(data, tmp_path / "killed", *extra)], env={"VIDAPTER_FAULT_KILL_AT_STEP": "7"})
+    assert killed.returncode == -signal.SIGKILL
+    state = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 6)  # 4 steps per epoch: mid-epoch 2
+    resumed = _run(["train", *_args(data, tmp_path / "killed", *extra)])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stderr
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ddp_two_processes_agree_with_one(data, tmp_path):
+    extra = ["--train.epochs=2", "--optim.warmup_epochs=0"]
+    one = _run(["train", *_args(data, tmp_path / "one", *extra)])
+    assert one.returncode == 0, one.stderr[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m",
+           "vidapter", "train", *_args(data, tmp_path / "two", *extra, "--train.batch_size=4")]  # fmt: skip
+    two = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 process(es)" in two.stderr
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    torch.manual_seed(0)  # train.seed: the initial weights of both runs
+    init = dict(_trainable(load_checkpoint(tmp_path / "one" / "last.pt")))
+    assert all(not torch.equal(a[k], init[k].detach()) for k in ("head.fc.weight", "temporal_embed"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
+
+
+def test_sigterm_saves_and_exits_cleanly(data, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "vidapter", "train", *_args(data, run, "--train.epochs=200", "--train.log_every=1")]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGTERM: checkpoint written" in err
+    state = load_checkpoint(run / "last.pt")
+    assert state["step"] >= 1 and state["epoch"] < 200
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = _args(data, run, "--train.epochs=3", "--train.ckpt_every=1", "--optim.lr=1e30", "--optim.warmup_epochs=0",
+                 "--model.finetune=full")  # fmt: skip
+    assert main(["train", *args]) == 2
+    assert "the loss is not finite" in capsys.readouterr().err
+    state = load_checkpoint(run / "last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_unloaded_backbone_is_refused(data, tmp_path, capsys):
+    assert main(["train", *_args(data, tmp_path / "r", "--train.random_init=false")]) == 2
+    assert "pretrained weights are not loaded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--train.amp=fp8", "train.amp must be none, bf16 or fp16"),
+        ("--train.batch_sise=4", "train has no field 'batch_sise'"),
+        ("--data.sampling=random", "data.sampling must be 'dense' or 'uniform'"),
+    ],
+)
+def test_bad_config_is_named_before_work(data, tmp_path, capsys, override, message):
+    assert main(["train", *_args(data, tmp_path / "r", override)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_bad_paths_and_unreadable_videos(data, tmp_path, capsys):
+    assert main(["train", *_args(data, tmp_path / "r", f"--data.train_list={tmp_path / 'nope.txt'}")]) == 2
+    assert f"{tmp_path / 'nope.txt'}: annotation file not found" in capsys.readouterr().err
+    listing = tmp_path / "train.txt"
+    lines = (data / "train.txt").read_text().splitlines()
+    (tmp_path / "broken.mp4").write_text("not a video")
+    listing.write_text("\n".join([f"{tmp_path / 'broken.mp4'} 0", f"{tmp_path / 'gone.mp4'} 1", *lines]) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", *_args(data, run, f"--data.train_list={listing}", "--train.epochs=1")]) == 0
+    report = json.loads((run / "skipped.jsonl").read_text().splitlines()[0])
+    assert report["count"] >= 1 and set(report["files"]) <= {str(tmp_path / "broken.mp4"), str(tmp_path / "gone.mp4")}
