@@ -315,8 +315,14 @@ def fit(cfg: Config) -> dict:
         for part in all_gather_objects(stats["skipped"]):
             if main:
                 skiplog.add(part)
-        row = {"epoch": epoch, "train_loss": stats["loss"], "train_top1": stats["top1"], "seconds": stats["seconds"],
-               "data_wait": stats["data_wait"]}  # fmt: skip
+        row = {
+            "epoch": epoch,
+            "train_loss": stats["loss"],
+            "train_top1": stats["top1"],
+            "seconds": stats["seconds"],
+            "clips_per_s": stats["clips"] / max(stats["seconds"], 1e-9),
+            "data_wait": stats["data_wait"],
+        }
         if val_loader is not None and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
             val_metrics = evaluate(model, val_loader, device=device, num_classes=cfg.model.num_classes, amp=amp)
             row.update(val_loss=val_metrics["loss"], val_top1=val_metrics["top1"], val_top5=val_metrics["top5"],
