@@ -45,13 +45,20 @@ class RunLog:
                     self.writer.add_scalar(f"{split}/{k}", v, step)
 
     def progress(self, epoch: int, epochs: int, batch: int, batches: int, **fields) -> None:
-        """Rewrite one status line (at most 4 times a second, always for the last batch)."""
-        if not self.enabled or (time.monotonic() - self._last_line < 0.25 and batch + 1 < batches):
+        """Rewrite one status line on a terminal (at most 4 times a second); elsewhere (logs, CI) one line per
+        quarter epoch."""
+        if not self.enabled:
+            return
+        if not sys.stderr.isatty():
+            quarter = max(1, batches // 4)
+            if (batch + 1) % quarter and batch + 1 < batches:
+                return
+        elif time.monotonic() - self._last_line < 0.25 and batch + 1 < batches:
             return
         self._last_line = time.monotonic()
         done = int(20 * (batch + 1) / max(batches, 1))
         text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
-        end = "\n" if batch + 1 >= batches else ""
+        end = "\n" if batch + 1 >= batches or not sys.stderr.isatty() else ""
         print(f"\repoch {epoch + 1}/{epochs} [{'#' * done}{'.' * (20 - done)}] {batch + 1}/{batches} {text}",
               end=end, file=sys.stderr, flush=True)  # fmt: skip
 

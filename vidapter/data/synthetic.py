@@ -44,7 +44,8 @@ APPEARANCE = [10, 11, 12]
 SHAPES = ("square", "disc", "triangle")
 
 
-def _mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
+def object_mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """Boolean (size, size) mask of a square, disc or triangle of half-size ``r`` centred at (cx, cy)."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     dx, dy = xx - cx, yy - cy
     if shape == "square":
@@ -54,7 +55,8 @@ def _mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
     return (dy <= r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 2)  # triangle pointing up
 
 
-def _hand(size: int, angle: float, rng_colour: np.ndarray, bg: np.ndarray) -> np.ndarray:
+def hand_image(size: int, angle: float, rng_colour: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """A clock hand from the centre at ``angle`` radians (0 = up, clockwise) drawn over ``bg``."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     c = size / 2
     ux, uy = np.sin(angle), -np.cos(angle)  # angle 0 points up, clockwise positive (image y grows downwards)
@@ -67,11 +69,25 @@ def _hand(size: int, angle: float, rng_colour: np.ndarray, bg: np.ndarray) -> np
     return img
 
 
+def texture_mask(label: int, size: int, phase: float, period: float, s: float, f: int) -> np.ndarray:
+    """The "on" pixels of appearance class ``label`` (10 stripes, 11 checkerboard, 12 rings) at time s (frame f)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    if label == 10:
+        return np.sin(2 * np.pi * (xx / period + phase + 0.5 * s)) > 0
+    if label == 11:
+        return ((xx // period + yy // period) % 2 == 0) ^ (f % 4 < 2)
+    rad = np.hypot(xx - size / 2, yy - size / 2)
+    return np.sin(2 * np.pi * (rad / period - phase - s)) > 0
+
+
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Dark random colour with per-pixel noise, (size, size, 3) uint8."""
+    return np.clip(rng.integers(0, 70, 3) + rng.integers(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
 def render_clip(label: int, rng: np.random.Generator, size: int = 64, frames: int = 16) -> np.ndarray:
     """(frames, size, size, 3) uint8 for one clip of class ``label``."""
-    base = rng.integers(0, 70, 3)
-    noise = rng.integers(0, 20, (size, size, 3))
-    bg = np.clip(base + noise, 0, 255).astype(np.uint8)
+    bg = background(rng, size)
     colour = rng.integers(150, 256, 3).astype(np.uint8)
     shape = SHAPES[rng.integers(len(SHAPES))]
     t = np.linspace(0.0, 1.0, frames)
@@ -85,35 +101,27 @@ def render_clip(label: int, rng: np.random.Generator, size: int = 64, frames: in
             p = (b + (1 - 2 * b) * s) * size
             cx, cy = (p, a) if pair == 0 else (a, p)
             clip[f] = bg
-            clip[f][_mask(shape, size, cx, cy, r)] = colour
+            clip[f][object_mask(shape, size, cx, cy, r)] = colour
     elif pair == 2:
         cx, cy = rng.uniform(0.4, 0.6, 2) * size
         for f, s in enumerate(t):
             clip[f] = bg
-            clip[f][_mask(shape, size, cx, cy, size * (0.08 + 0.24 * s))] = colour
+            clip[f][object_mask(shape, size, cx, cy, size * (0.08 + 0.24 * s))] = colour
     elif pair == 3:
         cx, cy = rng.uniform(0.3, 0.7, 2) * size
-        m = _mask(shape, size, cx, cy, size * rng.uniform(0.15, 0.22))
+        m = object_mask(shape, size, cx, cy, size * rng.uniform(0.15, 0.22))
         for f, s in enumerate(t):
             clip[f] = bg
             clip[f][m] = (s * colour + (1 - s) * bg[m]).astype(np.uint8)
     elif pair == 4:
         start = rng.uniform(0, 2 * np.pi)
         for f, s in enumerate(t):
-            clip[f] = _hand(size, start + s * np.pi / 2, colour, bg)
+            clip[f] = hand_image(size, start + s * np.pi / 2, colour, bg)
     else:
-        phase, period = rng.uniform(0, 1), rng.uniform(6, 12)
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        phase, period = rng.uniform(0, 1), rng.uniform(6, 12) * size / 64
         for f, s in enumerate(t):
-            if label == 10:
-                on = np.sin(2 * np.pi * (xx / period + phase + 0.5 * s)) > 0
-            elif label == 11:
-                on = ((xx // period + yy // period) % 2 == 0) ^ (f % 4 < 2)
-            else:
-                rad = np.hypot(xx - size / 2, yy - size / 2)
-                on = np.sin(2 * np.pi * (rad / period - phase - s)) > 0
             clip[f] = bg
-            clip[f][on] = colour
+            clip[f][texture_mask(label, size, phase, period, s, f)] = colour
     return clip if forward else clip[::-1].copy()
 
 

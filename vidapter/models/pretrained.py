@@ -32,11 +32,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Weights:
-    """A published image checkpoint: which backbone row it fits, where it lives, its sha256 when published."""
+    """A published image checkpoint: which backbone row it fits, where it lives, its sha256 when published.
+    ``packaged`` weights ship inside the vidapter package (a path relative to it) and need no download."""
 
     backbone: str
     url: str
     sha256: str | None = None
+    packaged: str | None = None
 
     @property
     def filename(self) -> str:
@@ -68,6 +70,8 @@ WEIGHTS: dict[str, Weights] = {
     "google:ViT-B_16-in21k": Weights(
         "in21k_vitb16", "https://storage.googleapis.com/vit_models/imagenet21k/ViT-B_16.npz"
     ),
+    # Pretrained by vidapter on synthetic images (python -m vidapter.demo.pretrain); shipped in the package.
+    "vidapter:demo-vit": Weights("demo_vit", "", packaged="demo/demo_vit.safetensors"),
 }
 for _w in WEIGHTS.values():
     if _w.url.startswith(_OPENAI):
@@ -119,6 +123,11 @@ def resolve_weights(spec: str) -> Path:
             )
         return path
     w = WEIGHTS[spec]
+    if w.packaged:
+        path = Path(__file__).resolve().parents[1] / w.packaged
+        if not path.exists():
+            raise WeightsError(f"{spec}: {path} is missing from this installation; reinstall vidapter")
+        return path
     target = cache_dir() / w.filename
     if target.exists():
         return target

@@ -63,7 +63,8 @@ BACKBONES: dict[str, ViTFacts] = {
     "clip_vitl14": _clip(1024, 24, 16, 14),
     "clip_vitl14_336": _clip(1024, 24, 16, 14, 336),
     "in21k_vitb16": _timm_in21k(768, 12, 12, 16),
-    # Tiny variants for tests and the demo: the same code paths, a few thousand parameters.
+    # Tiny variants for tests and the demo: the same code paths, far fewer parameters.
+    "demo_vit": _clip(96, 4, 3, 8, 32),  # pretrained by vidapter on synthetic images (vidapter/demo/pretrain.py)
     "tiny_clip": _clip(64, 2, 4, 8, 32),
     "tiny_in21k": _timm_in21k(64, 2, 4, 8, 32),
 }

@@ -1,0 +1,1 @@
+"""The demo: an image ViT vidapter pretrained itself on synthetic images, adapted to synthetic videos with AIM."""

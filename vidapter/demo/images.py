@@ -1,0 +1,59 @@
+"""Synthetic *images* of the object family of the synthetic videos, with the attributes as targets.
+
+A still image says where an object is, how big, how opaque, which shape, where a clock hand points, or which texture
+fills the frame: everything a video model needs per frame to tell motion direction, growth, fading or rotation by
+comparing frames. Targets are classification bins; -1 means "not applicable" (e.g. shape of a texture image).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidapter.data.synthetic import SHAPES, background, hand_image, object_mask, texture_mask
+
+KINDS = ("object", "hand", "stripes", "checkerboard", "rings")
+TASKS = {"kind": 5, "shape": 3, "x": 4, "y": 4, "size": 4, "alpha": 4, "angle": 8}
+
+
+def _bin(value: float, lo: float, hi: float, n: int) -> int:
+    return int(np.clip((value - lo) / (hi - lo) * n, 0, n - 1))
+
+
+def render_image(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, dict[str, int]]:
+    """One (size, size, 3) uint8 image and its targets."""
+    bg = background(rng, size)
+    colour = rng.integers(150, 256, 3).astype(np.uint8)
+    kind = int(rng.integers(len(KINDS)))
+    t = dict.fromkeys(TASKS, -1)
+    t["kind"] = kind
+    if kind == 0:
+        shape = int(rng.integers(len(SHAPES)))
+        cx, cy = rng.uniform(0.15, 0.85, 2) * size
+        r = rng.uniform(0.08, 0.35) * size
+        alpha = rng.uniform(0, 1)
+        img = bg.copy()
+        m = object_mask(SHAPES[shape], size, cx, cy, r)
+        img[m] = (alpha * colour + (1 - alpha) * bg[m]).astype(np.uint8)
+        t.update(shape=shape, x=_bin(cx, 0, size, 4), y=_bin(cy, 0, size, 4), size=_bin(r, 0.08 * size, 0.35 * size, 4),
+                 alpha=_bin(alpha, 0, 1, 4))  # fmt: skip
+        return img, t
+    if kind == 1:
+        angle = rng.uniform(0, 2 * np.pi)
+        t["angle"] = _bin(angle, 0, 2 * np.pi, 8)
+        return hand_image(size, angle, colour, bg), t
+    img = bg.copy()
+    label = 10 + kind - 2
+    img[texture_mask(label, size, rng.uniform(0, 1), rng.uniform(6, 12) * size / 64, rng.uniform(0, 1),
+                     int(rng.integers(16)))] = colour  # fmt: skip
+    return img, t
+
+
+def make_images(n: int, seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size, 3) uint8 images and (n, len(TASKS)) int64 targets in TASKS order."""
+    rng = np.random.default_rng(seed)
+    imgs = np.empty((n, size, size, 3), np.uint8)
+    targets = np.empty((n, len(TASKS)), np.int64)
+    for i in range(n):
+        imgs[i], t = render_image(rng, size)
+        targets[i] = [t[k] for k in TASKS]
+    return imgs, targets
