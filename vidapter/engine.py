@@ -7,6 +7,8 @@ if it had never stopped (on CPU the final weights are bit-identical; tests/test_
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import random
@@ -107,7 +109,7 @@ def train_one_epoch(
         if mixup is not None:
             video, target = mixup(video, labels)
         stepping = (b + 1) % accum == 0
-        sync = model.no_sync() if hasattr(model, "no_sync") and not stepping else _nullcontext()
+        sync = model.no_sync() if hasattr(model, "no_sync") and not stepping else contextlib.nullcontext()
         with sync:
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = model(video)
@@ -156,14 +158,6 @@ def train_one_epoch(
         "stopped": stopped,
         "skipped": skipped,
     }
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _find_resume(cfg: Config, run_dir: Path) -> Path | None:
@@ -249,8 +243,6 @@ def fit(cfg: Config) -> dict:
     runlog = RunLog(run_dir, enabled=main)
     skiplog = SkipLog(run_dir if main else None)
     if main:
-        import json
-
         write_atomic(run_dir / "config.json", lambda p: Path(p).write_text(json.dumps(to_dict(cfg), indent=2) + "\n"))
         write_atomic(run_dir / "classes.txt", lambda p: Path(p).write_text("\n".join(names) + "\n"))
         counts = count_parameters(model)

@@ -7,7 +7,8 @@ raw-frame folders of JPEG/PNG files.
 
 The PyAV reader decodes only what a sample needs: it lists packet timestamps and keyframes once (demuxing, no
 decoding), then for sorted, de-duplicated indices seeks by PTS only when a keyframe lies between the current position
-and the next needed frame, decodes forward on one thread, and converts only the needed frames to RGB.
+and the next needed frame, decodes forward on one thread, lets the decoder drop non-reference frames nobody asked
+for (``skip_frame=NONREF`` per packet), and converts only the needed frames to RGB.
 Rotation metadata (phone videos) is applied: frames come out upright.
 
 Damaged data: by default decoders conceal errors (as decord and the reference pipeline do), so a clip with a damaged
@@ -55,7 +56,20 @@ def _check_indices(indices: Sequence[int], n: int, path) -> None:
         raise VideoError(path, f"frame indices {bad[:5]} outside [0, {n})")
 
 
-class PyAVVideo:
+class _Reader:
+    """Context-manager protocol shared by the readers: ``with open_video(p) as v: v.get(...)``."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PyAVVideo(_Reader):
     """Seek-aware PyAV reader (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike, strict: bool = False):
@@ -77,7 +91,7 @@ class PyAVVideo:
         if strict:
             self._stream.codec_context.options = {"err_detect": "explode"}
         self._pts, self._key_pts = self._scan()
-        self._decoder = None
+        self._packets = None  # demux iterator positioned after the last seek
         self._position: int | None = None  # pts of the last decoded frame
 
     def _scan(self) -> tuple[list[int], list[int]]:
@@ -114,29 +128,41 @@ class PyAVVideo:
         import av
 
         _check_indices(indices, self.num_frames, self.path)
+        wanted = {self._pts[i]: i for i in set(indices)}
         out: dict[int, np.ndarray] = {}
         for i in sorted(set(indices)):
+            if i in out:
+                continue
             target = self._pts[i]
             key = self._key_pts[bisect.bisect_right(self._key_pts, target) - 1]
-            if self._decoder is None or self._position is None or key > self._position or target <= self._position:
+            if self._packets is None or self._position is None or key > self._position or target <= self._position:
                 self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
-                self._decoder = self._container.decode(self._stream)
+                self._packets = self._container.demux(self._stream)
                 self._position = None
             try:
-                for frame in self._decoder:
-                    if frame.pts is None:
-                        continue
-                    self._position = frame.pts
-                    if frame.pts == target:
-                        out[i] = self._rgb(frame)
-                        break
-                    if frame.pts > target:
-                        break
+                self._decode_until(target, wanted, out)
             except av.FFmpegError as e:
-                raise VideoError(
-                    self.path, f"decoding failed near frame {i} ({getattr(e, 'strerror', None) or e})"
-                ) from e
+                detail = getattr(e, "strerror", None) or e
+                raise VideoError(self.path, f"decoding failed near frame {i} ({detail})") from e
         return _gather(out, indices, self.path)
+
+    def _decode_until(self, target: int, wanted: dict[int, int], out: dict[int, np.ndarray]) -> None:
+        """Feed packets until the frame at ``target`` is out (or passed). Packets of frames nobody asked for are
+        decoded with ``skip_frame=NONREF``: if no other frame references them, the decoder drops them unread."""
+        codec = self._stream.codec_context
+        for packet in self._packets:
+            if packet.size and packet.pts is not None:
+                codec.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
+            for frame in codec.decode(packet):
+                if frame.pts is None:
+                    continue
+                self._position = frame.pts
+                if frame.pts in wanted:
+                    out[wanted[frame.pts]] = self._rgb(frame)
+            if self._position is not None and self._position >= target:
+                return
+        codec.skip_frame = "DEFAULT"
+        self._packets = None  # end of stream: the next request seeks
 
     @staticmethod
     def _rgb(frame) -> np.ndarray:
@@ -147,14 +173,8 @@ class PyAVVideo:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class DecordVideo:
+class DecordVideo(_Reader):
     def __init__(self, path: str | os.PathLike):
         import decord
 
@@ -178,14 +198,8 @@ class DecordVideo:
     def close(self) -> None:
         self._reader = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class TorchCodecVideo:
+class TorchCodecVideo(_Reader):
     def __init__(self, path: str | os.PathLike):
         from torchcodec.decoders import VideoDecoder
 
@@ -214,14 +228,8 @@ class TorchCodecVideo:
     def close(self) -> None:
         self._decoder = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class FrameFolder:
+class FrameFolder(_Reader):
     """A raw-frame folder: ``template.format(i + 1)`` for frame i (MMAction2's ``img_{:05d}.jpg`` by default)."""
 
     def __init__(self, path: str | os.PathLike, num_frames: int, template: str = "img_{:05d}.jpg"):
@@ -247,15 +255,6 @@ class FrameFolder:
             except (OSError, UnidentifiedImageError) as e:
                 raise VideoError(f, f"unreadable frame ({type(e).__name__})") from e
         return _gather(out, indices, self.path)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 _READERS = {"pyav": PyAVVideo, "decord": DecordVideo, "torchcodec": TorchCodecVideo}
