@@ -182,7 +182,7 @@ def _bar_chart(results: list[dict], path: Path) -> None:
     ax.axhline(50, color="grey", linestyle="--", linewidth=1, label="chance within a pair")
     ax.set_xticks(x, [r["row"] for r in results], rotation=15, ha="right", fontsize=8)
     ax.set(ylabel="test accuracy (%)", ylim=(0, 105), title="AIM ablation on synthetic videos (Table 1 in miniature)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
