@@ -237,3 +237,13 @@ def test_bf16_autocast_forward_is_close_to_fp32(video):
 
 def test_depth_of_tiny_models():
     assert len(build_vit("tiny_clip").blocks) == DEPTH
+
+
+def test_aim_block_compiles_without_graph_breaks():
+    """torch.compile can fuse the adapter bottlenecks and residual adds only if the block is one graph."""
+    import torch._dynamo
+
+    vit = build_vit("tiny_clip")
+    blk = AIMBlock(vit.blocks[0], WIDTH, num_tadapter=2, drop_path=0.1).train()
+    explanation = torch._dynamo.explain(blk)(torch.randn(8, 17, WIDTH), 4)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from peers import HEADS, PATCH, SIZE, WIDTH, randomize_
-from reference_aim import I3DHead, Recognizer3D, ViT_CLIP
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP  # noqa: E402  (the reference design lives in benchmarks/)
 
 from vidapter.cli import main
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter

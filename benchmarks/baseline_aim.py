@@ -1,7 +1,11 @@
-"""An independent transcription of the AIM reference model (vit_clip.py of taoyang1122/adapt-image-models), for tests.
+"""The reference design of AIM, as a baseline: an independent transcription of vit_clip.py
+(taoyang1122/adapt-image-models) written from AIM_SPEC sections 2-3 without sharing code with vidapter.
 
-Sequence-first tensors, ``nn.MultiheadAttention``, the reference's module and parameter names (MMAction2 layout:
-``backbone.*`` + ``cls_head.fc_cls``), written from AIM_SPEC sections 2-3 without sharing code with vidapter.
+Sequence-first tokens (N, B*T, D), one ``nn.MultiheadAttention`` per block shared by the temporal and spatial passes,
+einops rearranges between ``n (b t) d`` and ``t (b n) d`` around every temporal pass, LayerNorm cast to fp32, the
+reference's module and parameter names (MMAction2 layout: ``backbone.*`` + ``cls_head.fc_cls``), so its state dict is
+a released-checkpoint layout that ``vidapter convert aim-official`` reads. Used by tests/adapters/test_aim_reference.py
+(same logits as vidapter) and by benchmarks/vs_baseline.py (speed and memory side by side).
 """
 
 from __future__ import annotations
@@ -36,10 +40,26 @@ class Adapter(nn.Module):
         return x + xs if self.skip_connect else xs
 
 
+class DropPath(nn.Module):
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        # timm's drop_path draws along dim 0; the reference is sequence-first (n, b*t, d), so its mask is per token
+        # position. vidapter (batch-first) draws per frame; both are the identity in eval mode.
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1 - self.p
+        mask = x.new_empty(x.shape[0], 1, 1).bernoulli_(keep)
+        return x * mask / keep
+
+
 class ResidualAttentionBlock(nn.Module):
-    def __init__(self, d, n_head, num_frames, scale, num_tadapter):
+    def __init__(self, d, n_head, num_frames, scale, num_tadapter, drop_path=0.0):
         super().__init__()
         self.num_frames, self.scale, self.num_tadapter = num_frames, scale, num_tadapter
+        self.drop_path = DropPath(drop_path)
         self.attn = nn.MultiheadAttention(d, n_head)
         self.ln_1 = LayerNorm(d)
         self.mlp = nn.Sequential(
@@ -63,17 +83,18 @@ class ResidualAttentionBlock(nn.Module):
         else:
             xt = self.T_Adapter(self.attention(self.ln_1(xt)))
         xt = rearrange(xt, "t (b n) d -> n (b t) d", n=n)
-        x = x + xt  # drop_path is the identity in eval mode
+        x = x + self.drop_path(xt)
         x = x + self.S_Adapter(self.attention(self.ln_1(x)))
         xn = self.ln_2(x)
-        return x + self.mlp(xn) + self.scale * self.MLP_Adapter(xn)
+        return x + self.mlp(xn) + self.drop_path(self.scale * self.MLP_Adapter(xn))
 
 
 class Transformer(nn.Module):
-    def __init__(self, width, layers, heads, num_frames, scale, num_tadapter):
+    def __init__(self, width, layers, heads, num_frames, scale, num_tadapter, drop_path_rate=0.0):
         super().__init__()
+        rates = torch.linspace(0, drop_path_rate, layers).tolist()
         self.resblocks = nn.Sequential(
-            *[ResidualAttentionBlock(width, heads, num_frames, scale, num_tadapter) for _ in range(layers)]
+            *[ResidualAttentionBlock(width, heads, num_frames, scale, num_tadapter, r) for r in rates]
         )
 
     def forward(self, x):
@@ -81,7 +102,8 @@ class Transformer(nn.Module):
 
 
 class ViT_CLIP(nn.Module):  # noqa: N801 (the reference's name)
-    def __init__(self, input_resolution, num_frames, patch_size, width, layers, heads, scale, num_tadapter):
+    def __init__(self, input_resolution, num_frames, patch_size, width, layers, heads, scale, num_tadapter,
+                 drop_path_rate=0.0):  # fmt: skip
         super().__init__()
         self.num_frames = num_frames
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
@@ -90,7 +112,7 @@ class ViT_CLIP(nn.Module):  # noqa: N801 (the reference's name)
         self.positional_embedding = nn.Parameter(s * torch.randn((input_resolution // patch_size) ** 2 + 1, width))
         self.ln_pre = LayerNorm(width)
         self.temporal_embedding = nn.Parameter(torch.zeros(1, num_frames, width))
-        self.transformer = Transformer(width, layers, heads, num_frames, scale, num_tadapter)
+        self.transformer = Transformer(width, layers, heads, num_frames, scale, num_tadapter, drop_path_rate)
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(s * torch.randn(width, 8))  # kept in the checkpoint, unused
 
@@ -129,3 +151,11 @@ class Recognizer3D(nn.Module):
 
     def forward(self, x):
         return self.cls_head(self.backbone(x))
+
+
+def freeze_like_aim(model: Recognizer3D) -> None:
+    """The reference's trainable set: adapters, temporal embedding, ln_post, head."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(
+            "Adapter" in name or "temporal_embedding" in name or "ln_post" in name or name.startswith("cls_head.")
+        )
