@@ -96,3 +96,8 @@ def test_count_macs_leaves_a_real_model_untouched():
     before = model.head.fc.weight.clone()
     assert count_macs(model, (1, 3, 2, 32, 32)) > 0
     assert model.head.fc.weight.device.type == "cpu" and torch.equal(model.head.fc.weight, before)
+
+
+def test_none_is_a_string_where_the_field_is_not_optional():
+    cfg = apply_overrides(Config(), ["train.amp=none", "model.pretrained=none"])
+    assert cfg.train.amp == "none" and cfg.model.pretrained is None

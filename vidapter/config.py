@@ -164,8 +164,8 @@ def _parse(text: str, hint: typing.Any) -> typing.Any:
     A list field also takes a comma list (``spatial,temporal``) and the empty string for []."""
     if typing.get_origin(hint) is list and not text.startswith("["):
         return [p for p in text.split(",") if p]
-    if text in ("none", "None"):
-        return None
+    if text in ("none", "None", "null"):
+        return None if type(None) in typing.get_args(hint) else text
     try:
         return json.loads(text)
     except json.JSONDecodeError:
