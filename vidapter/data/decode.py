@@ -92,6 +92,7 @@ class PyAVVideo(_Reader):
             self._stream.codec_context.options = {"err_detect": "explode"}
         self._pts, self._key_pts = self._scan()
         self._packets = None  # demux iterator positioned after the last seek
+        self._reformatter = av.video.reformatter.VideoReformatter()
         self._position: int | None = None  # pts of the last decoded frame
 
     def _scan(self) -> tuple[list[int], list[int]]:
@@ -164,9 +165,9 @@ class PyAVVideo(_Reader):
         codec.skip_frame = "DEFAULT"
         self._packets = None  # end of stream: the next request seeks
 
-    @staticmethod
-    def _rgb(frame) -> np.ndarray:
-        img = frame.to_ndarray(format="rgb24")
+    def _rgb(self, frame) -> np.ndarray:
+        # one reformatter per reader: a fresh colour-conversion context per frame costs ~0.3 ms of ~0.4
+        img = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         rotation = getattr(frame, "rotation", 0) or 0
         return np.ascontiguousarray(np.rot90(img, k=round(rotation / 90) % 4)) if rotation % 360 else img
 
