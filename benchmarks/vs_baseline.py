@@ -49,9 +49,11 @@ def build_pair(preset: str, frames: int):
         I3DHead(cfg.num_classes, f.width),
     )
     torch.manual_seed(0)
-    with torch.no_grad():  # non-zero adapters, so the comparison exercises every branch
-        for p in base.parameters():
+    with torch.no_grad():  # non-zero adapters, so the comparison exercises every branch; norms near 1
+        for name, p in base.named_parameters():
             p.normal_(0, 0.02)
+            if "ln_" in name and name.endswith("weight"):
+                p.add_(1.0)
     freeze_like_aim(base)
     ours = build_model(cfg)
     ours.load_state_dict(aim_official_to_vidapter(base.state_dict()), strict=True)
