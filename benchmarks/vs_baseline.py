@@ -31,8 +31,11 @@ from vidapter.models.vit import BACKBONES  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
 
-def build_pair(preset: str, frames: int):
-    cfg = apply_overrides(get_preset(preset), ["model.pretrained=none", f"model.num_frames={frames}"]).model
+def build_pair(preset: str, frames: int, backbone: str | None = None):
+    overrides = ["model.pretrained=none", f"model.num_frames={frames}"]
+    if backbone:
+        overrides.append(f"model.backbone={backbone}")
+    cfg = apply_overrides(get_preset(preset), overrides).model
     f = BACKBONES[cfg.backbone]
     base = Recognizer3D(
         ViT_CLIP(
@@ -110,6 +113,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--preset", default="k400_vitb16_8f")
+    p.add_argument("--backbone", help="override the preset's backbone (tiny_clip for a dry run)")
     p.add_argument("--frames", type=int, nargs="+", default=[8])
     p.add_argument("--batch", type=int, nargs="+", default=[8])
     p.add_argument("--warmup", type=int, default=2)
@@ -120,7 +124,7 @@ def main() -> None:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     records = []
     for frames in args.frames:
-        ours, base, size, classes = build_pair(args.preset, frames)
+        ours, base, size, classes = build_pair(args.preset, frames, args.backbone)
         ours.to(device)
         base.to(device)
         check = torch.randn(1, 3, frames, size, size, device=device)
