@@ -63,6 +63,8 @@ def test_train_eval_predict_export(data, tmp_path, capsys):
     assert "13 videos, views 8x1x1" in out and "multi-view  top-1" in out and "single-view top-1" in out
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["videos"] == 13 and 0 <= metrics["top1"] <= 1 and len(metrics["confusion"]) == 13
+    assert main(["eval", str(run), "--split", "test"]) == 0  # the recipe's views: uniform sampling has one clip
+    assert "views 8x1x1" in capsys.readouterr().out
 
     clip = data / "test" / "grow" / "00000.mp4"
     assert main(["predict", str(run), str(clip), str(tmp_path / "missing.mp4"), "--top-k", "3", "--json"]) == 1

@@ -18,6 +18,11 @@ def frame_sampler(cfg: DataConfig, num_frames: int, split: str) -> FrameSampler:
     raise ValueError(f"data.sampling must be 'dense' or 'uniform', got {cfg.sampling!r}")
 
 
+def test_views(cfg: DataConfig) -> tuple[int, int]:
+    """(clips, crops) of the test protocol: uniform sampling has one clip of segment centres."""
+    return (cfg.test_clips if cfg.sampling == "dense" else 1), cfg.test_crops
+
+
 def clip_transform(cfg: DataConfig, split: str, mean, std):
     if split == "train":
         ra = tuple(cfg.randaugment) if cfg.randaugment else None

@@ -20,7 +20,7 @@ import torch
 
 from vidapter.adapters.peft import count_parameters
 from vidapter.config import Config, apply_overrides
-from vidapter.data.build import build_dataset
+from vidapter.data.build import build_dataset, test_views
 from vidapter.data.loader import build_loader
 from vidapter.data.synthetic import APPEARANCE, CLASSES, ORDER_PAIRS, make_synthetic
 from vidapter.engine import fit
@@ -101,9 +101,9 @@ def train_and_test(cfg: Config) -> dict:
     ds, _ = build_dataset(cfg.data, "test", num_frames=cfg.model.num_frames, num_classes=cfg.model.num_classes,
                           mean=facts.mean, std=facts.std)  # fmt: skip
     loader = build_loader(ds, 32, train=False, workers=cfg.data.workers)
-    clips = cfg.data.test_clips if cfg.data.sampling == "dense" else 1
+    clips, crops = test_views(cfg.data)
     m = evaluate(model, loader, device=torch.device("cpu"), num_classes=cfg.model.num_classes, clips=clips,
-                 crops=cfg.data.test_crops)  # fmt: skip
+                 crops=crops)  # fmt: skip
     counts = count_parameters(model)
     return {"params": counts["total"], "trainable": counts["trainable"], "train_seconds": round(seconds, 1),
             **group_accuracy(m["confusion"], names), "names": names}  # fmt: skip
