@@ -196,14 +196,13 @@ def _parse_views(text: str) -> tuple[int, int, int]:
 
 
 def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
-    from vidapter.config import from_dict, to_dict
     from vidapter.data.build import build_dataset, test_views
     from vidapter.data.loader import build_loader
     from vidapter.evaluate import evaluate
     from vidapter.predict import load_model
 
     model, cfg, _ = load_model(args.model)
-    cfg = apply_overrides(from_dict(to_dict(cfg)), overrides)
+    cfg = apply_overrides(cfg, overrides)  # returns a new config
     clips, crops = (1, 1) if args.split == "val" else test_views(cfg.data)
     if args.split == "val" and args.views:
         raise ValueError("--views applies to --split test (val uses 1 clip x 1 centre crop)")

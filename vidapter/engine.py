@@ -115,15 +115,15 @@ def train_one_epoch(
                 logits = model(video)
             loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
             (scaler.scale(loss / accum) if scaler else loss / accum).backward()
-        totals["loss"] += loss.item() * len(labels)
+        loss_value = loss.item()  # one device sync per batch
+        totals["loss"] += loss_value * len(labels)
         totals["correct"] += (logits.argmax(-1) == labels).sum().item()
         totals["clips"] += len(labels)
         totals["batches"] += 1
         if stepping:
-            finite = all_reduce_sum([float(np.isfinite(loss.item()))], device)[0]
-            if finite < all_reduce_sum([1.0], device)[0]:
+            if all_reduce_sum([float(not np.isfinite(loss_value))], device)[0] > 0:  # any process
                 raise TrainError(
-                    f"epoch {epoch + 1} batch {b + 1}: the loss is not finite ({loss.item()}); stopping with the "
+                    f"epoch {epoch + 1} batch {b + 1}: the loss is not finite ({loss_value}); stopping with the "
                     "last good checkpoint kept. Lower optim.lr, set optim.clip_grad, or use train.amp=bf16"
                 )
             if scaler is not None:
@@ -139,7 +139,7 @@ def train_one_epoch(
             scheduler.step()
             elapsed = time.perf_counter() - start
             metrics = {
-                "loss": loss.item(),
+                "loss": loss_value,
                 "lr": scheduler.lr,
                 "clips_per_s": totals["clips"] / max(elapsed, 1e-9),
                 "data_wait": totals["data_s"] / max(elapsed, 1e-9),
@@ -275,6 +275,7 @@ def fit(cfg: Config) -> dict:
         barrier()
 
     val_metrics = None
+    mixup = _mixup(cfg)
     for epoch in range(start_epoch, t.epochs):
 
         def on_step(next_batch: int, metrics: dict, epoch=epoch) -> bool:
@@ -295,7 +296,7 @@ def fit(cfg: Config) -> dict:
         stats = train_one_epoch(
             train_model, loader, optimizer, scheduler, scaler, epoch=epoch, first_batch=first_batch, batches=batches,
             device=device, amp=amp, accum=t.accum_steps, clip_grad=cfg.optim.clip_grad,
-            label_smoothing=cfg.optim.label_smoothing, mixup=_mixup(cfg), on_step=on_step,
+            label_smoothing=cfg.optim.label_smoothing, mixup=mixup, on_step=on_step,
         )  # fmt: skip
         first_batch = 0
         if stats["stopped"]:

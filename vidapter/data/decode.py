@@ -165,6 +165,21 @@ class PyAVVideo(_Reader):
         codec.skip_frame = "DEFAULT"
         self._packets = None  # end of stream: the next request seeks
 
+    def decode_all(self) -> int:
+        """Decode every frame from the start without colour conversion; returns how many came out."""
+        import av
+
+        self._container.seek(self._key_pts[0], stream=self._stream, backward=True)
+        self._packets = self._position = None  # the next get() seeks again
+        count = 0
+        try:
+            for _ in self._container.decode(self._stream):
+                count += 1
+        except av.FFmpegError as e:
+            detail = getattr(e, "strerror", None) or e
+            raise VideoError(self.path, f"decoding failed after {count} frames ({detail})") from e
+        return count
+
     def _rgb(self, frame) -> np.ndarray:
         # one reformatter per reader: a fresh colour-conversion context per frame costs ~0.3 ms of ~0.4
         img = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
@@ -288,17 +303,8 @@ def verify_video(path: str | os.PathLike, backend: str = "pyav") -> int:
         with open_video(path, backend) as v:
             v.get(list(range(v.num_frames)))
             return v.num_frames
-    import av
-
     with PyAVVideo(path, strict=True) as v:
-        expected = v.num_frames
-        v._container.seek(v._key_pts[0], stream=v._stream, backward=True)
-        count = 0
-        try:
-            for _ in v._container.decode(v._stream):
-                count += 1
-        except av.FFmpegError as e:
-            raise VideoError(path, f"decoding failed after {count} frames ({getattr(e, 'strerror', None) or e})") from e
-    if count < expected:
-        raise VideoError(path, f"only {count} of {expected} frames decode")
+        count = v.decode_all()
+    if count < v.num_frames:
+        raise VideoError(path, f"only {count} of {v.num_frames} frames decode")
     return count

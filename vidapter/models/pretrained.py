@@ -45,21 +45,23 @@ class Weights:
         return self.url.rsplit("/", 1)[-1]
 
 
-_OPENAI = "https://openaipublic.azureedge.net/clip/models"
-# OpenAI publishes each file's sha256 as a directory of its address.
+def _openai(backbone: str, sha256: str, filename: str) -> Weights:
+    """OpenAI publishes each file's sha256 as a directory of its address."""
+    return Weights(backbone, f"https://openaipublic.azureedge.net/clip/models/{sha256}/{filename}", sha256)
+
+
 WEIGHTS: dict[str, Weights] = {
-    "openai:ViT-B/32": Weights(
-        "clip_vitb32", f"{_OPENAI}/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"
+    "openai:ViT-B/32": _openai(
+        "clip_vitb32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", "ViT-B-32.pt"
     ),
-    "openai:ViT-B/16": Weights(
-        "clip_vitb16", f"{_OPENAI}/5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt"
+    "openai:ViT-B/16": _openai(
+        "clip_vitb16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"
     ),
-    "openai:ViT-L/14": Weights(
-        "clip_vitl14", f"{_OPENAI}/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt"
+    "openai:ViT-L/14": _openai(
+        "clip_vitl14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"
     ),
-    "openai:ViT-L/14@336px": Weights(
-        "clip_vitl14_336",
-        f"{_OPENAI}/3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",
+    "openai:ViT-L/14@336px": _openai(
+        "clip_vitl14_336", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"
     ),
     # The IN-21K ViT-B/16 the AIM reference used (timm's jx_ port of Google's release) and Google's original npz.
     "timm:vit_base_patch16_224_in21k": Weights(
@@ -73,9 +75,6 @@ WEIGHTS: dict[str, Weights] = {
     # Pretrained by vidapter on synthetic images (python -m vidapter.demo.pretrain); shipped in the package.
     "vidapter:demo-vit": Weights("demo_vit", "", packaged="demo/demo_vit.safetensors"),
 }
-for _w in WEIGHTS.values():
-    if _w.url.startswith(_OPENAI):
-        object.__setattr__(_w, "sha256", _w.url.rsplit("/", 2)[-2])
 
 
 class WeightsError(ValueError):
