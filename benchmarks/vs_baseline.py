@@ -1,16 +1,34 @@
 """vidapter's AIM vs the reference design (benchmarks/baseline_aim.py), side by side in one run, same weights.
 
-For each (frames T, batch B): train step (frozen backbone, AIM's trainable set, AdamW) and inference clips/s and peak
-memory of both models, and their ratios. Both load the same random weights (the baseline's state dict, converted by
-``vidapter convert``'s converter); the script first checks that they give the same logits (fp32, eval).
+For each (frames T, batch B) and each variant: train step (frozen backbone, AIM's trainable set, AdamW) and inference
+clips/s, peak memory, model FLOPs utilisation, and the ratios to the baseline. All variants load the same random
+weights (the baseline's state dict, converted by ``vidapter convert``'s converter); the script first checks that
+vidapter and the baseline give the same logits (fp32, eval). Only the model being measured is on the device, so a
+CUDA peak (``max_memory_allocated``) is that model's weights, gradients, AdamW state and activations.
+
+Variants (the levers of issue 6; ``--variants`` picks them):
+  baseline           the reference design
+  vidapter           the library's defaults (recompute=pointwise, SDPA on fused qkv, batch-first, no layout copies)
+  recompute-none     plain autograd (LayerNorm keeps fp32 copies, QuickGELU two tensors)
+  recompute-mlp      the MLP hidden layer recomputed in backward
+  checkpoint         whole-block activation checkpointing
+  bf16-frozen        frozen matrices stored in bf16 (exact under bf16 autocast; no cast per step)
+  compile            torch.compile of the model (default mode); compile time reported apart, not timed
+  cudagraph          inference only: the forward captured once in a CUDA graph and replayed (CUDA only)
+
+MFU = FLOPs per step x steps/s / the GPU's dense peak, with FLOPs from torch.utils.flop_counter (2 per
+multiply-accumulate): inference 1 x forward, training 2 x forward (forward plus input-gradient backward, the issue's
+definition; the frozen weights need no weight gradients).
 
     python benchmarks/vs_baseline.py --device cpu --dtype fp32 --frames 8 --batch 1 --out results.json
     python benchmarks/vs_baseline.py --device cuda --dtype bf16 --frames 8 --batch 8 32 --out $OUT/vs_baseline.json
+    python benchmarks/vs_baseline.py --device cuda --variants baseline vidapter compile cudagraph --batch 32 ...
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import resource
@@ -27,7 +45,8 @@ from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP, freeze_like_aim  # noq
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.models.build import build_model  # noqa: E402
 from vidapter.models.convert import aim_official_to_vidapter  # noqa: E402
-from vidapter.models.vit import BACKBONES  # noqa: E402
+from vidapter.models.flops import count_macs  # noqa: E402
+from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
 
@@ -63,6 +82,39 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
     return ours, base, f.image_size, cfg.num_classes
 
 
+VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
+            "cudagraph")  # fmt: skip
+# Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
+PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
+               "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.2}  # fmt: skip
+
+
+def cast_frozen_(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Frozen Linear/Conv/attention matrices and frozen embeddings to ``dtype``; norms and trainables stay fp32."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.MultiheadAttention):
+            for p in m.parameters(recurse=False):
+                if not p.requires_grad:
+                    p.data = p.data.to(dtype)
+    for name, p in model.named_parameters():
+        if not p.requires_grad and p.ndim >= 2 and ("pos" in name or "cls" in name or "class_emb" in name):
+            p.data = p.data.to(dtype)
+
+
+def variant_model(name: str, ours, base):
+    """(module to move to the device, callable to run) for a variant; ``ours`` is left as built."""
+    if name == "baseline":
+        return base, base
+    model = copy.deepcopy(ours)
+    if name.startswith("recompute-"):
+        set_recompute(model, name.split("-", 1)[1])
+    elif name == "checkpoint":
+        model.grad_checkpointing = True
+    elif name == "bf16-frozen":
+        cast_frozen_(model, torch.bfloat16)
+    return model, torch.compile(model) if name == "compile" else model
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -70,6 +122,7 @@ def _sync(device):
 
 def _peak_reset(device):
     if device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
 
@@ -79,7 +132,22 @@ def _peak(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process max RSS, MiB
 
 
-def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters: int) -> dict:
+def cuda_graph_forward(model, video, amp: dict):
+    """Capture one inference forward in a CUDA graph; returns a function that replays it on the same input buffer."""
+    static = video.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.inference_mode(), torch.autocast(**amp, cache_enabled=False):
+        for _ in range(3):
+            model(static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode(), torch.autocast(**amp, cache_enabled=False):
+        model(static)
+    return graph.replay
+
+
+def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters: int, graph: bool = False) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4) if train else None
     model.train(train)
@@ -96,16 +164,30 @@ def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters
             with torch.inference_mode(), torch.autocast(**amp):
                 model(video)
 
+    _peak_reset(device)
+    start = time.perf_counter()
+    if graph:
+        step = cuda_graph_forward(model, video, amp)
+    step()  # the first call pays for compilation, graph capture and allocator growth
+    _sync(device)
+    first = time.perf_counter() - start
     for _ in range(warmup):
         step()
     _sync(device)
-    _peak_reset(device)
     start = time.perf_counter()
     for _ in range(iters):
         step()
     _sync(device)
     seconds = (time.perf_counter() - start) / iters
-    return {"clips_per_s": video.shape[0] / seconds, "s_per_iter": seconds, "peak_mib": _peak(device)}
+    return {"clips_per_s": video.shape[0] / seconds, "s_per_iter": seconds, "first_call_s": first,
+            "peak_mib": _peak(device)}  # fmt: skip
+
+
+def peak_tflops(device, override: float | None) -> float | None:
+    if override or device.type != "cuda":
+        return override
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
 def main() -> None:
@@ -116,39 +198,18 @@ def main() -> None:
     p.add_argument("--backbone", help="override the preset's backbone (tiny_clip for a dry run)")
     p.add_argument("--frames", type=int, nargs="+", default=[8])
     p.add_argument("--batch", type=int, nargs="+", default=[8])
+    p.add_argument("--variants", nargs="+", default=["baseline", "vidapter"], choices=VARIANTS)
+    p.add_argument("--modes", nargs="+", default=["train", "inference"], choices=["train", "inference"])
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--peak-tflops", type=float, help="the device's dense peak for --dtype (default: by device name)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    records = []
-    for frames in args.frames:
-        ours, base, size, classes = build_pair(args.preset, frames, args.backbone)
-        ours.to(device)
-        base.to(device)
-        check = torch.randn(1, 3, frames, size, size, device=device)
-        with torch.no_grad():
-            diff = (ours.eval()(check) - base.eval()(check)).abs().max().item()
-        for batch in args.batch:
-            video = torch.randn(batch, 3, frames, size, size, device=device)
-            labels = torch.randint(0, classes, (batch,), device=device)
-            rec = {"frames": frames, "batch": batch, "max_logit_diff_fp32": diff}
-            for mode in ("train", "inference"):
-                for name, model in (("vidapter", ours), ("baseline", base)):
-                    try:
-                        rec[f"{mode}_{name}"] = measure(model, video, labels, device, dtype, mode == "train",
-                                                        args.warmup, args.iters)  # fmt: skip
-                    except torch.OutOfMemoryError:
-                        rec[f"{mode}_{name}"] = "oom"
-                        torch.cuda.empty_cache()
-                a, b = rec[f"{mode}_vidapter"], rec[f"{mode}_baseline"]
-                if isinstance(a, dict) and isinstance(b, dict):
-                    rec[f"{mode}_speedup"] = a["clips_per_s"] / b["clips_per_s"]
-                    rec[f"{mode}_memory_ratio"] = a["peak_mib"] / b["peak_mib"]
-            records.append(rec)
-            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items()
-                              if not isinstance(v, dict)}), flush=True)  # fmt: skip
+    peak = peak_tflops(device, args.peak_tflops)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     out = {
         "benchmark": "vs_baseline",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -158,13 +219,53 @@ def main() -> None:
             "platform": platform.platform(),
             "threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+            "peak_tflops": peak,
         },  # fmt: skip
         "dtype": args.dtype,
         "memory_metric": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "process max RSS (monotone)",
-        "records": records,
+        "records": [],
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    for frames in args.frames:
+        ours, base, size, classes = build_pair(args.preset, frames, args.backbone)
+        check = torch.randn(1, 3, frames, size, size)
+        with torch.no_grad():
+            diff = (ours.eval()(check) - base.eval()(check)).abs().max().item()
+        flops = 2 * count_macs(ours, (1, 3, frames, size, size))  # forward FLOPs per clip
+        for batch in args.batch:
+            video = torch.randn(batch, 3, frames, size, size, device=device)
+            labels = torch.randint(0, classes, (batch,), device=device)
+            rec = {"frames": frames, "batch": batch, "max_logit_diff_fp32": diff}
+            rec["forward_gflops_per_clip"] = flops / 1e9
+            for name in args.variants:
+                for mode in args.modes:
+                    if name == "cudagraph" and (mode == "train" or device.type != "cuda"):
+                        continue
+                    key = f"{mode}_{name}"
+                    module, run = variant_model("vidapter" if name == "cudagraph" else name, ours, base)
+                    module.to(device)
+                    try:
+                        rec[key] = measure(run, video, labels, device, dtype, mode == "train", args.warmup,
+                                           args.iters, graph=name == "cudagraph")  # fmt: skip
+                        if peak:
+                            step_flops = flops * (2 if mode == "train" else 1)
+                            rec[key]["mfu"] = step_flops * rec[key]["clips_per_s"] / (peak * 1e12)
+                    except torch.OutOfMemoryError:
+                        rec[key] = "oom"
+                    except Exception as e:  # a lever that fails (a compiler error, say) is a result, not a crash
+                        rec[key] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                    module.to("cpu")
+                    del module, run
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    base_rec = rec.get(f"{mode}_baseline")
+                    if isinstance(rec[key], dict) and isinstance(base_rec, dict) and name != "baseline":
+                        rec[key]["speedup"] = rec[key]["clips_per_s"] / base_rec["clips_per_s"]
+                        rec[key]["memory_ratio"] = rec[key]["peak_mib"] / base_rec["peak_mib"]
+                    brief = {k: round(v, 3) for k, v in rec[key].items()} if isinstance(rec[key], dict) else rec[key]
+                    print(f"T={frames} B={batch} {key}: {brief}", flush=True)
+            out["records"].append(rec)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(out, indent=2) + "\n")  # after every case: a cut-off run keeps some
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ class ModelConfig:
     dropout: float = 0.5
     finetune: str = "adapters"  # adapters (AIM's trainable set) | full (everything trains)
     temporal_embed: bool | None = None  # None: present iff any adapter is (reference AIM: every variant has it)
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool = False  # whole-block activation checkpointing (least memory, one more forward)
+    recompute: str = "pointwise"  # none | pointwise | mlp: what backward keeps vs recomputes (vit.set_recompute)
 
 
 @dataclass

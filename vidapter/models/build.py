@@ -7,7 +7,7 @@ from vidapter.adapters.peft import set_trainable
 from vidapter.config import ModelConfig
 from vidapter.models.pretrained import load_backbone
 from vidapter.models.video import VideoClassifier
-from vidapter.models.vit import build_vit
+from vidapter.models.vit import build_vit, set_recompute
 
 # Table 1 rows as adapter sets; anything else must be a subset of ADAPTER_KINDS (joint without temporal is allowed).
 ABLATION_ROWS = {
@@ -52,5 +52,6 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         grad_checkpointing=cfg.grad_checkpointing,
     )
     set_trainable(model, cfg.finetune)
+    set_recompute(model, cfg.recompute)
     model.load_report = report
     return model

@@ -70,25 +70,76 @@ BACKBONES: dict[str, ViTFacts] = {
 }
 
 
+RECOMPUTE_MODES = ("none", "pointwise", "mlp")
+
+
+class _Recompute(torch.autograd.Function):
+    """``fn(*inputs)``, keeping only the inputs for backward and running ``fn`` again there (under forward's autocast).
+
+    Gradients are bit-identical to plain autograd: backward rebuilds the same graph from the same inputs. ``fn`` must be
+    deterministic (no dropout). Used where autograd would keep bigger tensors than the inputs: an fp32 copy of a bf16
+    input (CLIP's LayerNorm), two MLP-wide tensors per QuickGELU, or the MLP hidden layer.
+    """
+
+    @staticmethod
+    def forward(ctx, fn, *inputs):
+        dev = inputs[0].device.type
+        ctx.fn, ctx.amp = fn, (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
+        ctx.save_for_backward(*inputs)
+        return fn(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        needs = ctx.needs_input_grad[1:]
+        inputs = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, needs, strict=True)]
+        dev, enabled, dtype = ctx.amp
+        with torch.enable_grad(), torch.autocast(dev, dtype=dtype, enabled=enabled):
+            out = ctx.fn(*inputs)
+        grads = iter(torch.autograd.grad(out, [t for t in inputs if t.requires_grad], grad))
+        return (None, *(next(grads) if t.requires_grad else None for t in inputs))
+
+
+def _needs_graph(*tensors: torch.Tensor) -> bool:
+    """Recompute only where autograd would record this op, and never inside torch.compile (it partitions itself)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors) and not torch.compiler.is_compiling()
+
+
+def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
 class QuickGELU(nn.Module):
-    """CLIP's activation: x * sigmoid(1.702 x)."""
+    """CLIP's activation: x * sigmoid(1.702 x). With ``recompute``, backward keeps x (plain autograd: two tensors)."""
+
+    recompute = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        if self.recompute and _needs_graph(x):
+            return _Recompute.apply(_quick_gelu, x)
+        return _quick_gelu(x)
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm that optionally computes in fp32 and casts back (CLIP's behaviour under fp16/bf16)."""
+    """LayerNorm that optionally computes in fp32 and casts back (CLIP's behaviour under fp16/bf16).
+
+    With ``recompute`` and a low-precision input, backward keeps that input instead of autograd's fp32 copy of it.
+    """
+
+    recompute = False
 
     def __init__(self, dim: int, eps: float, fp32: bool):
         super().__init__(dim, eps=eps)
         self.fp32 = fp32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute and x.dtype != torch.float32 and _needs_graph(x, self.weight, self.bias):
+            return _Recompute.apply(self._norm, x, self.weight, self.bias)
+        return self._norm(x, self.weight, self.bias)
+
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         if not self.fp32 or x.dtype == torch.float32:
-            return super().forward(x)
-        w, b = self.weight.float(), self.bias.float()
-        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
+            return F.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
+        return F.layer_norm(x.float(), self.normalized_shape, weight.float(), bias.float(), self.eps).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -111,6 +162,11 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
+    """fc1 -> activation -> fc2. With ``recompute_hidden``, backward keeps the input, not the (4x wider) hidden layer,
+    and runs fc1 and the activation again: one more fc1 matmul per step for the biggest saved tensor of the block."""
+
+    recompute_hidden = False
+
     def __init__(self, dim: int, hidden: int, act: str):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
@@ -118,7 +174,13 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        w, b = self.fc1.weight, self.fc1.bias
+        if self.recompute_hidden and _needs_graph(x, w, b):
+            return self.fc2(_Recompute.apply(self._hidden, x, w, b))
+        return self.fc2(self._hidden(x, w, b))
+
+    def _hidden(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.act(F.linear(x, weight, bias))
 
 
 class Block(nn.Module):
@@ -207,6 +269,23 @@ def build_vit(name: str, image_size: int | None = None) -> VisionTransformer:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
     return VisionTransformer(BACKBONES[name], image_size, name=name)
+
+
+def set_recompute(model: nn.Module, mode: str) -> None:
+    """What backward keeps (memory) against what it recomputes (time); gradients are the same in every mode.
+
+    "none": plain autograd. "pointwise": LayerNorms keep their bf16/fp16 input instead of an fp32 copy and QuickGELU
+    keeps one tensor instead of two (a few elementwise ops more in backward). "mlp": pointwise, and every MLP keeps its
+    input instead of its hidden layer (one more fc1 matmul per block). Whole-block checkpointing is
+    ``VideoClassifier(grad_checkpointing=True)``. Measured in docs/benchmarks.md (benchmarks/saved_memory.py).
+    """
+    if mode not in RECOMPUTE_MODES:
+        raise ValueError(f"recompute mode {mode!r} unknown; use one of {RECOMPUTE_MODES}")
+    for m in model.modules():
+        if isinstance(m, LayerNorm | QuickGELU):
+            m.recompute = mode != "none"
+        elif isinstance(m, Mlp):
+            m.recompute_hidden = mode == "mlp"
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
