@@ -77,27 +77,28 @@ def machine_info() -> dict:
     return info
 
 
-def render(seed: int) -> np.ndarray:
-    """(250, 256, 340, 3) uint8: Gaussian blobs bouncing over a panning, slowly shifting textured gradient + noise."""
+def render(seed: int, height: int = H, width: int = W, frames: int = FPS * SECONDS) -> np.ndarray:
+    """(frames, height, width, 3) uint8: Gaussian blobs bouncing over a panning, slowly shifting textured gradient
+    + noise. Sizes scale with the frame (the defaults are the 340x256 videos of the tables)."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    k = 6
-    pos, vel = rng.uniform(0, 1, (k, 2)) * [W, H], rng.uniform(-4, 4, (k, 2))
-    radius, colour = rng.uniform(12, 50, k), rng.uniform(-120, 120, (k, 3))
-    texture = rng.normal(0, 16, (H, W + FPS * SECONDS, 3)).astype(np.float32)  # pans 1 px per frame
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    k, zoom = 6, height / H
+    pos, vel = rng.uniform(0, 1, (k, 2)) * [width, height], rng.uniform(-4, 4, (k, 2)) * zoom
+    radius, colour = rng.uniform(12, 50, k) * zoom, rng.uniform(-120, 120, (k, 3))
+    texture = rng.normal(0, 16, (height, width + frames, 3)).astype(np.float32)  # pans 1 px per frame
     tint = rng.uniform(0.3, 1.0, 3).astype(np.float32)
-    out = np.empty((FPS * SECONDS, H, W, 3), np.uint8)
+    out = np.empty((frames, height, width, 3), np.uint8)
     for f in range(len(out)):
         s = f / FPS
-        img = 110 + 60 * np.sin(2 * np.pi * (xx / W + 0.1 * s))[..., None] * tint
-        img = img + 30 * np.cos(np.pi * (yy / H + 0.07 * s))[..., None] + texture[:, f : f + W]
+        img = 110 + 60 * np.sin(2 * np.pi * (xx / width + 0.1 * s))[..., None] * tint
+        img = img + 30 * np.cos(np.pi * (yy / height + 0.07 * s))[..., None] + texture[:, f : f + width]
         p = pos + vel * f
-        p = np.abs((p + [W, H]) % (2 * np.array([W, H])) - [W, H])  # bounce off the borders
+        p = np.abs((p + [width, height]) % (2 * np.array([width, height])) - [width, height])  # bounce off borders
         for (cx, cy), r, c in zip(p, radius, colour, strict=True):
             y0, x0 = int(max(cy - 3 * r, 0)), int(max(cx - 3 * r, 0))
             win = np.s_[y0 : int(cy + 3 * r) + 1, x0 : int(cx + 3 * r) + 1]  # numpy clips at the far borders
             img[win] += np.exp(-((xx[win] - cx) ** 2 + (yy[win] - cy) ** 2) / (2 * r * r))[..., None] * c
-        img += rng.normal(0, 2.0, (H, W, 1)).astype(np.float32)  # sensor noise, the same on all channels
+        img += rng.normal(0, 2.0, (height, width, 1)).astype(np.float32)  # sensor noise, the same on all channels
         out[f] = np.clip(img, 0, 255)
     return out
 

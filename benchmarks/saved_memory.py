@@ -46,7 +46,7 @@ def saved_bytes(model: nn.Module, video: torch.Tensor) -> int:
         storage = t.untyped_storage()
         if storage.data_ptr() not in params:
             kept.setdefault(storage.data_ptr(), storage.nbytes())
-        return t
+        return t.detach()  # not t: a saved output would hold its own grad_fn, a cycle that leaks
 
     model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):

@@ -15,6 +15,7 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   bf16-frozen        frozen matrices stored in bf16 (exact under bf16 autocast; no cast per step)
   compile            torch.compile of the model (default mode); compile time reported apart, not timed
   cudagraph          inference only: the forward captured once in a CUDA graph and replayed (CUDA only)
+  no-temporal        vidapter without the temporal pass (not AIM: it prices the temporal pass, 1 - its time / AIM's)
 
 MFU = FLOPs per step x steps/s / the GPU's dense peak, with FLOPs from torch.utils.flop_counter (2 per
 multiply-accumulate): inference 1 x forward, training 2 x forward (forward plus input-gradient backward, the issue's
@@ -83,7 +84,7 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
 
 
 VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
-            "cudagraph")  # fmt: skip
+            "cudagraph", "no-temporal")  # fmt: skip
 # Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
 PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
                "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.2}  # fmt: skip
@@ -112,6 +113,9 @@ def variant_model(name: str, ours, base):
         model.grad_checkpointing = True
     elif name == "bf16-frozen":
         cast_frozen_(model, torch.bfloat16)
+    elif name == "no-temporal":
+        for blk in model.backbone.blocks:
+            blk.t_adapter = blk.t_adapter_in = None
     return model, torch.compile(model) if name == "compile" else model
 
 

@@ -55,6 +55,8 @@ class DataConfig:
     randaugment: list[int] | None = None  # [n, m], e.g. [4, 7] on SSv2
     erasing: float = 0.0  # RandomErasing probability (0.25 on SSv2)
     strict_decode: bool = False
+    decode_resize: bool = False  # pyav: resize to short_side while converting to RGB (faster on big sources; not
+    # the same pixels as decode-then-resize, benchmarks/decode_resize.py measures both)
     workers: int = 8
     seed: int = 0
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from videos import INDEX_FRAMES, read_index
 
-from vidapter.data.decode import VideoError, open_video, read_all_naive, verify_video
+from vidapter.data.decode import VideoError, open_video, read_all_naive, resized, verify_video
 
 REQUEST = [117, 3, 3, 50, 49, 0, 119, 64, 12, 11, 13, 60, 61, 24]
 
@@ -80,3 +80,32 @@ def test_out_of_range_index(index_video):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown video backend 'opencv'"):
         open_video("x.mp4", "opencv")
+
+
+@pytest.mark.parametrize(("w", "h"), [(128, 48), (48, 128), (1280, 720), (341, 256), (100, 100)])
+def test_decode_resize_geometry_is_torchvisions(w, h):
+    import torch
+    from torchvision.transforms import v2
+
+    out = v2.Resize(32, antialias=True)(torch.zeros(1, 3, h, w))
+    assert resized(w, h, 32) == (out.shape[-1], out.shape[-2])
+
+
+def test_decode_resize_matches_decode_then_resize(index_video):
+    """Resizing in the colour conversion: torchvision's geometry, the same frames, pixels within rounding of a
+    decode-then-Resize(antialias) (the bars' edges differ most; the means agree)."""
+    import torch
+    from torchvision.transforms import v2
+
+    with open_video(index_video) as full, open_video(index_video, short_side=24) as small:
+        ref = v2.Resize(24, antialias=True)(torch.from_numpy(full.get(REQUEST)).permute(0, 3, 1, 2))
+        out = torch.from_numpy(small.get(REQUEST)).permute(0, 3, 1, 2)
+    assert out.shape == ref.shape == (len(REQUEST), 3, 24, 64)
+    assert [read_index(f.numpy()) for f in out] == REQUEST
+    diff = (out.float() - ref.float()).abs()
+    assert diff.mean() < 4 and abs(out.float().mean() - ref.float().mean()) < 2
+
+
+def test_decode_resize_needs_pyav(index_video):
+    with pytest.raises(ValueError, match="resizing while decoding is available with the pyav backend only"):
+        open_video(index_video, "decord", short_side=24)

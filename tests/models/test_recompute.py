@@ -54,7 +54,7 @@ def _saved(model, video) -> list[torch.Tensor]:
         ptr = t.untyped_storage().data_ptr()
         if ptr not in params:
             kept.setdefault(ptr, t)
-        return t
+        return t.detach()  # not t: a saved output would hold its own grad_fn, a cycle that leaks
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
         model(video)

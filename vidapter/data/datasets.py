@@ -143,12 +143,14 @@ class VideoDataset(torch.utils.data.Dataset):
         frame_template: str = "img_{:05d}.jpg",
         max_retries: int = 20,
         strict_decode: bool = False,
+        decode_short_side: int | None = None,
     ):
         if not samples:
             raise ValueError("dataset has no samples")
         self.samples, self.sampler, self.transform = samples, sampler, transform
         self.train, self.backend, self.seed = train, backend, seed
         self.frame_template, self.max_retries, self.strict_decode = frame_template, max_retries, strict_decode
+        self.decode_short_side = decode_short_side  # resize in the decoder (PyAV), so the transform's Resize is a no-op
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -156,7 +158,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def _open(self, s: Sample):
         if s.num_frames is not None:
             return FrameFolder(s.path, s.num_frames, self.frame_template)
-        return open_video(s.path, self.backend, strict=self.strict_decode)
+        return open_video(s.path, self.backend, strict=self.strict_decode, short_side=self.decode_short_side)
 
     def load(self, i: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode and transform sample ``i``; raises VideoError when it cannot be read."""

@@ -9,7 +9,10 @@ The PyAV reader decodes only what a sample needs: it lists packet timestamps and
 decoding), then for sorted, de-duplicated indices seeks by PTS only when a keyframe lies between the current position
 and the next needed frame, decodes forward on one thread, lets the decoder drop non-reference frames nobody asked
 for (``skip_frame=NONREF`` per packet), and converts only the needed frames to RGB.
-Rotation metadata (phone videos) is applied: frames come out upright.
+Rotation metadata (phone videos) is applied: frames come out upright. ``short_side=S`` (PyAV) scales frames in the
+colour conversion so their shorter side is S (swscale, area averaging), instead of converting the full frame to RGB and
+resizing afterwards: the same geometry as torchvision's ``Resize(S)``, other pixels (a documented deviation, off by
+default: ``data.decode_resize``).
 
 Damaged data: by default decoders conceal errors (as decord and the reference pipeline do), so a clip with a damaged
 frame still yields frames; ``strict=True`` (PyAV) turns any decoding error into a ``VideoError`` instead. Training
@@ -72,10 +75,11 @@ class _Reader:
 class PyAVVideo(_Reader):
     """Seek-aware PyAV reader (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike, strict: bool = False):
+    def __init__(self, path: str | os.PathLike, strict: bool = False, short_side: int | None = None):
         import av
 
         self.path = Path(path)
+        self.short_side = short_side
         _check_file(self.path)
         try:
             self._container = av.open(str(self.path))
@@ -182,7 +186,11 @@ class PyAVVideo(_Reader):
 
     def _rgb(self, frame) -> np.ndarray:
         # one reformatter per reader: a fresh colour-conversion context per frame costs ~0.3 ms of ~0.4
-        img = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        size = {}
+        if self.short_side:
+            size = dict(zip(("width", "height"), resized(frame.width, frame.height, self.short_side), strict=True))
+            size["interpolation"] = "AREA"
+        img = self._reformatter.reformat(frame, format="rgb24", **size).to_ndarray()
         rotation = getattr(frame, "rotation", 0) or 0
         return np.ascontiguousarray(np.rot90(img, k=round(rotation / 90) % 4)) if rotation % 360 else img
 
@@ -273,18 +281,29 @@ class FrameFolder(_Reader):
         return _gather(out, indices, self.path)
 
 
+def resized(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``short_side``, the longer one truncated as torchvision's Resize(int)."""
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
 _READERS = {"pyav": PyAVVideo, "decord": DecordVideo, "torchcodec": TorchCodecVideo}
 
 
-def open_video(path: str | os.PathLike, backend: str = "pyav", strict: bool = False):
+def open_video(path: str | os.PathLike, backend: str = "pyav", strict: bool = False, short_side: int | None = None):
     """Open ``path`` with the named backend; an optional backend that is not installed says how to get it.
-    ``strict`` (PyAV only) makes any decoding error an error instead of a concealed frame."""
+    ``strict`` (PyAV only) makes any decoding error an error instead of a concealed frame; ``short_side`` (PyAV only)
+    resizes in the decoder's colour conversion."""
     if backend not in _READERS:
         raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
-    if strict and backend != "pyav":
-        raise ValueError("strict decoding is available with the pyav backend only")
+    for name, value in (("strict decoding", strict), ("resizing while decoding", short_side)):
+        if value and backend != "pyav":
+            raise ValueError(f"{name} is available with the pyav backend only (data.backend=pyav)")
     try:
-        return _READERS[backend](path, strict=True) if strict else _READERS[backend](path)
+        if backend == "pyav":
+            return PyAVVideo(path, strict=strict, short_side=short_side)
+        return _READERS[backend](path)
     except ModuleNotFoundError as e:
         raise ImportError(f"video backend {backend!r} is not installed: pip install {backend}") from e
 
