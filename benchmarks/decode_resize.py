@@ -13,8 +13,6 @@ one torch thread, interleaved repeats, median.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data_throughput import FPS, render  # noqa: E402
+from record import write_record  # noqa: E402
 
 from vidapter.data.decode import open_video  # noqa: E402
 from vidapter.data.sampling import dense  # noqa: E402
@@ -93,15 +92,7 @@ def main() -> None:
         print(f"{row['source']:>10}: decode then resize {row['decode_then_resize']:6.1f} clips/CPU-s, resize in "
               f"decoder {row['decode_resize']:6.1f} ({row['speedup']:.2f}x), "
               f"pixel diff {row['mean_abs_pixel_diff']:.2f}", flush=True)  # fmt: skip
-    out = {
-        "benchmark": "decode_resize",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "torch_threads": 1},
-        "rows": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_record(args.out, "decode_resize", "cpu, 1 torch thread", rows=rows)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ library option: it would change the stored backbone).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import write_record  # noqa: E402
 from vs_baseline import build_pair, cast_frozen_  # noqa: E402
 
 from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
@@ -128,17 +127,9 @@ def main() -> None:
             print(f"T={frames:<3} {name:<42} per clip {rec['saved_per_clip_mib']:7.1f} MiB, fixed "
                   f"{rec['saved_fixed_mib']:6.1f} MiB, weights {rec['weights_mib']:6.1f} MiB, floor {floors} MiB",
                   flush=True)  # fmt: skip
-    out = {
-        "benchmark": "saved_memory",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"torch": torch.__version__, "platform": platform.platform(), "device": "cpu (bf16 autocast)"},
-        "preset": args.preset,
-        "backbone": args.backbone,
-        "records": records,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_record(
+        args.out, "saved_memory", "cpu (bf16 autocast)", preset=args.preset, backbone=args.backbone, records=records
+    )
 
 
 if __name__ == "__main__":

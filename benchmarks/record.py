@@ -1,0 +1,25 @@
+"""One JSON record per benchmark run: what ran, when, where, and the results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def write_record(path: str | Path, benchmark: str, device: str, **fields) -> dict:
+    """Write ``{"benchmark", "date", "command", "machine", **fields}`` to ``path`` (folders made) and return it."""
+    record = {
+        "benchmark": benchmark,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"torch": torch.__version__, "platform": platform.platform(), "device": device},
+        **fields,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(record, indent=2) + "\n")
+    return record
