@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidapter.models import lean
+
 CLIP_MEAN = (122.77, 116.75, 104.09)
 CLIP_STD = (68.50, 66.63, 70.32)
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -73,37 +75,6 @@ BACKBONES: dict[str, ViTFacts] = {
 RECOMPUTE_MODES = ("none", "pointwise", "mlp")
 
 
-class _Recompute(torch.autograd.Function):
-    """``fn(*inputs)``, keeping only the inputs for backward and running ``fn`` again there (under forward's autocast).
-
-    Gradients are bit-identical to plain autograd: backward rebuilds the same graph from the same inputs. ``fn`` must be
-    deterministic (no dropout). Used where autograd would keep bigger tensors than the inputs: an fp32 copy of a bf16
-    input (CLIP's LayerNorm), two MLP-wide tensors per QuickGELU, or the MLP hidden layer.
-    """
-
-    @staticmethod
-    def forward(ctx, fn, *inputs):
-        dev = inputs[0].device.type
-        ctx.fn, ctx.amp = fn, (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
-        ctx.save_for_backward(*inputs)
-        return fn(*inputs)
-
-    @staticmethod
-    def backward(ctx, grad):
-        needs = ctx.needs_input_grad[1:]
-        inputs = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, needs, strict=True)]
-        dev, enabled, dtype = ctx.amp
-        with torch.enable_grad(), torch.autocast(dev, dtype=dtype, enabled=enabled):
-            out = ctx.fn(*inputs)
-        grads = iter(torch.autograd.grad(out, [t for t in inputs if t.requires_grad], grad))
-        return (None, *(next(grads) if t.requires_grad else None for t in inputs))
-
-
-def _needs_graph(*tensors: torch.Tensor) -> bool:
-    """Recompute only where autograd would record this op, and never inside torch.compile (it partitions itself)."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors) and not torch.compiler.is_compiling()
-
-
 def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
@@ -114,8 +85,8 @@ class QuickGELU(nn.Module):
     recompute = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute and _needs_graph(x):
-            return _Recompute.apply(_quick_gelu, x)
+        if self.recompute and lean.needs_graph(x):
+            return lean.QuickGELU.apply(x)
         return _quick_gelu(x)
 
 
@@ -132,8 +103,10 @@ class LayerNorm(nn.LayerNorm):
         self.fp32 = fp32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute and x.dtype != torch.float32 and _needs_graph(x, self.weight, self.bias):
-            return _Recompute.apply(self._norm, x, self.weight, self.bias)
+        if self.recompute and x.dtype != torch.float32 and lean.needs_graph(x, self.weight, self.bias):
+            if self.fp32:
+                return lean.LayerNormFp32.apply(x, self.weight, self.bias, self.eps)
+            return lean.Recompute.apply(self._norm, x, self.weight, self.bias)  # autocast decides the dtype here
         return self._norm(x, self.weight, self.bias)
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -175,8 +148,8 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.fc1.weight, self.fc1.bias
-        if self.recompute_hidden and _needs_graph(x, w, b):
-            return self.fc2(_Recompute.apply(self._hidden, x, w, b))
+        if self.recompute_hidden and lean.needs_graph(x, w, b):
+            return self.fc2(lean.Recompute.apply(self._hidden, x, w, b))
         return self.fc2(self._hidden(x, w, b))
 
     def _hidden(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
