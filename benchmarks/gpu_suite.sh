@@ -27,10 +27,11 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's vidapter,
 if [ "${DRY_RUN:-0}" = 1 ]; then
     DEV="--device cpu"; DT="--dtype fp32"; SMALL="--backbone tiny_clip"; IT="--warmup 1 --iters 1"; AMP=none; DEVNAME=cpu
     LEVERS="baseline vidapter recompute-none recompute-mlp checkpoint no-temporal"; COMPILE_LIMIT=300
+    LOADER_WORKERS="1 2"
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
     LEVERS="baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen cudagraph no-temporal"
-    COMPILE_LIMIT=240
+    COMPILE_LIMIT=240; LOADER_WORKERS="4 8 12 15"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
@@ -39,6 +40,8 @@ B="$PY benchmarks"
 run "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
 # the side-by-side comparison and every eager lever, T=8, batch 8 and 32
 run $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 32 --variants $LEVERS --out "$WORK/vs_baseline.json"
+# where the step's time goes by kernel kind (checks op_census.py's model), batch 32
+run $B/profile_step.py $DEV $SMALL --batch 32 --variants baseline vidapter recompute-none --out "$WORK/profile_step.json"
 # scaling in T (the paper's 606 / 1214 / 2428 GFLOPs per 3 views) for both designs, and the temporal pass's price
 run $B/vs_baseline.py $DEV $DT $SMALL --frames 16 32 --batch 8 --warmup 1 --iters 3 \
     --variants baseline vidapter no-temporal --out "$WORK/vs_baseline_frames.json"
@@ -47,9 +50,12 @@ if [ "${DRY_RUN:-0}" != 1 ]; then
     run $B/model_step.py $DEV $DT --preset k400_vitl14_8f --frames 8 --batch 8 --warmup 2 --iters 5 \
         --out "$WORK/model_step_vitl14.json"
 fi
-# the full pipeline: decode + augment in 12 loader workers feeding the model
-run $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 --clips-per-class 24 --batch 8 --workers 12 \
-    --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" --out "$WORK/train_pipeline_gpu.json"
+# feeding the GPU: what the loader alone delivers by worker count (Kinetics-like 340x256 videos), then the full
+# pipeline (decode + augment in 12 loader workers feeding the model, 128-frame synthetic videos) with its data wait
+run $B/loader_throughput.py --workers $LOADER_WORKERS --batches "${LOADER_BATCHES:-30}" --out "$WORK/loader_throughput.json"
+run $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 --clips-per-class 24 --frames-per-video 128 \
+    --batch 8 --workers 12 --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" \
+    --out "$WORK/train_pipeline_gpu.json"
 # torch.compile last: its compile time is the least predictable
 run timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --variants baseline compile \
     --out "$WORK/vs_baseline_compile.json"

@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--amp", default="none")
     p.add_argument("--synthetic-size", type=int, default=32, help="frame size of the generated videos")
     p.add_argument("--clips-per-class", type=int, default=40)
+    p.add_argument("--frames-per-video", type=int, help="length of the generated videos (default: 2 x the model's T)")
     p.add_argument("--data-dir", help="reuse/write the synthetic dataset here (default: a temp dir)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -45,8 +46,9 @@ def main() -> None:
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="vidapter-bench-"))
     if not (data / "train.txt").exists():
         t0 = time.perf_counter()
+        frames = args.frames_per_video or max(16, 2 * get_preset(args.preset).model.num_frames)
         make_synthetic(data, per_class={"train": args.clips_per_class, "val": 4}, size=args.synthetic_size,
-                       frames=max(16, 2 * get_preset(args.preset).model.num_frames))  # fmt: skip
+                       frames=frames)  # fmt: skip
         print(f"wrote synthetic data in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     cfg = get_preset(args.preset)
     size = args.synthetic_size if args.preset == "synthetic" else cfg.data.size

@@ -1,0 +1,82 @@
+"""How many training clips per second the data loader alone delivers, by number of workers: the feed ceiling of a GPU.
+
+Writes ``--videos`` Kinetics-like videos once (data_throughput.py's: 10 s, 25 fps, 340x256 H.264, GOP 25, textured
+moving content), lists them with labels, builds the training dataset of a preset exactly as ``vidapter train`` does
+(dense 8x16 sampling, PyAV decoding, augmentation, collation, pinned memory on a GPU machine) and, for each worker
+count, iterates the loader: the first ``--warmup`` batches start the workers and are not timed, the next ``--batches``
+are. No model runs, so the figure is what the CPUs can feed; compare it with the model's train-step rate
+(vs_baseline.py / model_step.py) and the pipeline's measured wait (train_pipeline.py).
+
+    python benchmarks/loader_throughput.py --workers 1 2 --batches 20 --out docs/results/loader_throughput_cpu.json
+    python benchmarks/loader_throughput.py --workers 4 8 12 15 --out $OUT/loader_throughput.json   # GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_throughput import make_videos  # noqa: E402
+from record import write_record  # noqa: E402
+
+from vidapter.config import apply_overrides  # noqa: E402
+from vidapter.data.build import build_dataset  # noqa: E402
+from vidapter.data.loader import build_loader  # noqa: E402
+from vidapter.models.vit import BACKBONES  # noqa: E402
+from vidapter.presets import get_preset  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="k400_vitb16_8f")
+    p.add_argument("--workers", type=int, nargs="+", default=[2])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batches", type=int, default=30, help="timed batches per worker count")
+    p.add_argument("--warmup", type=int, default=None, help="untimed batches first (default: one per worker)")
+    p.add_argument("--videos", type=int, default=12)
+    p.add_argument("--data-dir", help="reuse/write the videos here (default: a temp dir)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    cfg = get_preset(args.preset)
+    data = Path(args.data_dir or tempfile.mkdtemp(prefix="vidapter-loader-"))
+    t0 = time.perf_counter()
+    files = make_videos(data, args.videos, [25], crf=23)[25]
+    print(f"videos ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    (data / "train.txt").write_text("".join(f"{f.relative_to(data)} {i % 13}\n" for i, f in enumerate(files)))
+    cfg = apply_overrides(cfg, [f"data.root={data}", f"data.train_list={data / 'train.txt'}", "model.num_classes=13"])
+    facts = BACKBONES[cfg.model.backbone]
+    dataset, _ = build_dataset(cfg.data, "train", num_frames=cfg.model.num_frames, num_classes=13, mean=facts.mean,
+                               std=facts.std)  # fmt: skip
+    rows = []
+    for workers in args.workers:
+        loader = build_loader(dataset, args.batch, train=True, workers=workers, seed=0)
+        warmup = workers if args.warmup is None else args.warmup
+        needed, epoch, seen, start = warmup + args.batches, 0, 0, None
+        while seen < needed:
+            loader.sampler.set_epoch(epoch)
+            for batch in loader:
+                seen, shape = seen + 1, list(batch["video"].shape[1:])
+                if seen == warmup:
+                    start = time.perf_counter()
+                if seen == needed:
+                    break
+            epoch += 1
+        seconds = time.perf_counter() - start
+        rows.append({"workers": workers, "clips_per_s": args.batches * args.batch / seconds, "seconds": seconds,
+                     "clip_shape": shape})  # fmt: skip
+        print(f"{workers:>3} workers: {rows[-1]['clips_per_s']:7.1f} clips/s", flush=True)
+        del loader
+    write_record(args.out, "loader_throughput", "cuda" if torch.cuda.is_available() else "cpu", preset=args.preset,
+                 cpu_count=os.cpu_count(), batch=args.batch, batches=args.batches, videos=args.videos,
+                 rows=rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Where a training step's time goes, by kernel kind: matmul, attention, everything else (torch.profiler).
+
+The measured counterpart of op_census.py's model: on CUDA, the self time of every GPU kernel of ``--steps`` training
+steps (after warm-up), grouped by name into matmul (GEMM kernels), attention (flash / memory-efficient / cuDNN
+attention) and other (elementwise, reductions, copies, casts, LayerNorm, optimizer); on a CPU the same split of ATen
+ops' self CPU time. Per variant (vs_baseline.py's variants), per step, in ms, with the fraction of each kind.
+
+    python benchmarks/profile_step.py --device cuda --batch 32 --out $OUT/profile_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import write_record  # noqa: E402
+from vs_baseline import VARIANTS, build_pair, variant_model  # noqa: E402
+
+MATMUL = ("gemm", "cutlass", "xmma", "cublas", "addmm", "aten::mm", "aten::bmm", "convolution", "conv2d", "nvjet")
+ATTENTION = ("flash", "fmha", "attention", "sdpa", "efficient")
+
+
+def kind(name: str) -> str:
+    low = name.lower()
+    if any(k in low for k in ATTENTION):
+        return "attention"
+    if any(k in low for k in MATMUL):
+        return "matmul"
+    return "other"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--preset", default="k400_vitb16_8f")
+    p.add_argument("--backbone")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--variants", nargs="+", default=["baseline", "vidapter", "recompute-none"], choices=VARIANTS)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    ours, base, size, classes = build_pair(args.preset, args.frames, args.backbone)
+    video = torch.randn(args.batch, 3, args.frames, size, size, device=device)
+    labels = torch.randint(0, classes, (args.batch,), device=device)
+    rows = []
+    for name in args.variants:
+        module, model = variant_model(name, ours, base)
+        module.to(device).train()
+        opt = torch.optim.AdamW([q for q in module.parameters() if q.requires_grad], lr=1e-4)
+
+        def step(model=model, opt=opt):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                loss = F.cross_entropy(model(video).float(), labels)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        for _ in range(args.warmup):
+            step()
+        activities = [ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+        with profile(activities=activities) as prof:
+            for _ in range(args.steps):
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+        ms = collections.Counter()
+        count = collections.Counter()
+        for evt in prof.key_averages():
+            if cuda and evt.device_type != torch.autograd.DeviceType.CUDA:
+                continue
+            if not cuda and not evt.key.startswith("aten::"):
+                continue
+            self_us = getattr(evt, "self_device_time_total", 0) if cuda else evt.self_cpu_time_total
+            ms[kind(evt.key)] += self_us / 1e3 / args.steps
+            count[kind(evt.key)] += evt.count / args.steps
+        total = sum(ms.values())
+        row = {"variant": name, "ms_per_step": total, "ms": dict(ms), "kernels_per_step": dict(count),
+               "fraction": {k: v / total for k, v in ms.items()} if total else {}}  # fmt: skip
+        rows.append(row)
+        print(f"{name:<16} {total:8.1f} ms/step: " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f} %)"
+                                                           for k, v in ms.most_common()), flush=True)  # fmt: skip
+        module.to("cpu")
+        del module, model, opt
+        if cuda:
+            torch.cuda.empty_cache()
+    write_record(args.out, "profile_step", torch.cuda.get_device_name() if cuda else "cpu", batch=args.batch,
+                 frames=args.frames, steps=args.steps, rows=rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
