@@ -59,3 +59,16 @@ def test_recipes():
     assert get_preset("k700_vitb16_8f").data.test_crops == 3
     diving = get_preset("diving48_vitb16_32f")
     assert (diving.data.sampling, diving.model.num_frames, diving.data.flip) == ("uniform", 32, 0.5)
+
+
+def test_decode_resize_reads_at_the_transform_size(synth):
+    """data.decode_resize: the reader scales to short_side (test_short_side for test), the clips keep their shape and
+    stay close to decode-then-resize (the synthetic frames are 32 px, so 28 and 24 are real resizes)."""
+    kw = dict(num_frames=4, num_classes=len(CLASSES), mean=(0, 0, 0), std=(1, 1, 1))
+    for split, short in (("val", 28), ("test", 24)):
+        plain, _ = build_dataset(_cfg(synth), split, **kw)
+        lean, _ = build_dataset(_cfg(synth, decode_resize=True), split, **kw)
+        assert plain.decode_short_side is None and lean.decode_short_side == short
+        a, b = plain[0]["video"], lean[0]["video"]
+        assert a.shape == b.shape
+        assert (a - b).abs().mean() < 6  # 0-255 scale (mean 0, std 1): different resampling, the same picture
