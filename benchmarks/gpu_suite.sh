@@ -31,7 +31,7 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
     LEVERS="baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen cudagraph no-temporal"
-    COMPILE_LIMIT=240; LOADER_WORKERS="4 8 12 15"
+    COMPILE_LIMIT=180; LOADER_WORKERS="4 8 12 15"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
