@@ -1,0 +1,111 @@
+"""Markdown tables from the GPU suite's results (a folder or gpu_results.tar.gz), for docs/benchmarks.md.
+
+    python benchmarks/summarize_gpu.py /work/.device/.../gpu_results.tar.gz > /tmp/gpu_tables.md
+
+One table per benchmark: vidapter's variants against the baseline (clips/s, peak MiB, MFU, ratios), scaling in T,
+kernel time by kind, model_step, the loader by worker count and the full pipeline's data wait. Only what is in the
+files is printed; a missing file or a failed step is said, not guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+
+def load(folder: Path, name: str) -> dict | None:
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _num(v, spec: str = ".1f") -> str:
+    return format(v, spec) if isinstance(v, int | float) else str(v)
+
+
+def vs_baseline(data: dict, title: str) -> list[str]:
+    out = [f"### {title}", "", f"`{data['command']}` on {data['machine']['device']} (torch {data['machine']['torch']})",
+           "", "| T | B | mode | variant | clips/s | peak MiB | MFU | speed vs baseline | memory vs baseline |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for rec in data["records"]:
+        for key, val in rec.items():
+            if not key.startswith(("train_", "inference_")):
+                continue
+            mode, variant = key.split("_", 1)
+            if isinstance(val, dict):
+                mfu = f"{100 * val['mfu']:.1f} %" if "mfu" in val else "-"
+                out.append(f"| {rec['frames']} | {rec['batch']} | {mode} | {variant} | {val['clips_per_s']:.1f} | "
+                           f"{val['peak_mib']:,.0f} | {mfu} | {_num(val.get('speedup', 1.0), '.2f')}x | "
+                           f"{_num(val.get('memory_ratio', 1.0), '.2f')}x |")  # fmt: skip
+            else:
+                out.append(f"| {rec['frames']} | {rec['batch']} | {mode} | {variant} | {val} | | | | |")
+    return [*out, ""]
+
+
+def profile(data: dict) -> list[str]:
+    out = ["### Kernel time by kind (profile_step.py)", "", f"`{data['command']}`", "",
+           "| variant | ms per step | matmul | attention | other |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in data["rows"]:
+        ms, frac = row["ms"], row["fraction"]
+        cells = [f"{ms.get(k, 0):.1f} ms ({100 * frac.get(k, 0):.0f} %)" for k in ("matmul", "attention", "other")]
+        out.append(f"| {row['variant']} | {row['ms_per_step']:.1f} | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def model_step(data: dict, title: str) -> list[str]:
+    out = [f"### {title}", "", f"`{data['command']}`", "",
+           "| T | B | forward clips/s | train clips/s | forward peak MiB | train peak MiB |",
+           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in data["records"]:
+        out.append(f"| {r['frames']} | {r['batch']} | {_num(r['fwd_clips_per_s'])} | {_num(r['train_clips_per_s'])} | "
+                   f"{_num(r['fwd_peak_mib'], ',.0f')} | {_num(r['train_peak_mib'], ',.0f')} |")  # fmt: skip
+    return [*out, ""]
+
+
+def loader(data: dict, pipeline: dict | None) -> list[str]:
+    out = ["### Feeding the GPU", "", f"`{data['command']}` ({data['cpu_count']} CPUs)", "",
+           "| loader workers | clips/s (loader alone) |", "| --- | --- |"]  # fmt: skip
+    out += [f"| {r['workers']} | {r['clips_per_s']:.1f} |" for r in data["rows"]]
+    if pipeline:
+        out += ["", f"Full pipeline: `{pipeline['command']}`", "", "| epoch | clips/s | data wait |"]
+        out += ["| --- | --- | --- |"]
+        out += [f"| {e['epoch']} | {e['clips_per_s']:.1f} | {100 * e['data_wait']:.0f} % |" for e in pipeline["epochs"]]
+    return [*out, ""]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", help="the suite's work folder or its gpu_results.tar.gz")
+    args = p.parse_args()
+    folder = Path(args.results)
+    if folder.is_file():
+        tmp = Path(tempfile.mkdtemp(prefix="vidapter-gpu-results-"))
+        with tarfile.open(folder) as tar:
+            tar.extractall(tmp, filter="data")
+        folder = tmp
+    lines: list[str] = []
+    gpu = folder / "gpu.csv"
+    if gpu.exists():
+        lines += ["GPU (nvidia-smi): " + " / ".join(gpu.read_text().strip().splitlines()), ""]
+    for name, title in (("vs_baseline", "vidapter vs the baseline, every lever (T=8)"),
+                        ("vs_baseline_frames", "Scaling in T"), ("vs_baseline_compile", "torch.compile")):  # fmt: skip
+        data = load(folder, name)
+        lines += vs_baseline(data, title) if data else [f"### {title}: no result file", ""]
+    data = load(folder, "profile_step")
+    lines += profile(data) if data else ["### Kernel time by kind: no result file", ""]
+    for name, title in (("model_step", "model_step.py, ViT-B/16"), ("model_step_vitl14", "model_step.py, ViT-L/14")):
+        data = load(folder, name)
+        lines += model_step(data, title) if data else [f"### {title}: no result file", ""]
+    data = load(folder, "loader_throughput")
+    lines += loader(data, load(folder, "train_pipeline_gpu")) if data else ["### Feeding the GPU: no result file", ""]
+    log = folder / "suite.log"
+    failed = [ln for ln in log.read_text().splitlines() if ln.startswith("FAILED")] if log.exists() else []
+    lines += ["Failed steps: " + ("; ".join(failed) if failed else "none")]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
