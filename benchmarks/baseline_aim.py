@@ -52,7 +52,7 @@ class DropPath(nn.Module):
             return x
         keep = 1 - self.p
         mask = x.new_empty(x.shape[0], 1, 1).bernoulli_(keep)
-        return x * mask / keep
+        return x * mask.div_(keep)  # timm's drop_path
 
 
 class ResidualAttentionBlock(nn.Module):

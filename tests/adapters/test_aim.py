@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 from peers import DEPTH, SIZE, WIDTH, hf_clip_vision, open_clip_model, randomize_, timm_vit
 
-from vidapter.adapters.aim import AIMBlock, resolve_layers
+from vidapter.adapters.aim import AIMBlock, DropPath, resolve_layers
 from vidapter.adapters.peft import peft_parameter_names
 from vidapter.config import ModelConfig
 from vidapter.models.build import ABLATION_ROWS, build_model
@@ -247,3 +247,16 @@ def test_aim_block_compiles_without_graph_breaks():
     blk = AIMBlock(vit.blocks[0], WIDTH, num_tadapter=2, drop_path=0.1).train()
     explanation = torch._dynamo.explain(blk)(torch.randn(8, 17, WIDTH), 4)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_drop_path_is_timms_bit_for_bit(p):
+    """The reference uses timm's DropPath: the same draws and the same arithmetic (mask / keep, then one multiply)."""
+    from timm.layers import drop_path
+
+    x = torch.randn(6, 5, WIDTH)
+    torch.manual_seed(3)
+    ours = DropPath(p).train()(x)
+    torch.manual_seed(3)
+    assert torch.equal(ours, drop_path(x, p, training=True))
+    assert torch.equal(DropPath(p).eval()(x), x)

@@ -46,7 +46,10 @@ class Adapter(nn.Module):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth per sample (first dimension), scaled by 1/keep in training; identity in eval."""
+    """Stochastic depth per sample (first dimension), scaled by 1/keep in training; identity in eval.
+
+    timm's ``drop_path`` (the reference's), bit for bit: the mask is divided by keep, then multiplies x once.
+    """
 
     def __init__(self, p: float = 0.0):
         super().__init__()
@@ -59,7 +62,7 @@ class DropPath(nn.Module):
             return x
         keep = 1.0 - self.p
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep if keep > 0 else x * mask
+        return x * (mask.div_(keep) if keep > 0 else mask)
 
     def extra_repr(self) -> str:
         return f"p={self.p:.4f}"
