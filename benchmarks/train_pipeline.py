@@ -11,9 +11,6 @@ epoch, clips/s and the fraction of wall time the loop waited for data. Writes JS
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -21,10 +18,13 @@ from pathlib import Path
 
 import torch
 
-from vidapter.config import apply_overrides
-from vidapter.data.synthetic import make_synthetic
-from vidapter.engine import fit
-from vidapter.presets import get_preset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import write_record  # noqa: E402
+
+from vidapter.config import apply_overrides  # noqa: E402
+from vidapter.data.synthetic import make_synthetic  # noqa: E402
+from vidapter.engine import fit  # noqa: E402
+from vidapter.presets import get_preset  # noqa: E402
 
 
 def main() -> None:
@@ -66,22 +66,8 @@ def main() -> None:
     rows = [
         {k: h[k] for k in ("epoch", "train_loss", "seconds", "clips_per_s", "data_wait")} for h in result["history"]
     ]
-    record = {
-        "benchmark": "train_pipeline",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([sys.executable, *sys.argv]),
-        "machine": {
-            "torch": torch.__version__,
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-        },
-        "preset": args.preset,
-        "epochs": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    write_record(args.out, "train_pipeline", device, preset=args.preset, epochs=rows)
     for r in rows:
         print(f"epoch {r['epoch']}: {r['clips_per_s']:.1f} clips/s, data wait {100 * r['data_wait']:.0f}%")
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import platform
 import resource
 import sys
 import time
@@ -42,6 +40,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP, freeze_like_aim  # noqa: E402
+from record import write_record  # noqa: E402
 
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.models.build import build_model  # noqa: E402
@@ -214,39 +213,30 @@ def main() -> None:
     peak = peak_tflops(device, args.peak_tflops)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    out = {
-        "benchmark": "vs_baseline",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([sys.executable, *sys.argv]),
-        "machine": {
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-            "peak_tflops": peak,
-        },  # fmt: skip
-        "dtype": args.dtype,
-        "memory_metric": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "process max RSS (monotone)",
-        "records": [],
-    }
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    memory_metric = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "process max RSS (monotone)"
+    records = []
     for frames in args.frames:
         ours, base, size, classes = build_pair(args.preset, frames, args.backbone)
         check = torch.randn(1, 3, frames, size, size)
         with torch.no_grad():
             diff = (ours.eval()(check) - base.eval()(check)).abs().max().item()
         flops = 2 * count_macs(ours, (1, 3, frames, size, size))  # forward FLOPs per clip
-        for batch in args.batch:
-            video = torch.randn(batch, 3, frames, size, size, device=device)
-            labels = torch.randint(0, classes, (batch,), device=device)
-            rec = {"frames": frames, "batch": batch, "max_logit_diff_fp32": diff}
-            rec["forward_gflops_per_clip"] = flops / 1e9
-            for name in args.variants:
+        cases = {b: {"frames": frames, "batch": b, "max_logit_diff_fp32": diff, "forward_gflops_per_clip": flops / 1e9}
+                 for b in args.batch}  # fmt: skip
+        records += cases.values()
+        for name in args.variants:  # one copy of the model per variant, on the device for all its cases
+            if name == "cudagraph" and device.type != "cuda":
+                continue
+            module, run = variant_model("vidapter" if name == "cudagraph" else name, ours, base)
+            module.to(device)
+            for batch, rec in cases.items():
+                video = torch.randn(batch, 3, frames, size, size, device=device)
+                labels = torch.randint(0, classes, (batch,), device=device)
                 for mode in args.modes:
-                    if name == "cudagraph" and (mode == "train" or device.type != "cuda"):
+                    if name == "cudagraph" and mode == "train":
                         continue
                     key = f"{mode}_{name}"
-                    module, run = variant_model("vidapter" if name == "cudagraph" else name, ours, base)
-                    module.to(device)
                     try:
                         rec[key] = measure(run, video, labels, device, dtype, mode == "train", args.warmup,
                                            args.iters, graph=name == "cudagraph")  # fmt: skip
@@ -257,19 +247,20 @@ def main() -> None:
                         rec[key] = "oom"
                     except Exception as e:  # a lever that fails (a compiler error, say) is a result, not a crash
                         rec[key] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-                    module.to("cpu")
-                    del module, run
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
                     base_rec = rec.get(f"{mode}_baseline")
                     if isinstance(rec[key], dict) and isinstance(base_rec, dict) and name != "baseline":
                         rec[key]["speedup"] = rec[key]["clips_per_s"] / base_rec["clips_per_s"]
                         rec[key]["memory_ratio"] = rec[key]["peak_mib"] / base_rec["peak_mib"]
                     brief = {k: round(v, 3) for k, v in rec[key].items()} if isinstance(rec[key], dict) else rec[key]
                     print(f"T={frames} B={batch} {key}: {brief}", flush=True)
-            out["records"].append(rec)
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(out, indent=2) + "\n")  # after every case: a cut-off run keeps some
+                    # after every measurement: a run cut off at its limit keeps what it finished
+                    write_record(args.out, "vs_baseline", device_name, machine={"peak_tflops": peak},
+                                 dtype=args.dtype, memory_metric=memory_metric, records=records)  # fmt: skip
+                del video, labels
+            module.to("cpu")
+            del module, run
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -115,9 +115,10 @@ def train_one_epoch(
                 logits = model(video)
             loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
             (scaler.scale(loss / accum) if scaler else loss / accum).backward()
-        loss_value = loss.item()  # one device sync per batch
+        correct = (logits.argmax(-1) == labels).sum()
+        loss_value, correct = torch.stack([loss.detach(), correct.float()]).tolist()  # one device sync per batch
         totals["loss"] += loss_value * len(labels)
-        totals["correct"] += (logits.argmax(-1) == labels).sum().item()
+        totals["correct"] += correct
         totals["clips"] += len(labels)
         totals["batches"] += 1
         if stepping:

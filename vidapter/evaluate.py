@@ -69,8 +69,9 @@ def evaluate(
     n = len(merged)
     if n == 0:
         raise ValueError("evaluation saw no videos")
-    labels = np.array([merged[i][0] for i in sorted(merged)])
-    per_view = np.stack([merged[i][1] for i in sorted(merged)])  # (N, V, K)
+    order = sorted(merged)
+    labels = np.array([merged[i][0] for i in order])
+    per_view = np.stack([merged[i][1] for i in order])  # (N, V, K)
     mean_probs = per_view.mean(1)
     multi = accuracy_metrics(mean_probs, labels, num_classes)
     single = accuracy_metrics(per_view[:, centre_view(clips, crops)], labels, num_classes)

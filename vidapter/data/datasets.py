@@ -52,15 +52,15 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
     return names
 
 
-def _label(token: str, where: str, class_names: list[str] | None, num_classes: int | None) -> int:
+def _label(token: str, where: str, class_index: dict[str, int] | None, num_classes: int | None) -> int:
     if token.lstrip("-").isdigit():
         label = int(token)
-    elif class_names is not None and token in class_names:
-        return class_names.index(token)
+    elif class_index is not None and token in class_index:
+        return class_index[token]
     else:
-        known = "" if class_names is None else " or one of the class names"
+        known = "" if class_index is None else " or one of the class names"
         raise AnnotationError(f"{where}: label {token!r} is not an integer{known}")
-    k = num_classes if num_classes is not None else (len(class_names) if class_names else None)
+    k = num_classes if num_classes is not None else (len(class_index) if class_index else None)
     if label < 0 or (k is not None and label >= k):
         raise AnnotationError(f"{where}: label {label} outside [0, {k})" if k else f"{where}: negative label {label}")
     return label
@@ -85,6 +85,7 @@ def read_annotations(
         raise ValueError(f"annotation format must be list, csv, rawframes or auto, got {fmt!r}")
     samples = []
     lines = path.read_text().splitlines()
+    index = {name: i for i, name in enumerate(class_names)} if class_names is not None else None
     if fmt == "csv":
         rows = list(csv.reader(lines))
         for n, row in enumerate(rows, 1):
@@ -103,7 +104,7 @@ def read_annotations(
                     raise AnnotationError(f"{where}: start/end must be seconds, got {row[2]!r}, {row[3]!r}") from None
                 if not 0 <= start < end:
                     raise AnnotationError(f"{where}: need 0 <= start < end, got {start}, {end}")
-            label = _label(row[1].strip(), where, class_names, num_classes)
+            label = _label(row[1].strip(), where, index, num_classes)
             samples.append(Sample(str(root / row[0].strip()), label, None, start, end))
         return samples
     for n, line in enumerate(lines, 1):
@@ -114,12 +115,12 @@ def read_annotations(
         if fmt == "rawframes":
             if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < 1:
                 raise AnnotationError(f"{where}: expected 'frame_dir num_frames label', got {line.strip()!r}")
-            label = _label(parts[2], where, class_names, num_classes)
+            label = _label(parts[2], where, index, num_classes)
             samples.append(Sample(str(root / parts[0]), label, int(parts[1])))
         else:
             if len(parts) < 2:
                 raise AnnotationError(f"{where}: expected 'path label', got {line.strip()!r}")
-            label = _label(parts[-1], where, class_names, num_classes)
+            label = _label(parts[-1], where, index, num_classes)
             samples.append(Sample(str(root / " ".join(parts[:-1])), label))
     return samples
 

@@ -14,6 +14,11 @@ import torch
 from torch.autograd import Function
 
 
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """CLIP's activation, x * sigmoid(1.702 x): the forward that ``QuickGELU``'s backward differentiates by hand."""
+    return x * torch.sigmoid(1.702 * x)
+
+
 def needs_graph(*tensors: torch.Tensor) -> bool:
     """Use these functions only where autograd would record the op, and never inside torch.compile (it partitions
     and recomputes by itself)."""
@@ -46,7 +51,7 @@ class QuickGELU(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x * torch.sigmoid(1.702 * x)
+        return quick_gelu(x)
 
     @staticmethod
     def backward(ctx, grad):

@@ -75,10 +75,6 @@ BACKBONES: dict[str, ViTFacts] = {
 RECOMPUTE_MODES = ("none", "pointwise", "mlp")
 
 
-def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
-    return x * torch.sigmoid(1.702 * x)
-
-
 class QuickGELU(nn.Module):
     """CLIP's activation: x * sigmoid(1.702 x). With ``recompute``, backward keeps x (plain autograd: two tensors)."""
 
@@ -87,7 +83,7 @@ class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.recompute and lean.needs_graph(x):
             return lean.QuickGELU.apply(x)
-        return _quick_gelu(x)
+        return lean.quick_gelu(x)
 
 
 class LayerNorm(nn.LayerNorm):
