@@ -45,10 +45,24 @@ def test_recompute_gives_bit_identical_gradients(video, mode, amp, backbone, fin
         assert g is not None and torch.equal(g, out[name]), name
 
 
-def _saved(model, video) -> list[torch.Tensor]:
-    """One tensor per storage that autograd keeps for backward (parameters excluded)."""
+@pytest.mark.parametrize("mode", ["pointwise", "mlp"])
+def test_recompute_under_block_checkpointing_gives_bit_identical_gradients(video, mode):
+    """Block checkpointing re-runs each block's forward in backward; the lean functions must survive that."""
+    plain = _model()
+    set_recompute(plain, "none")
+    lean = copy.deepcopy(plain)
+    set_recompute(lean, mode)
+    lean.grad_checkpointing = True
+    ref, out = _grads(plain, video, True), _grads(lean, video, True)
+    assert all(torch.equal(g, out[name]) for name, g in ref.items())
+
+
+def _saved(model, video) -> tuple[list[torch.Tensor], set[int]]:
+    """One tensor per storage that autograd keeps for backward (parameters excluded), and the storages of the blocks'
+    LayerNorm outputs (held alive, so no saved tensor can reuse their address)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     kept: dict[int, torch.Tensor] = {}
+    normed: list[torch.Tensor] = []
 
     def pack(t):
         ptr = t.untyped_storage().data_ptr()
@@ -56,29 +70,46 @@ def _saved(model, video) -> list[torch.Tensor]:
             kept.setdefault(ptr, t)
         return t.detach()  # not t: a saved output would hold its own grad_fn, a cycle that leaks
 
+    hooks = [m.register_forward_hook(lambda m, i, out: normed.append(out))
+             for n, m in model.named_modules() if n.endswith(("norm1", "norm2"))]  # fmt: skip
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
         model(video)
-    return list(kept.values())
+    for h in hooks:
+        h.remove()
+    return list(kept.values()), {t.untyped_storage().data_ptr() for t in normed}
 
 
 def test_recompute_keeps_less_for_backward(video):
-    """bf16 autocast, the CUDA-like case: no fp32 copies of activations, one MLP-wide tensor per block, then none."""
-    model = _model()
+    """bf16 autocast, the CUDA-like case. Per block, plain autograd keeps: an fp32 copy of each LayerNorm input, both
+    QuickGELU tensors, the bf16 copy of every frozen matrix per use, each adapter's hidden layer before and after GELU,
+    and the LayerNorm outputs that adapters read. pointwise keeps none of these but one MLP-wide tensor and each
+    adapter's pre-activation; mlp keeps no MLP-wide tensor."""
+    model = _model()  # 4 adapters a block: num_tadapter=2
     tokens = video.shape[0] * video.shape[2] * ((SIZE // 8) ** 2 + 1)
+    matrices = {p.shape for n, p in model.backbone.blocks.named_parameters() if p.ndim == 2}
+    matrices |= {s[::-1] for s in matrices}  # linear layers keep w.t()
 
     def census(mode):
         set_recompute(model, mode)
-        saved = _saved(model, video)
-        fp32_acts = [t for t in saved if t.dtype == torch.float32 and t.numel() == tokens * WIDTH]
-        mlp_wide = [t for t in saved if t.shape[-1] == 4 * WIDTH and t.numel() == tokens * 4 * WIDTH]
-        return len(fp32_acts), len(mlp_wide), sum(t.untyped_storage().nbytes() for t in saved)
+        saved, normed = _saved(model, video)
+        return {
+            "fp32 activations": sum(t.dtype == torch.float32 and t.numel() == tokens * WIDTH for t in saved),
+            "mlp-wide": sum(t.shape[-1] == 4 * WIDTH and t.numel() == tokens * 4 * WIDTH for t in saved),
+            "adapter hidden": sum(t.shape[-1] == WIDTH // 4 and t.numel() == tokens * WIDTH // 4 for t in saved),
+            "weight copies": sum(t.dtype == torch.bfloat16 and t.shape in matrices for t in saved),
+            "norm outputs": sum(t.untyped_storage().data_ptr() in normed for t in saved),
+            "bytes": sum(t.untyped_storage().nbytes() for t in saved),
+        }
 
     none, pointwise, mlp = (census(m) for m in MODES)
-    # plain autograd: LayerNorm keeps an fp32 copy of its input (3 norms a block + the final one); QuickGELU keeps two
-    assert none[:2] == (3 * DEPTH + 1, 2 * DEPTH)
-    assert pointwise[:2] == (0, DEPTH)
-    assert mlp[:2] == (0, 0)
-    assert none[2] > pointwise[2] > mlp[2]
+    # 3 norms a block + the final one; QuickGELU 2; 4 adapters x 2; weights: qkv and proj twice (temporal, spatial),
+    # fc1, fc2, 4 adapters x 2; the temporal pass's norm1 (read by t_adapter_in) and norm2 (read by the MLP adapter)
+    assert none == none | {"fp32 activations": 3 * DEPTH + 1, "mlp-wide": 2 * DEPTH, "adapter hidden": 8 * DEPTH,
+                           "weight copies": 14 * DEPTH, "norm outputs": 2 * DEPTH}  # fmt: skip
+    lean = {"fp32 activations": 0, "adapter hidden": 4 * DEPTH, "weight copies": 0, "norm outputs": 0}
+    assert pointwise == pointwise | lean | {"mlp-wide": DEPTH}
+    assert mlp == mlp | lean | {"mlp-wide": 0}
+    assert none["bytes"] > pointwise["bytes"] > mlp["bytes"]
 
 
 def test_recompute_mode_is_checked():

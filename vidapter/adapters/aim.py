@@ -14,15 +14,18 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vidapter.models.vit import Block, VisionTransformer
+from vidapter.models import lean
+from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer
 
 ADAPTER_KINDS = ("spatial", "temporal", "joint")
 
 
-class Adapter(nn.Module):
+class Adapter(lean.Lean, nn.Module):
     """Bottleneck adapter: Linear(D, D*ratio) -> GELU (erf) -> Linear(D*ratio, D), plus x when ``skip``.
 
     The second projection starts at zero, so a skip adapter starts as the identity and a no-skip adapter as zero.
+    With ``recompute`` (vit.set_recompute) backward keeps the input and the pre-activation, not GELU's output, and
+    nothing of an input that a LayerNorm made (``normed_from``): both are recomputed elementwise, gradients unchanged.
     """
 
     def __init__(self, dim: int, ratio: float = 0.25, skip: bool = True):
@@ -31,17 +34,26 @@ class Adapter(nn.Module):
         if hidden < 1:
             raise ValueError(f"adapter ratio {ratio} leaves no hidden units for width {dim}")
         self.skip = skip
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = Linear(dim, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = Linear(hidden, dim)
         nn.init.trunc_normal_(self.fc1.weight, std=0.02)
         nn.init.zeros_(self.fc1.bias)
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., D) -> (..., D)."""
-        y = self.fc2(self.act(self.fc1(x)))
+    def forward(self, x: torch.Tensor, normed_from: tuple[LayerNorm, torch.Tensor] | None = None) -> torch.Tensor:
+        """(..., D) -> (..., D). ``normed_from=(norm, src)`` says that x is ``norm(src)``."""
+        w1, b1, w2, b2 = self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias
+        if self.recompute and x.is_contiguous() and lean.needs_graph(x, w1, b1, w2, b2):
+            if normed_from is not None and normed_from[0].recompute:
+                norm, src = normed_from
+                h = lean.NormLinear.apply(norm.recompute_output, x, src.detach(), w1, b1)
+            else:
+                h = lean.Linear.apply(x, w1, b1)
+            y = lean.GeluLinear.apply(h, w2, b2)
+        else:
+            y = self.fc2(self.act(self.fc1(x)))
         return x + y if self.skip else y
 
 
@@ -112,18 +124,19 @@ class AIMBlock(nn.Module):
             if num_frames is None:
                 raise ValueError("AIMBlock with a temporal adapter needs num_frames")
             n = x.shape[1]
-            xt = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
-            xt = self.norm1(xt)
+            xt_in = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
+            xt = self.norm1(xt_in)
             if self.t_adapter_in is not None:
-                xt = self.t_adapter_in(xt)
+                xt = self.t_adapter_in(xt, normed_from=(self.norm1, xt_in))
             xt = self.t_adapter(self.attn(xt))
             x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
         y = self.attn(self.norm1(x))
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
         xn = self.norm2(x)
         if self.mlp_adapter is None:
-            return x + self.mlp(xn)
-        return x + self.mlp(xn) + self.drop_path(self.scale * self.mlp_adapter(xn))
+            return x + self.mlp(xn, normed_from=(self.norm2, x))
+        mlp, adapter = self.mlp(xn, normed_from=(self.norm2, x)), self.mlp_adapter(xn, normed_from=(self.norm2, x))
+        return x + mlp + self.drop_path(self.scale * adapter)
 
 
 def resolve_layers(layers: str, depth: int) -> list[int]:

@@ -1,17 +1,34 @@
 """Autograd functions that keep less for backward than plain autograd does, with bit-identical gradients.
 
-Plain autograd keeps, under bf16 autocast: for CLIP's fp32 LayerNorm, an fp32 copy of its bf16 input (the cast's
-output is what ``layer_norm`` saves); for QuickGELU ``x * sigmoid(1.702 x)``, both x and the sigmoid. These functions
-keep the bf16 input (plus LayerNorm's per-token mean and 1/std) and, in backward, run the same ATen ops autograd would
-have run on the same values, so gradients are equal bit for bit (tests/models/test_recompute.py). ``Recompute`` is the
-general form: keep a function's inputs, run the function again in backward (used for the MLP hidden layer).
-Which module uses what is chosen by ``vidapter.models.vit.set_recompute``; measured in docs/benchmarks.md.
+Plain autograd keeps, under bf16 autocast:
+- for CLIP's fp32 LayerNorm, an fp32 copy of its bf16 input (the cast's output is what ``layer_norm`` saves);
+- for QuickGELU ``x * sigmoid(1.702 x)``, both x and the sigmoid;
+- for every linear layer, autocast's bf16 copy of the weight (autocast caches no copy of a frozen weight, so a
+  block's frozen matrices are kept once per use: 237 MiB for ViT-B/16, whatever the batch);
+- for an adapter, its input, its hidden layer before GELU and the same layer after it.
+These functions keep the bf16 input (plus LayerNorm's per-token mean and 1/std), the fp32 weight itself (a parameter,
+no extra memory), an adapter's input and pre-activation only, or nothing at all where the input can be recomputed
+elementwise from a tensor that is kept anyway (an adapter fed by a LayerNorm). In backward they recompute what they
+dropped and run the same ATen ops autograd would have run on the same values, so gradients are equal bit for bit
+(tests/models/test_recompute.py). ``Recompute`` is the general form: keep a function's inputs, run the function again
+in backward (used for the MLP hidden layer). Which module uses what is chosen by
+``vidapter.models.vit.set_recompute``; measured in docs/benchmarks.md (benchmarks/saved_memory.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch.autograd import Function
+
+
+class Lean:
+    """Marker for modules whose backward can keep less (``vit.set_recompute`` switches ``recompute`` on)."""
+
+    recompute = False
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -64,23 +81,129 @@ class QuickGELU(Function):
 class Recompute(Function):
     """``fn(*inputs)``, keeping only the inputs for backward and running ``fn`` again there (under forward's autocast).
 
-    Gradients are bit-identical to plain autograd: backward rebuilds the same graph from the same inputs. ``fn`` must be
-    deterministic (no dropout).
+    With ``normed_from=(norm, src)``, the first input is ``norm(src)`` and is not kept either: backward recomputes it
+    from ``src`` (which the norm keeps anyway). Gradients are bit-identical to plain autograd: backward rebuilds the
+    same graph from the same inputs. ``fn`` and ``norm`` must be deterministic (no dropout).
     """
 
     @staticmethod
-    def forward(ctx, fn, *inputs):
-        dev = inputs[0].device.type
-        ctx.fn, ctx.amp = fn, (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
-        ctx.save_for_backward(*inputs)
+    def forward(ctx, fn, normed_from, *inputs):
+        ctx.fn, ctx.amp = fn, _autocast_state(inputs[0])
+        ctx.norm = normed_from[0] if normed_from is not None else None
+        if ctx.norm is None:
+            ctx.save_for_backward(*inputs)
+        else:
+            ctx.save_for_backward(normed_from[1].detach(), *inputs[1:])
         return fn(*inputs)
 
     @staticmethod
     def backward(ctx, grad):
-        needs = ctx.needs_input_grad[1:]
-        inputs = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, needs, strict=True)]
-        dev, enabled, dtype = ctx.amp
-        with torch.enable_grad(), torch.autocast(dev, dtype=dtype, enabled=enabled):
+        saved = list(ctx.saved_tensors)
+        if ctx.norm is not None:
+            with torch.no_grad(), _autocast(ctx.amp):
+                saved[0] = ctx.norm(saved[0])
+        needs = ctx.needs_input_grad[2:]
+        inputs = [t.detach().requires_grad_(need) for t, need in zip(saved, needs, strict=True)]
+        with torch.enable_grad(), _autocast(ctx.amp):
             out = ctx.fn(*inputs)
         grads = iter(torch.autograd.grad(out, [t for t in inputs if t.requires_grad], grad))
-        return (None, *(next(grads) if t.requires_grad else None for t in inputs))
+        return (None, None, *(next(grads) if t.requires_grad else None for t in inputs))
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a linear layer computes in: autocast's where it is on, else the input's."""
+    dev, enabled, dtype = _autocast_state(x)
+    return dtype if enabled else x.dtype
+
+
+def _linear(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Autocast's linear, done by hand: returns (output, x as computed with). Remembers dtypes on ``ctx``."""
+    dt = compute_dtype(x)
+    ctx.dt, ctx.x_dtype = dt, x.dtype
+    xc = x.to(dt)
+    return F.linear(xc, weight.to(dt), bias.to(dt) if bias is not None else None), xc
+
+
+def _linear_grads(ctx, grad, xc, weight, bias, needs: tuple[bool, bool, bool]):
+    """The gradients autograd computes for ``linear(x, w, b)`` (contiguous x: view, addmm(b, x2d, w.t()), view).
+
+    x: ``grad2d.mm(w)``; w: ``grad2d.t().mm(x2d)``; b: ``grad2d.sum(0, keepdim)``; each cast back where autocast cast.
+    """
+    g2 = grad.reshape(-1, grad.shape[-1])
+    gx = gw = gb = None
+    if needs[0]:
+        gx = g2.mm(weight.to(ctx.dt)).reshape(*grad.shape[:-1], weight.shape[1]).to(ctx.x_dtype)
+    if needs[1]:
+        gw = g2.t().mm(xc.reshape(-1, xc.shape[-1])).to(weight.dtype)
+    if needs[2]:
+        gb = g2.sum([0], keepdim=True).view(-1).to(bias.dtype)
+    return gx, gw, gb
+
+
+class Linear(Function):
+    """``linear(x, w, b)`` keeping x only if w trains, and never autocast's copy of w (backward casts w again)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        out, xc = _linear(ctx, x, weight, bias)
+        ctx.save_for_backward(xc if weight.requires_grad else None, weight, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xc, weight, bias = ctx.saved_tensors
+        return _linear_grads(ctx, grad, xc, weight, bias, ctx.needs_input_grad)
+
+
+class GeluLinear(Function):
+    """``linear(gelu(h), w, b)`` (an adapter's second half) keeping h only: backward recomputes gelu(h)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        ctx.amp = _autocast_state(h)
+        out, _ = _linear(ctx, F.gelu(h), weight, bias)
+        ctx.save_for_backward(h, weight, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight, bias = ctx.saved_tensors
+        with _autocast(ctx.amp):
+            a = F.gelu(h)
+        ga, gw, gb = _linear_grads(ctx, grad, a.to(ctx.dt), weight, bias, ctx.needs_input_grad)
+        return (torch.ops.aten.gelu_backward(ga, h) if ga is not None else None), gw, gb
+
+
+class NormLinear(Function):
+    """``linear(y, w, b)`` where ``y = norm(src)``, keeping ``src`` (which the norm keeps anyway), not y.
+
+    Backward recomputes y with ``norm`` (elementwise, under forward's autocast). ``norm`` must reproduce y bit for bit.
+    """
+
+    @staticmethod
+    def forward(ctx, norm: Callable[[torch.Tensor], torch.Tensor], y, src, weight, bias):
+        ctx.norm, ctx.amp = norm, _autocast_state(y)
+        out, _ = _linear(ctx, y, weight, bias)
+        ctx.save_for_backward(src, weight, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        src, weight, bias = ctx.saved_tensors
+        with torch.no_grad(), _autocast(ctx.amp):
+            y = ctx.norm(src)
+        _, needs_y, _, needs_w, needs_b = ctx.needs_input_grad
+        gy, gw, gb = _linear_grads(ctx, grad, y.to(ctx.dt), weight, bias, (needs_y, needs_w, needs_b))
+        return None, gy, None, gw, gb
+
+
+def _autocast_state(x: torch.Tensor) -> tuple[str, bool, torch.dtype]:
+    dev = x.device.type
+    if dev == "meta":  # no autocast there (FLOP counting on meta tensors)
+        return dev, False, x.dtype
+    return dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)
+
+
+def _autocast(state: tuple[str, bool, torch.dtype]):
+    dev, enabled, dtype = state
+    return torch.autocast(dev, dtype=dtype, enabled=enabled) if dev != "meta" else contextlib.nullcontext()

@@ -75,10 +75,8 @@ BACKBONES: dict[str, ViTFacts] = {
 RECOMPUTE_MODES = ("none", "pointwise", "mlp")
 
 
-class QuickGELU(nn.Module):
+class QuickGELU(lean.Lean, nn.Module):
     """CLIP's activation: x * sigmoid(1.702 x). With ``recompute``, backward keeps x (plain autograd: two tensors)."""
-
-    recompute = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.recompute and lean.needs_graph(x):
@@ -86,13 +84,27 @@ class QuickGELU(nn.Module):
         return lean.quick_gelu(x)
 
 
-class LayerNorm(nn.LayerNorm):
+class Linear(lean.Lean, nn.Linear):
+    """nn.Linear whose backward, with ``recompute``, keeps no copy of the weight and no input for a frozen weight.
+
+    A trained weight that autocast casts takes the plain path: autocast casts it once per forward and sums the
+    gradients of all its uses (the temporal and spatial passes share ``attn``) in that dtype, which a per-call
+    function cannot reproduce bit for bit.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        lean_ok = not w.requires_grad or lean.compute_dtype(x) == w.dtype
+        if self.recompute and lean_ok and x.is_contiguous() and lean.needs_graph(x, w, self.bias):
+            return lean.Linear.apply(x, w, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
+class LayerNorm(lean.Lean, nn.LayerNorm):
     """LayerNorm that optionally computes in fp32 and casts back (CLIP's behaviour under fp16/bf16).
 
     With ``recompute`` and a low-precision input, backward keeps that input instead of autograd's fp32 copy of it.
     """
-
-    recompute = False
 
     def __init__(self, dim: int, eps: float, fp32: bool):
         super().__init__(dim, eps=eps)
@@ -102,7 +114,16 @@ class LayerNorm(nn.LayerNorm):
         if self.recompute and x.dtype != torch.float32 and lean.needs_graph(x, self.weight, self.bias):
             if self.fp32:
                 return lean.LayerNormFp32.apply(x, self.weight, self.bias, self.eps)
-            return lean.Recompute.apply(self._norm, x, self.weight, self.bias)  # autocast decides the dtype here
+            return lean.Recompute.apply(self._norm, None, x, self.weight, self.bias)  # autocast decides the dtype here
+        return self._norm(x, self.weight, self.bias)
+
+    def recompute_output(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward's output again, bit for bit, as the ``recompute`` path computed it (for ``lean.NormLinear``)."""
+        if self.fp32 and x.dtype != torch.float32:
+            out = torch.native_layer_norm(
+                x.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps
+            )
+            return out[0].to(x.dtype)
         return self._norm(x, self.weight, self.bias)
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -119,8 +140,8 @@ class Attention(nn.Module):
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence."""
@@ -138,15 +159,20 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act: str):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = Linear(dim, hidden)
         self.act = QuickGELU() if act == "quick_gelu" else nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, normed_from: tuple[LayerNorm, torch.Tensor] | None = None) -> torch.Tensor:
+        """(..., D) -> (..., D). ``normed_from=(norm, src)`` says that x is ``norm(src)``: with ``recompute_hidden``
+        backward then keeps ``src`` (the norm keeps it anyway) instead of x."""
         w, b = self.fc1.weight, self.fc1.bias
         if self.recompute_hidden and lean.needs_graph(x, w, b):
-            return self.fc2(lean.Recompute.apply(self._hidden, x, w, b))
-        return self.fc2(self._hidden(x, w, b))
+            if normed_from is not None and not normed_from[0].recompute:
+                normed_from = None  # the norm did not keep src in the form recompute_output expects
+            source = (normed_from[0].recompute_output, normed_from[1]) if normed_from is not None else None
+            return self.fc2(lean.Recompute.apply(self._hidden, source, x, w, b))
+        return self.fc2(self.act(self.fc1(x)))
 
     def _hidden(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return self.act(F.linear(x, weight, bias))
@@ -166,7 +192,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D). ``num_frames`` is accepted for a uniform block interface and unused."""
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x), normed_from=(self.norm2, x))
 
 
 class VisionTransformer(nn.Module):
@@ -243,15 +269,17 @@ def build_vit(name: str, image_size: int | None = None) -> VisionTransformer:
 def set_recompute(model: nn.Module, mode: str) -> None:
     """What backward keeps (memory) against what it recomputes (time); gradients are the same in every mode.
 
-    "none": plain autograd. "pointwise": LayerNorms keep their bf16/fp16 input instead of an fp32 copy and QuickGELU
-    keeps one tensor instead of two (a few elementwise ops more in backward). "mlp": pointwise, and every MLP keeps its
-    input instead of its hidden layer (one more fc1 matmul per block). Whole-block checkpointing is
+    "none": plain autograd. "pointwise": LayerNorms keep their bf16/fp16 input instead of an fp32 copy, QuickGELU
+    keeps one tensor instead of two, linear layers keep no bf16 copy of their weight (none at all for a frozen one),
+    adapters keep their pre-activation but not its GELU, and an adapter fed by a LayerNorm keeps nothing of its input
+    (elementwise ops and weight casts again in backward, no matmul). "mlp": pointwise, and every MLP keeps its input
+    instead of its hidden layer (one more fc1 matmul per block). Whole-block checkpointing is
     ``VideoClassifier(grad_checkpointing=True)``. Measured in docs/benchmarks.md (benchmarks/saved_memory.py).
     """
     if mode not in RECOMPUTE_MODES:
         raise ValueError(f"recompute mode {mode!r} unknown; use one of {RECOMPUTE_MODES}")
     for m in model.modules():
-        if isinstance(m, LayerNorm | QuickGELU):
+        if isinstance(m, lean.Lean):
             m.recompute = mode != "none"
         elif isinstance(m, Mlp):
             m.recompute_hidden = mode == "mlp"
