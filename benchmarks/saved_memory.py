@@ -2,7 +2,8 @@
 
 Counts every tensor autograd saves for backward (``torch.autograd.graph.saved_tensors_hooks``, one count per storage,
 parameters excluded) during a bf16-autocast training forward, at batch 1 and 2: per clip = S(2) - S(1), and the part
-that does not grow with the batch (autocast's bf16 copies of frozen weights, which it does not cache) = 2 S(1) - S(2).
+that does not grow with the batch = 2 S(1) - S(2) (in plain autograd: autocast's bf16 copies of the frozen weights, one
+per use, since autocast caches casts only of weights that require grad; ``recompute=pointwise`` keeps none).
 With the parameter, gradient and AdamW-state bytes this gives a memory floor for any batch, for one GPU:
 weights + grads + AdamW + fixed + B x per-clip. A CUDA peak sits above it by backward's temporaries and the allocator.
 

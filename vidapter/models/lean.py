@@ -3,10 +3,10 @@
 Plain autograd keeps, under bf16 autocast:
 - for CLIP's fp32 LayerNorm, an fp32 copy of its bf16 input (the cast's output is what ``layer_norm`` saves);
 - for QuickGELU ``x * sigmoid(1.702 x)``, both x and the sigmoid;
-- for every linear layer, autocast's bf16 copy of the weight (autocast caches no copy of a frozen weight, so a
-  block's frozen matrices are kept once per use: 237 MiB for ViT-B/16, whatever the batch);
+- for every frozen linear layer, autocast's bf16 copy of the weight, once per use (autocast caches casts only of
+  weights that require grad): 237 MiB for ViT-B/16, whatever the batch;
 - for an adapter, its input, its hidden layer before GELU and the same layer after it.
-These functions keep the bf16 input (plus LayerNorm's per-token mean and 1/std), the fp32 weight itself (a parameter,
+These functions keep the bf16 input (plus LayerNorm's per-token mean and 1/std), a frozen weight itself (a parameter,
 no extra memory), an adapter's input and pre-activation only, or nothing at all where the input can be recomputed
 elementwise from a tensor that is kept anyway (an adapter fed by a LayerNorm). In backward they recompute what they
 dropped and run the same ATen ops autograd would have run on the same values, so gradients are equal bit for bit
@@ -116,15 +116,21 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return dtype if enabled else x.dtype
 
 
-def _linear(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Autocast's linear, done by hand: returns (output, x as computed with). Remembers dtypes on ``ctx``."""
+def _linear(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """Autocast's linear, done by hand. Returns (output, x as computed with, the weight to keep for backward).
+
+    The weight to keep: a trained weight's low-precision copy (autocast keeps it too, and it is small); a frozen
+    weight itself, to be cast again in backward (autocast would keep a copy per use). Remembers dtypes on ``ctx``.
+    """
     dt = compute_dtype(x)
-    ctx.dt, ctx.x_dtype = dt, x.dtype
-    xc = x.to(dt)
-    return F.linear(xc, weight.to(dt), bias.to(dt) if bias is not None else None), xc
+    ctx.dt, ctx.x_dtype, ctx.w_dtype = dt, x.dtype, weight.dtype
+    ctx.b_dtype = bias.dtype if bias is not None else None
+    xc, wc = x.to(dt), weight.to(dt)
+    out = F.linear(xc, wc, bias.to(dt) if bias is not None else None)
+    return out, xc, (wc if weight.requires_grad else weight)
 
 
-def _linear_grads(ctx, grad, xc, weight, bias, needs: tuple[bool, bool, bool]):
+def _linear_grads(ctx, grad, xc, weight, needs: tuple[bool, bool, bool]):
     """The gradients autograd computes for ``linear(x, w, b)`` (contiguous x: view, addmm(b, x2d, w.t()), view).
 
     x: ``grad2d.mm(w)``; w: ``grad2d.t().mm(x2d)``; b: ``grad2d.sum(0, keepdim)``; each cast back where autocast cast.
@@ -134,25 +140,25 @@ def _linear_grads(ctx, grad, xc, weight, bias, needs: tuple[bool, bool, bool]):
     if needs[0]:
         gx = g2.mm(weight.to(ctx.dt)).reshape(*grad.shape[:-1], weight.shape[1]).to(ctx.x_dtype)
     if needs[1]:
-        gw = g2.t().mm(xc.reshape(-1, xc.shape[-1])).to(weight.dtype)
+        gw = g2.t().mm(xc.reshape(-1, xc.shape[-1])).to(ctx.w_dtype)
     if needs[2]:
-        gb = g2.sum([0], keepdim=True).view(-1).to(bias.dtype)
+        gb = g2.sum([0], keepdim=True).view(-1).to(ctx.b_dtype)
     return gx, gw, gb
 
 
 class Linear(Function):
-    """``linear(x, w, b)`` keeping x only if w trains, and never autocast's copy of w (backward casts w again)."""
+    """``linear(x, w, b)`` keeping x only if w trains, and no copy of a frozen w (backward casts it again)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        out, xc = _linear(ctx, x, weight, bias)
-        ctx.save_for_backward(xc if weight.requires_grad else None, weight, bias)
+        out, xc, w = _linear(ctx, x, weight, bias)
+        ctx.save_for_backward(xc if weight.requires_grad else None, w)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        xc, weight, bias = ctx.saved_tensors
-        return _linear_grads(ctx, grad, xc, weight, bias, ctx.needs_input_grad)
+        xc, weight = ctx.saved_tensors
+        return _linear_grads(ctx, grad, xc, weight, ctx.needs_input_grad)
 
 
 class GeluLinear(Function):
@@ -161,16 +167,16 @@ class GeluLinear(Function):
     @staticmethod
     def forward(ctx, h, weight, bias):
         ctx.amp = _autocast_state(h)
-        out, _ = _linear(ctx, F.gelu(h), weight, bias)
-        ctx.save_for_backward(h, weight, bias)
+        out, _, w = _linear(ctx, F.gelu(h), weight, bias)
+        ctx.save_for_backward(h, w)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        h, weight, bias = ctx.saved_tensors
+        h, weight = ctx.saved_tensors
         with _autocast(ctx.amp):
             a = F.gelu(h)
-        ga, gw, gb = _linear_grads(ctx, grad, a.to(ctx.dt), weight, bias, ctx.needs_input_grad)
+        ga, gw, gb = _linear_grads(ctx, grad, a.to(ctx.dt), weight, ctx.needs_input_grad)
         return (torch.ops.aten.gelu_backward(ga, h) if ga is not None else None), gw, gb
 
 
@@ -183,17 +189,17 @@ class NormLinear(Function):
     @staticmethod
     def forward(ctx, norm: Callable[[torch.Tensor], torch.Tensor], y, src, weight, bias):
         ctx.norm, ctx.amp = norm, _autocast_state(y)
-        out, _ = _linear(ctx, y, weight, bias)
-        ctx.save_for_backward(src, weight, bias)
+        out, _, w = _linear(ctx, y, weight, bias)
+        ctx.save_for_backward(src, w)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        src, weight, bias = ctx.saved_tensors
+        src, weight = ctx.saved_tensors
         with torch.no_grad(), _autocast(ctx.amp):
             y = ctx.norm(src)
         _, needs_y, _, needs_w, needs_b = ctx.needs_input_grad
-        gy, gw, gb = _linear_grads(ctx, grad, y.to(ctx.dt), weight, bias, (needs_y, needs_w, needs_b))
+        gy, gw, gb = _linear_grads(ctx, grad, y.to(ctx.dt), weight, (needs_y, needs_w, needs_b))
         return None, gy, None, gw, gb
 
 

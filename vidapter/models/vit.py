@@ -85,7 +85,7 @@ class QuickGELU(lean.Lean, nn.Module):
 
 
 class Linear(lean.Lean, nn.Linear):
-    """nn.Linear whose backward, with ``recompute``, keeps no copy of the weight and no input for a frozen weight.
+    """nn.Linear whose backward, with ``recompute``, keeps no copy of a frozen weight (and, like autograd, no input).
 
     A trained weight that autocast casts takes the plain path: autocast casts it once per forward and sums the
     gradients of all its uses (the temporal and spatial passes share ``attn``) in that dtype, which a per-call
@@ -270,7 +270,7 @@ def set_recompute(model: nn.Module, mode: str) -> None:
     """What backward keeps (memory) against what it recomputes (time); gradients are the same in every mode.
 
     "none": plain autograd. "pointwise": LayerNorms keep their bf16/fp16 input instead of an fp32 copy, QuickGELU
-    keeps one tensor instead of two, linear layers keep no bf16 copy of their weight (none at all for a frozen one),
+    keeps one tensor instead of two, frozen linear layers keep no bf16 copy of their weight,
     adapters keep their pre-activation but not its GELU, and an adapter fed by a LayerNorm keeps nothing of its input
     (elementwise ops and weight casts again in backward, no matmul). "mlp": pointwise, and every MLP keeps its input
     instead of its hidden layer (one more fc1 matmul per block). Whole-block checkpointing is
