@@ -40,7 +40,8 @@ def test_cuda_bf16_autocast_train_step_is_close_to_fp32():
 
 @pytest.mark.parametrize("mode", ["pointwise", "mlp"])
 def test_cuda_recompute_gives_bit_identical_gradients(mode):
-    """The lean LayerNorm, QuickGELU and MLP call CUDA's own backward kernels: gradients equal plain autograd's."""
+    """The lean LayerNorm, QuickGELU, linear layers, adapters and MLP call the ops autograd calls (cuBLAS mm, CUDA's
+    LayerNorm and GELU backward) on the same values: gradients equal plain autograd's, bit for bit."""
     import copy
 
     from vidapter.models.vit import set_recompute
