@@ -1,4 +1,4 @@
-"""Every kernel of one training step, counted on any machine: matmul FLOPs, other ops' bytes, number of kernels.
+"""Every kernel of a training step or inference pass, counted on any machine: matmul FLOPs, other bytes, kernels.
 
 A GPU step's time is roughly matmul FLOPs / achieved matmul rate + bytes moved by every other kernel / memory
 bandwidth + kernel count x launch cost. This script records every ATen op of a bf16-autocast training step (forward,
@@ -13,8 +13,12 @@ weights, for one). Kernel counts do not depend on the batch. Then it prints a ti
 rates given (defaults: an H100's 600 TFLOP/s achieved bf16 matmul rate, 2.5 TB/s achieved bandwidth, 5 us per kernel
 launch): a model, not a measurement; the GPU suite measures. CPU and CUDA dispatch mostly the same ATen ops here; the
 CPU's attention kernel may copy its inputs where CUDA's reads them strided, so copies are an upper bound.
+``--mode inference`` counts an eval-mode bf16 forward under ``no_grad`` instead (the issue's inference target: batch 32
+clips of 3 views each is ``--batch 32 --views 3``).
 
     python benchmarks/op_census.py --frames 8 --out docs/results/op_census_cpu.json
+    python benchmarks/op_census.py --frames 8 --mode inference --views 3 --batch 32 \
+        --variants baseline vidapter --out docs/results/op_census_inference_cpu.json
 """
 
 from __future__ import annotations
@@ -86,9 +90,14 @@ class Census(TorchDispatchMode):
         return out
 
 
-def census(model, video, labels) -> Census:
-    model.train()
+def census(model, video, labels, mode: str = "train") -> Census:
     c = Census()
+    if mode == "inference":
+        model.eval()
+        with c, torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(video)
+        return c
+    model.train()
     with c, torch.autocast("cpu", dtype=torch.bfloat16):
         loss = F.cross_entropy(model(video).float(), labels)
     with c:
@@ -106,15 +115,17 @@ def main() -> None:
     p.add_argument("--tflops", type=float, default=600.0, help="achieved bf16 matmul rate for the estimate")
     p.add_argument("--tbps", type=float, default=2.5, help="achieved memory bandwidth, TB/s, for the estimate")
     p.add_argument("--launch-us", type=float, default=5.0)
-    p.add_argument("--batch", type=int, nargs="+", default=[8, 32], help="batches for the time estimate")
+    p.add_argument("--batch", type=int, nargs="+", default=[8, 32], help="batches (clips) for the time estimate")
+    p.add_argument("--mode", choices=("train", "inference"), default="train")
+    p.add_argument("--views", type=int, default=1, help="views per clip (inference): the estimate runs batch x views")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     ours, base, size, classes = build_pair(args.preset, args.frames, args.backbone)
     rows = []
     for name in args.variants:
         model, run = variant_model(name, ours, base)
-        one, two = (census(run, torch.randn(b, 3, args.frames, size, size), torch.zeros(b, dtype=torch.long))
-                    for b in (1, 2))  # fmt: skip
+        one, two = (census(run, torch.randn(b, 3, args.frames, size, size), torch.zeros(b, dtype=torch.long),
+                           args.mode) for b in (1, 2))  # fmt: skip
         flops = (two.flops - one.flops, 2 * one.flops - two.flops)  # (per clip, per step)
         b1, b2 = sum(one.bytes.values()), sum(two.bytes.values())
         total = (b2 - b1, 2 * b1 - b2)
@@ -133,14 +144,15 @@ def main() -> None:
             "estimate_ms": {},
         }
         c = one
-        for b in args.batch:  # kernel counts do not grow with the batch; FLOPs and bytes do
+        for clips in args.batch:  # kernel counts do not grow with the batch; FLOPs and bytes do
+            b = clips * args.views
             est = {
                 "matmul": (b * flops[0] + flops[1]) / (args.tflops * 1e12) * 1e3,
                 "memory": (b * total[0] + total[1]) / (args.tbps * 1e12) * 1e3,
                 "launch": (c.matmuls + sum(c.kernels.values())) * args.launch_us / 1e3,
             }
             est["total"] = sum(est.values())
-            row["estimate_ms"][str(b)] = est
+            row["estimate_ms"][str(clips)] = est
         rows.append(row)
         e8 = row["estimate_ms"][str(args.batch[0])]
         print(f"{name:<16} matmul {row['matmul_gflop_per_clip']:7.1f} GFLOP/clip in {c.matmuls} kernels; other: "
@@ -152,6 +164,8 @@ def main() -> None:
         args.out,
         "op_census",
         "cpu (bf16 autocast)",
+        mode=args.mode,
+        views=args.views,
         frames=args.frames,
         rates={"tflops": args.tflops, "tbps": args.tbps, "launch_us": args.launch_us},
         rows=rows,
