@@ -73,9 +73,13 @@ class QuickGELU(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        s = torch.sigmoid(1.702 * x)
-        # autograd of a * b, b = sigmoid(z), z = 1.702 a: grad*b + sigmoid_backward(grad*a, b) * 1.702
-        return grad * s + torch.ops.aten.sigmoid_backward(grad * x, s) * 1.702
+        # autograd of a * b, b = sigmoid(z), z = 1.702 a: grad*b + sigmoid_backward(grad*a, b) * 1.702, computed in
+        # place so that backward holds two MLP-wide tensors besides grad and x, not five (the same values: in-place
+        # elementwise ops compute what their out-of-place forms do, and grad*b == b*grad)
+        s = (1.702 * x).sigmoid_()
+        dz = grad * x
+        torch.ops.aten.sigmoid_backward.grad_input(dz, s, grad_input=dz)
+        return s.mul_(grad).add_(dz.mul_(1.702))
 
 
 class Recompute(Function):
