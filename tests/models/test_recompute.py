@@ -21,9 +21,10 @@ def _model(backbone: str = "tiny_clip", finetune: str = "adapters"):
     return randomize_(build_model(cfg)).train()
 
 
-def _grads(model, video, amp: bool) -> dict[str, torch.Tensor]:
+def _grads(model, video, amp: bool | torch.dtype) -> dict[str, torch.Tensor]:
     video = video.clone().requires_grad_(True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+    dtype = amp if isinstance(amp, torch.dtype) else torch.bfloat16
+    with torch.autocast("cpu", dtype=dtype, enabled=bool(amp)):
         loss = model(video).float().logsumexp(-1).mean()
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
@@ -31,7 +32,7 @@ def _grads(model, video, amp: bool) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("mode", ["pointwise", "mlp"])
-@pytest.mark.parametrize("amp", [False, True])
+@pytest.mark.parametrize("amp", [False, True, torch.float16])
 @pytest.mark.parametrize(("backbone", "finetune"), [("tiny_clip", "adapters"), ("tiny_clip", "full"),
                                                     ("tiny_in21k", "adapters")])  # fmt: skip
 def test_recompute_gives_bit_identical_gradients(video, mode, amp, backbone, finetune):
