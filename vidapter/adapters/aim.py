@@ -15,7 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from vidapter.models import lean
-from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer
+from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer, norm_source
 
 ADAPTER_KINDS = ("spatial", "temporal", "joint")
 
@@ -46,11 +46,8 @@ class Adapter(lean.Lean, nn.Module):
         """(..., D) -> (..., D). ``normed_from=(norm, src)`` says that x is ``norm(src)``."""
         w1, b1, w2, b2 = self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias
         if self.recompute and x.is_contiguous() and lean.needs_graph(x, w1, b1, w2, b2):
-            if normed_from is not None and normed_from[0].recompute:
-                norm, src = normed_from
-                h = lean.NormLinear.apply(norm.recompute_output, x, src.detach(), w1, b1)
-            else:
-                h = lean.Linear.apply(x, w1, b1)
+            source = norm_source(normed_from)
+            h = lean.NormLinear.apply(*source, x, w1, b1) if source else lean.Linear.apply(x, w1, b1)
             y = lean.GeluLinear.apply(h, w2, b2)
         else:
             y = self.fc2(self.act(self.fc1(x)))
@@ -133,9 +130,10 @@ class AIMBlock(nn.Module):
         y = self.attn(self.norm1(x))
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
         xn = self.norm2(x)
+        normed_from = (self.norm2, x)
         if self.mlp_adapter is None:
-            return x + self.mlp(xn, normed_from=(self.norm2, x))
-        mlp, adapter = self.mlp(xn, normed_from=(self.norm2, x)), self.mlp_adapter(xn, normed_from=(self.norm2, x))
+            return x + self.mlp(xn, normed_from)
+        mlp, adapter = self.mlp(xn, normed_from), self.mlp_adapter(xn, normed_from)
         return x + mlp + self.drop_path(self.scale * adapter)
 
 

@@ -42,15 +42,20 @@ def needs_graph(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors) and not torch.compiler.is_compiling()
 
 
+def layer_norm_fp32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
+    """CLIP's LayerNorm of a low-precision x, computed in fp32: (output in x's dtype, mean, 1/std)."""
+    out, mean, rstd = torch.native_layer_norm(x.float(), (x.shape[-1],), weight.float(), bias.float(), eps)
+    return out.to(x.dtype), mean, rstd
+
+
 class LayerNormFp32(Function):
     """``layer_norm(x.float(), ...).to(x.dtype)`` keeping x (bf16/fp16), mean and 1/std, not the fp32 copy of x."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float):
-        shape = (x.shape[-1],)
-        out, mean, rstd = torch.native_layer_norm(x.float(), shape, weight.float(), bias.float(), eps)
+        out, mean, rstd = layer_norm_fp32(x, weight, bias, eps)
         ctx.save_for_backward(x, weight, bias, mean, rstd)
-        return out.to(x.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -85,9 +90,9 @@ class QuickGELU(Function):
 class Recompute(Function):
     """``fn(*inputs)``, keeping only the inputs for backward and running ``fn`` again there (under forward's autocast).
 
-    With ``normed_from=(norm, src)``, the first input is ``norm(src)`` and is not kept either: backward recomputes it
-    from ``src`` (which the norm keeps anyway). Gradients are bit-identical to plain autograd: backward rebuilds the
-    same graph from the same inputs. ``fn`` and ``norm`` must be deterministic (no dropout).
+    With ``normed_from=(norm, src)`` (src detached), the first input is ``norm(src)`` and is not kept either: backward
+    recomputes it from ``src`` (which the norm keeps anyway). Gradients are bit-identical to plain autograd: backward
+    rebuilds the same graph from the same inputs. ``fn`` and ``norm`` must be deterministic (no dropout).
     """
 
     @staticmethod
@@ -97,7 +102,7 @@ class Recompute(Function):
         if ctx.norm is None:
             ctx.save_for_backward(*inputs)
         else:
-            ctx.save_for_backward(normed_from[1].detach(), *inputs[1:])
+            ctx.save_for_backward(normed_from[1], *inputs[1:])
         return fn(*inputs)
 
     @staticmethod
@@ -185,13 +190,13 @@ class GeluLinear(Function):
 
 
 class NormLinear(Function):
-    """``linear(y, w, b)`` where ``y = norm(src)``, keeping ``src`` (which the norm keeps anyway), not y.
+    """``linear(y, w, b)`` where ``y = norm(src)``, keeping ``src`` (detached; the norm keeps it anyway), not y.
 
     Backward recomputes y with ``norm`` (elementwise, under forward's autocast). ``norm`` must reproduce y bit for bit.
     """
 
     @staticmethod
-    def forward(ctx, norm: Callable[[torch.Tensor], torch.Tensor], y, src, weight, bias):
+    def forward(ctx, norm: Callable[[torch.Tensor], torch.Tensor], src, y, weight, bias):
         ctx.norm, ctx.amp = norm, _autocast_state(y)
         out, _, w = _linear(ctx, y, weight, bias)
         ctx.save_for_backward(src, w)
@@ -202,9 +207,8 @@ class NormLinear(Function):
         src, weight = ctx.saved_tensors
         with torch.no_grad(), _autocast(ctx.amp):
             y = ctx.norm(src)
-        _, needs_y, _, needs_w, needs_b = ctx.needs_input_grad
-        gy, gw, gb = _linear_grads(ctx, grad, y.to(ctx.dt), weight, (needs_y, needs_w, needs_b))
-        return None, gy, None, gw, gb
+        gy, gw, gb = _linear_grads(ctx, grad, y.to(ctx.dt), weight, ctx.needs_input_grad[2:])
+        return None, None, gy, gw, gb
 
 
 def _autocast_state(x: torch.Tensor) -> tuple[str, bool, torch.dtype]:

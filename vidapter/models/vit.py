@@ -94,10 +94,10 @@ class Linear(lean.Lean, nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        lean_ok = not w.requires_grad or lean.compute_dtype(x) == w.dtype
-        if self.recompute and lean_ok and x.is_contiguous() and lean.needs_graph(x, w, self.bias):
+        lean_path = self.recompute and x.is_contiguous() and lean.needs_graph(x, w, self.bias)
+        if lean_path and (not w.requires_grad or lean.compute_dtype(x) == w.dtype):
             return lean.Linear.apply(x, w, self.bias)
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, w, self.bias)
 
 
 class LayerNorm(lean.Lean, nn.LayerNorm):
@@ -120,10 +120,7 @@ class LayerNorm(lean.Lean, nn.LayerNorm):
     def recompute_output(self, x: torch.Tensor) -> torch.Tensor:
         """Forward's output again, bit for bit, as the ``recompute`` path computed it (for ``lean.NormLinear``)."""
         if self.fp32 and x.dtype != torch.float32:
-            out = torch.native_layer_norm(
-                x.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps
-            )
-            return out[0].to(x.dtype)
+            return lean.layer_norm_fp32(x, self.weight, self.bias, self.eps)[0]
         return self._norm(x, self.weight, self.bias)
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -168,10 +165,7 @@ class Mlp(nn.Module):
         backward then keeps ``src`` (the norm keeps it anyway) instead of x."""
         w, b = self.fc1.weight, self.fc1.bias
         if self.recompute_hidden and lean.needs_graph(x, w, b):
-            if normed_from is not None and not normed_from[0].recompute:
-                normed_from = None  # the norm did not keep src in the form recompute_output expects
-            source = (normed_from[0].recompute_output, normed_from[1]) if normed_from is not None else None
-            return self.fc2(lean.Recompute.apply(self._hidden, source, x, w, b))
+            return self.fc2(lean.Recompute.apply(self._hidden, norm_source(normed_from), x, w, b))
         return self.fc2(self.act(self.fc1(x)))
 
     def _hidden(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -264,6 +258,15 @@ def build_vit(name: str, image_size: int | None = None) -> VisionTransformer:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
     return VisionTransformer(BACKBONES[name], image_size, name=name)
+
+
+def norm_source(normed_from: tuple[LayerNorm, torch.Tensor] | None):
+    """``(norm.recompute_output, src detached)`` for a tensor that is ``norm(src)``, where that norm keeps src in its
+    recompute mode (so recomputing from it costs no memory); else None."""
+    if normed_from is None or not normed_from[0].recompute:
+        return None
+    norm, src = normed_from
+    return norm.recompute_output, src.detach()
 
 
 def set_recompute(model: nn.Module, mode: str) -> None:
