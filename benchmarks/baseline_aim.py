@@ -121,7 +121,7 @@ class ViT_CLIP(nn.Module):  # noqa: N801 (the reference's name)
         x = rearrange(x, "b c t h w -> (b t) c h w")
         x = self.conv1(x)
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-        cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype)
+        cls = self.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         n = x.shape[1]
         x = rearrange(x, "(b t) n d -> (b n) t d", t=self.num_frames)

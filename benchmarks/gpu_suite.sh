@@ -3,6 +3,7 @@
 # time limits). Run from the repository root:
 #     OUT=$OUT bash benchmarks/gpu_suite.sh                  # on the GPU machine (the device tool sets $OUT)
 #     DRY_RUN=1 PIPELINE_STEPS=1 bash benchmarks/gpu_suite.sh   # the same steps on this CPU, tiny backbone
+#     ONLY="tests compile" OUT=$OUT bash benchmarks/gpu_suite.sh   # only the named steps (names: see `step` below)
 # The device machine has PyTorch but not PyAV and cannot reach PyPI: the script installs wheels found in .whl/
 # (fetch them here with `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
 # --platform manylinux_2_28_x86_64 -d .whl av==18.1.0`, carry .whl) and runs vidapter from the checkout.
@@ -30,34 +31,43 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
     LOADER_WORKERS="1 2"
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
-    LEVERS="baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen cudagraph no-temporal"
-    COMPILE_LIMIT=180; LOADER_WORKERS="4 8 12 15"
+    LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen cudagraph no-temporal}"
+    COMPILE_LIMIT=180; LOADER_WORKERS="${LOADER_WORKERS:-4 8 12 15}"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
-run() { echo "+ $*"; "$@" || { echo "FAILED ($?): $*"; status=1; }; save; }
+step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
+    local name="$1"; shift
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+    echo "+ [$name $(date +%T)] $*"; "$@" || { echo "FAILED ($?): $*"; status=1; }; save
+}
 B="$PY benchmarks"
-run "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+step tests "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+# recompute modes vs plain autograd, gradient bit-identity per SDPA backend (explains the test's choice of backend)
+step identity $B/recompute_identity.py $DEV $( [ "${DRY_RUN:-0}" = 1 ] && echo --backbones tiny_clip ) \
+    --out "$WORK/recompute_identity.json"
 # the side-by-side comparison and every eager lever, T=8, batch 8 and 32
-run $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 32 --variants $LEVERS --out "$WORK/vs_baseline.json"
-# where the step's time goes by kernel kind (checks op_census.py's model), batch 32
-run $B/profile_step.py $DEV $SMALL --batch 32 --variants baseline vidapter recompute-none --out "$WORK/profile_step.json"
+step levers $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 32 --variants $LEVERS --out "$WORK/vs_baseline.json"
+# where the step's time goes by kernel kind (checks op_census.py's model) and how busy the GPU is kept, batch 32 and 8
+step profile $B/profile_step.py $DEV $SMALL --batch 32 --variants baseline vidapter recompute-none --out "$WORK/profile_step.json"
+step profile $B/profile_step.py $DEV $SMALL --batch 8 --variants baseline vidapter recompute-none --out "$WORK/profile_step_b8.json"
 # scaling in T (the paper's 606 / 1214 / 2428 GFLOPs per 3 views) for both designs, and the temporal pass's price
-run $B/vs_baseline.py $DEV $DT $SMALL --frames 16 32 --batch 8 --warmup 1 --iters 3 \
+step frames $B/vs_baseline.py $DEV $DT $SMALL --frames 16 32 --batch 8 --warmup 1 --iters 3 \
     --variants baseline vidapter no-temporal --out "$WORK/vs_baseline_frames.json"
-run $B/model_step.py $DEV $DT $SMALL $IT --frames 8 16 32 --batch 8 32 --out "$WORK/model_step.json"
+step model_step $B/model_step.py $DEV $DT $SMALL $IT --frames 8 16 32 --batch 8 32 --out "$WORK/model_step.json"
 if [ "${DRY_RUN:-0}" != 1 ]; then
-    run $B/model_step.py $DEV $DT --preset k400_vitl14_8f --frames 8 --batch 8 --warmup 2 --iters 5 \
+    step vitl14 $B/model_step.py $DEV $DT --preset k400_vitl14_8f --frames 8 --batch 8 --warmup 2 --iters 5 \
         --out "$WORK/model_step_vitl14.json"
 fi
-# feeding the GPU: what the loader alone delivers by worker count (Kinetics-like 340x256 videos), then the full
+# feeding the GPU: how many cores the machine really gives, what the loader alone delivers by worker count (Kinetics-like 340x256 videos), then the full
 # pipeline (decode + augment in 12 loader workers feeding the model, 128-frame synthetic videos) with its data wait
-run $B/loader_throughput.py --workers $LOADER_WORKERS --batches "${LOADER_BATCHES:-30}" --out "$WORK/loader_throughput.json"
-run $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 --clips-per-class 24 --frames-per-video 128 \
+step cpu $B/cpu_scaling.py --procs 1 2 4 8 16 --out "$WORK/cpu_scaling.json"
+step loader $B/loader_throughput.py --workers $LOADER_WORKERS --batches "${LOADER_BATCHES:-30}" --out "$WORK/loader_throughput.json"
+step pipeline $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 --clips-per-class 24 --frames-per-video 128 \
     --batch 8 --workers 12 --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" \
     --out "$WORK/train_pipeline_gpu.json"
 # torch.compile last: its compile time is the least predictable
-run timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --variants baseline compile \
+step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --variants baseline compile \
     --out "$WORK/vs_baseline_compile.json"
 ls -la "$WORK"
 save

@@ -1,11 +1,13 @@
 """How many training clips per second the data loader alone delivers, by number of workers: the feed ceiling of a GPU.
 
 Writes ``--videos`` Kinetics-like videos once (data_throughput.py's: 10 s, 25 fps, 340x256 H.264, GOP 25, textured
-moving content), lists them with labels, builds the training dataset of a preset exactly as ``vidapter train`` does
-(dense 8x16 sampling, PyAV decoding, augmentation, collation, pinned memory on a GPU machine) and, for each worker
-count, iterates the loader: the first ``--warmup`` batches start the workers and are not timed, the next ``--batches``
-are. No model runs, so the figure is what the CPUs can feed; compare it with the model's train-step rate
-(vs_baseline.py / model_step.py) and the pipeline's measured wait (train_pipeline.py).
+moving content), lists them with labels, repeated so that one epoch holds every batch measured, builds the training
+dataset of a preset exactly as ``vidapter train`` does (dense 8x16 sampling, PyAV decoding, augmentation, collation,
+pinned memory on a GPU machine) and, for each worker count, iterates the loader: the first ``--warmup`` batches start
+the workers and are not timed, the next ``--batches`` are. No model runs, so the figure is what the CPUs can feed;
+compare it with the model's train-step rate (vs_baseline.py / model_step.py) and the pipeline's measured wait
+(train_pipeline.py). (Before 2026-11-27 the list held each video once: an epoch was one batch, the loader restarted
+every batch and one worker worked at a time, so the figure did not grow with workers.)
 
     python benchmarks/loader_throughput.py --workers 1 2 --batches 20 --out docs/results/loader_throughput_cpu.json
     python benchmarks/loader_throughput.py --workers 4 8 12 15 --out $OUT/loader_throughput.json   # GPU machine
@@ -49,7 +51,12 @@ def main() -> None:
     t0 = time.perf_counter()
     files = make_videos(data, args.videos, [25], crf=23)[25]
     print(f"videos ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-    (data / "train.txt").write_text("".join(f"{f.relative_to(data)} {i % 13}\n" for i, f in enumerate(files)))
+    # one epoch must hold every batch measured: with fewer clips than that, each epoch ends after a batch or two and
+    # the loader restarts its pipeline every time (one worker busy at a time, whatever their number); the list
+    # repeats the videos instead (the page cache holds them, as it would a real dataset's hot files)
+    clips = max(len(files), args.batch * (max(args.workers) + args.batches + 1))
+    lines = (f"{files[i % len(files)].relative_to(data)} {i % 13}\n" for i in range(clips))
+    (data / "train.txt").write_text("".join(lines))
     cfg = apply_overrides(cfg, [f"data.root={data}", f"data.train_list={data / 'train.txt'}", "model.num_classes=13"])
     facts = BACKBONES[cfg.model.backbone]
     dataset, _ = build_dataset(cfg.data, "train", num_frames=cfg.model.num_frames, num_classes=13, mean=facts.mean,
@@ -58,16 +65,16 @@ def main() -> None:
     for workers in args.workers:
         loader = build_loader(dataset, args.batch, train=True, workers=workers, seed=0)
         warmup = workers if args.warmup is None else args.warmup
-        needed, epoch, seen, start = warmup + args.batches, 0, 0, None
-        while seen < needed:
-            loader.sampler.set_epoch(epoch)
-            for batch in loader:
-                seen, shape = seen + 1, list(batch["video"].shape[1:])
-                if seen == warmup:
-                    start = time.perf_counter()
-                if seen == needed:
-                    break
-            epoch += 1
+        needed, seen = warmup + args.batches, 0
+        start = time.perf_counter() if warmup == 0 else None
+        loader.sampler.set_epoch(0)
+        for batch in loader:  # one epoch holds them all (above)
+            seen, shape = seen + 1, list(batch["video"].shape[1:])
+            if seen == warmup:
+                start = time.perf_counter()
+            if seen == needed:
+                break
+        assert seen == needed, f"the epoch ended after {seen} of {needed} batches"
         seconds = time.perf_counter() - start
         rows.append({"workers": workers, "clips_per_s": args.batches * args.batch / seconds, "seconds": seconds,
                      "clip_shape": shape})  # fmt: skip

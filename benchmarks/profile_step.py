@@ -3,7 +3,8 @@
 The measured counterpart of op_census.py's model: on CUDA, the self time of every GPU kernel of ``--steps`` training
 steps (after warm-up), grouped by name into matmul (GEMM kernels), attention (flash / memory-efficient / cuDNN
 attention) and other (elementwise, reductions, copies, casts, LayerNorm, optimizer); on a CPU the same split of ATen
-ops' self CPU time. Per variant (vs_baseline.py's variants), per step, in ms, with the fraction of each kind.
+ops' self CPU time. Per variant (vs_baseline.py's variants), per step, in ms, with the fraction of each kind, and the
+wall time of the same steps run without the profiler (kernel time / wall time = how busy the step keeps the GPU).
 
     python benchmarks/profile_step.py --device cuda --batch 32 --out $OUT/profile_step.json
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -68,6 +70,14 @@ def main() -> None:
 
         for _ in range(args.warmup):
             step()
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()  # wall time without the profiler: kernel time / wall = how busy the GPU is kept
+        for _ in range(args.steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+        wall_ms = (time.perf_counter() - start) * 1e3 / args.steps
         activities = [ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
         with profile(activities=activities) as prof:
             for _ in range(args.steps):
@@ -85,11 +95,12 @@ def main() -> None:
             ms[kind(evt.key)] += self_us / 1e3 / args.steps
             count[kind(evt.key)] += evt.count / args.steps
         total = sum(ms.values())
-        row = {"variant": name, "ms_per_step": total, "ms": dict(ms), "kernels_per_step": dict(count),
+        row = {"variant": name, "ms_per_step": total, "wall_ms_per_step": wall_ms, "busy": total / wall_ms,
+               "ms": dict(ms), "kernels_per_step": dict(count),
                "fraction": {k: v / total for k, v in ms.items()} if total else {}}  # fmt: skip
         rows.append(row)
-        print(f"{name:<16} {total:8.1f} ms/step: " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f} %)"
-                                                           for k, v in ms.most_common()), flush=True)  # fmt: skip
+        split = ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f} %)" for k, v in ms.most_common())
+        print(f"{name:<16} {total:8.1f} ms/step of kernels in {wall_ms:8.1f} ms wall: {split}", flush=True)
         module.to("cpu")
         del module, model, opt
         if cuda:

@@ -46,12 +46,41 @@ def vs_baseline(data: dict, title: str) -> list[str]:
 
 
 def profile(data: dict) -> list[str]:
-    out = ["### Kernel time by kind (profile_step.py)", "", f"`{data['command']}`", "",
-           "| variant | ms per step | matmul | attention | other |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    out = [f"### Kernel time by kind (profile_step.py), batch {data.get('batch', '?')}", "", f"`{data['command']}`", "",
+           "| variant | kernel ms per step | wall ms per step | GPU busy | matmul | attention | other |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in data["rows"]:
         ms, frac = row["ms"], row["fraction"]
         cells = [f"{ms.get(k, 0):.1f} ms ({100 * frac.get(k, 0):.0f} %)" for k in ("matmul", "attention", "other")]
-        out.append(f"| {row['variant']} | {row['ms_per_step']:.1f} | " + " | ".join(cells) + " |")
+        wall = row.get("wall_ms_per_step")
+        busy = f"{100 * row['busy']:.0f} %" if "busy" in row else "-"
+        out.append(
+            f"| {row['variant']} | {row['ms_per_step']:.1f} | {_num(wall)} | {busy} | " + " | ".join(cells) + " |"
+        )
+    return [*out, ""]
+
+
+def identity(data: dict) -> list[str]:
+    out = ["### Recompute modes vs plain autograd: trained tensors whose gradients differ (recompute_identity.py)", "",
+           f"`{data['command']}`", "", "| backbone | SDPA | plain again | pointwise | mlp | first differing |",
+           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in data["rows"]:
+        cells = [f"{r[k]['differ']}/{r[k]['tensors']} (max {r[k]['max_abs_diff']:.1e})" for k in ("plain_again",
+                 "pointwise", "mlp")]  # fmt: skip
+        out.append(
+            f"| {r['backbone']} | {r['sdpa']} | " + " | ".join(cells) + f" | {', '.join(r['pointwise']['first'])} |"
+        )
+    return [*out, ""]
+
+
+def cpu_scaling(data: dict) -> list[str]:
+    out = ["### How many cores the machine gives (cpu_scaling.py)", "",
+           f"`{data['command']}` ({data['cpu_count']} CPUs listed, {data.get('affinity', '?')} usable)", "",
+           "| work | processes | rate | effective cores |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for r in data["rows"]:
+        unit = "frames_per_s" if "frames_per_s" in r else "MiB_per_s"
+        out.append(f"| {r['work']} | {r['procs']} | {r[unit]:,.0f} {unit.replace('_per_s', '/s')} | "
+                   f"{r['effective_cores']:.2f} |")  # fmt: skip
     return [*out, ""]
 
 
@@ -94,8 +123,13 @@ def main() -> None:
                         ("vs_baseline_frames", "Scaling in T"), ("vs_baseline_compile", "torch.compile")):  # fmt: skip
         data = load(folder, name)
         lines += vs_baseline(data, title) if data else [f"### {title}: no result file", ""]
-    data = load(folder, "profile_step")
-    lines += profile(data) if data else ["### Kernel time by kind: no result file", ""]
+    for name in ("profile_step", "profile_step_b8"):
+        data = load(folder, name)
+        lines += profile(data) if data else [f"### Kernel time by kind ({name}): no result file", ""]
+    data = load(folder, "recompute_identity")
+    lines += identity(data) if data else ["### Recompute identity: no result file", ""]
+    data = load(folder, "cpu_scaling")
+    lines += cpu_scaling(data) if data else ["### CPU scaling: no result file", ""]
     for name, title in (("model_step", "model_step.py, ViT-B/16"), ("model_step_vitl14", "model_step.py, ViT-L/14")):
         data = load(folder, name)
         lines += model_step(data, title) if data else [f"### {title}: no result file", ""]

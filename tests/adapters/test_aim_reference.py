@@ -74,3 +74,11 @@ def test_preset_that_does_not_fit_is_refused(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "unexpected: backbone.blocks.0.t_adapter_in.fc1.bias" in err and "does not fit preset" in err
+
+
+def test_reference_runs_wherever_its_weights_are():
+    """Every tensor the reference design makes in forward follows its input's device (the meta device stands in for
+    CUDA here: a tensor made on the CPU by default would be refused), so the GPU benchmarks can run it."""
+    ref = _reference(0.5, 1).to("meta")
+    out = ref(torch.randn(2, 3, T, SIZE, SIZE, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, K)
