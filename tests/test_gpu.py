@@ -44,10 +44,11 @@ def test_cuda_recompute_gives_the_same_gradients(mode):
     LayerNorm and GELU backward) on the same values: every weight gradient equals plain autograd's bit for bit.
 
     Bias gradients are the exception on CUDA: measured on an H200 (torch 2.11, benchmarks/recompute_identity.py), the
-    adapters' bias gradients differed from plain autograd's by up to 3e-5 in ViT-B/16 (1.5e-5 in this model), every
-    other tensor being identical, under both the default and the math SDPA backend, while two plain steps agreed bit
-    for bit. Autograd reduces a linear's bias gradient there differently from ``grad.sum(0)``; until that is matched,
-    biases are held to the measured size of the difference, weights to identity (docs/benchmarks.md)."""
+    adapters' bias gradients differed from plain autograd's by up to 3e-5 in ViT-B/16 (1.5e-5 in this model), 6
+    tensors per block (by count and names, the biases), under both the default and the math SDPA backend, while two
+    plain steps agreed bit for bit. Autograd reduces a linear's bias gradient there differently from ``grad.sum(0)``;
+    until that is matched, biases are held to the measured size of the difference, weights to identity
+    (docs/benchmarks.md)."""
     import copy
 
     from vidapter.models.vit import set_recompute

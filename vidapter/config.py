@@ -84,7 +84,7 @@ class TrainConfig:
     batch_size: int = 8  # per process; the recipes' 64 = 8 GPUs x 8
     accum_steps: int = 1
     amp: str = "bf16"  # none | bf16 | fp16 (fp16 uses a GradScaler); ignored on CPU unless bf16
-    compile: bool = False  # torch.compile the model
+    compile: bool | str = "auto"  # torch.compile the model: auto (on CUDA, not on CPU) | true | false
     device: str = "auto"  # auto | cpu | cuda
     run_dir: str | None = None  # default runs/<preset name>
     resume: str = "auto"  # auto (continue the run directory if it has a checkpoint) | never | path to a checkpoint
