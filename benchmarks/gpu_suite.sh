@@ -32,7 +32,7 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
     LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen cudagraph no-temporal}"
-    COMPILE_LIMIT=180; LOADER_WORKERS="${LOADER_WORKERS:-4 8 12 15}"
+    COMPILE_LIMIT=240; LOADER_WORKERS="${LOADER_WORKERS:-4 8 12 15}"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
@@ -54,7 +54,8 @@ step profile $B/profile_step.py $DEV $SMALL --batch 8 --variants baseline vidapt
 # scaling in T (the paper's 606 / 1214 / 2428 GFLOPs per 3 views) for both designs, and the temporal pass's price
 step frames $B/vs_baseline.py $DEV $DT $SMALL --frames 16 32 --batch 8 --warmup 1 --iters 3 \
     --variants baseline vidapter no-temporal --out "$WORK/vs_baseline_frames.json"
-step model_step $B/model_step.py $DEV $DT $SMALL $IT --frames 8 16 32 --batch 8 32 --out "$WORK/model_step.json"
+# batch 32 at T=16 and 32 (the rows vs_baseline does not cover; T=8 and batch 8 are there)
+step model_step $B/model_step.py $DEV $DT $SMALL $IT --frames 16 32 --batch 32 --out "$WORK/model_step.json"
 if [ "${DRY_RUN:-0}" != 1 ]; then
     step vitl14 $B/model_step.py $DEV $DT --preset k400_vitl14_8f --frames 8 --batch 8 --warmup 2 --iters 5 \
         --out "$WORK/model_step_vitl14.json"
@@ -67,7 +68,7 @@ step pipeline $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 
     --batch 8 --workers 12 --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" \
     --out "$WORK/train_pipeline_gpu.json"
 # torch.compile last: its compile time is the least predictable
-step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --variants baseline compile \
+step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 8 --variants baseline compile \
     --out "$WORK/vs_baseline_compile.json"
 ls -la "$WORK"
 save

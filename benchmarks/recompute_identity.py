@@ -5,7 +5,8 @@ training step of plain autograd twice (does the device repeat itself?) and of ea
 weights and clip; counts the trained tensors whose gradients differ from the first plain step, and the largest
 difference, and how many of those are not biases. If plain-vs-plain differs, the device is non-deterministic and
 plain-vs-recompute cannot be judged. H200, torch 2.11 (docs/benchmarks.md): plain steps repeat bit for bit under both
-backends; only the adapters' bias gradients differ (up to 3e-5), which tests/test_gpu.py holds to that bound.
+backends; only the adapters' bias gradients differ (up to 3e-5), which tests/test_gpu.py holds to that bound. Then a
+probe on one linear layer: which reduction of the output gradient reproduces autograd's bias gradient on this device.
 
     python benchmarks/recompute_identity.py --device cuda --out $OUT/recompute_identity.json
     python benchmarks/recompute_identity.py --device cpu --backbones tiny_clip --out /tmp/recompute_identity.json
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,6 +58,42 @@ def compare(ref: dict, other: dict) -> dict:
     }
 
 
+def bias_probe(device: torch.device, shapes=((2, 1576, 768, 192), (2, 1576, 192, 768), (4, 197, 64, 16))) -> list:
+    """One trained linear layer under bf16 autocast: which way of reducing the output gradient gives autograd's bias
+    gradient bit for bit? (B, L, in, out) shapes: ViT-B's adapter fc1 and fc2 at 2 clips of 8 frames, a tiny one."""
+    from vidapter.models import lean
+
+    rows = []
+    for b, n, cin, cout in shapes:
+        torch.manual_seed(0)
+        x = torch.randn(b, n, cin, device=device)
+        w = (0.02 * torch.randn(cout, cin, device=device)).requires_grad_()
+        bias = (0.02 * torch.randn(cout, device=device)).requires_grad_()
+        g = torch.randn(b, n, cout, device=device).bfloat16()  # the output's gradient, as a bf16 output receives it
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            F.linear(x, w, bias).backward(g)
+        plain = bias.grad.clone()
+        bias.grad = None
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            lean.Linear.apply(x, w, bias).backward(g)
+        g2 = g.reshape(-1, cout)
+        ones = torch.ones(1, g2.shape[0], device=device, dtype=g2.dtype)
+        candidates = {
+            "lean.Linear": bias.grad,
+            "sum(0) bf16": g2.sum(0).float(),
+            "sum((0,1)) bf16": g.sum((0, 1)).float(),
+            "sum(0) fp32 then bf16": g2.float().sum(0).bfloat16().float(),
+            "sum(0) fp32": g2.float().sum(0),
+            "ones @ g (cuBLAS) bf16": (ones @ g2).view(-1).float(),
+        }
+        row = {"shape": [b, n, cin, cout], "max_abs_plain": plain.abs().max().item()}
+        row.update({k: "equal" if torch.equal(v, plain) else f"{(v - plain).abs().max().item():.2e}"
+                    for k, v in candidates.items()})  # fmt: skip
+        rows.append(row)
+        print("bias probe", row, flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -90,7 +128,7 @@ def main() -> None:
                 for k in ("plain_again", "pointwise", "mlp")), flush=True)  # fmt: skip
         del plain
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    write_record(args.out, "recompute_identity", name, batch=args.batch, rows=rows)
+    write_record(args.out, "recompute_identity", name, batch=args.batch, rows=rows, bias_probe=bias_probe(device))
 
 
 if __name__ == "__main__":

@@ -65,11 +65,18 @@ def identity(data: dict) -> list[str]:
            f"`{data['command']}`", "", "| backbone | SDPA | plain again | pointwise | mlp | first differing |",
            "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in data["rows"]:
-        cells = [f"{r[k]['differ']}/{r[k]['tensors']} (max {r[k]['max_abs_diff']:.1e})" for k in ("plain_again",
-                 "pointwise", "mlp")]  # fmt: skip
+        cells = [f"{r[k]['differ']}/{r[k]['tensors']} (max {r[k]['max_abs_diff']:.1e}"
+                 + (f", {r[k]['differ_not_bias']} not biases)" if "differ_not_bias" in r[k] else ")")
+                 for k in ("plain_again", "pointwise", "mlp")]  # fmt: skip
         out.append(
             f"| {r['backbone']} | {r['sdpa']} | " + " | ".join(cells) + f" | {', '.join(r['pointwise']['first'])} |"
         )
+    probe = data.get("bias_probe") or []
+    if probe:
+        keys = [k for k in probe[0] if k not in ("shape", "max_abs_plain")]
+        out += ["", "One linear layer's bias gradient against autograd's (B, L, in, out):", "",
+                "| shape | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]  # fmt: skip
+        out += [f"| {r['shape']} | " + " | ".join(str(r[k]) for k in keys) + " |" for r in probe]
     return [*out, ""]
 
 

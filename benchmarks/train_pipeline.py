@@ -36,6 +36,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default="none")
+    p.add_argument("--compile", default="false", choices=["false", "true", "auto"],
+                   help="train.compile (default false: a short run would mostly time the compiler)")  # fmt: skip
     p.add_argument("--synthetic-size", type=int, default=32, help="frame size of the generated videos")
     p.add_argument("--clips-per-class", type=int, default=40)
     p.add_argument("--frames-per-video", type=int, help="length of the generated videos (default: 2 x the model's T)")
@@ -56,7 +58,8 @@ def main() -> None:
         f"data.root={data}", f"data.train_list={data / 'train.txt'}", f"data.val_list={data / 'val.txt'}",
         f"data.class_names={data / 'classes.txt'}", f"data.workers={args.workers}", "model.num_classes=13",
         f"train.epochs={args.epochs}", f"train.batch_size={args.batch}", f"train.device={args.device}",
-        f"train.amp={args.amp}", "train.random_init=true", "model.pretrained=none", "train.resume=never",
+        f"train.amp={args.amp}", f"train.compile={args.compile}", "train.random_init=true", "model.pretrained=none",
+        "train.resume=never",
         f"train.run_dir={tempfile.mkdtemp(prefix='vidapter-run-')}", f"data.size={size}",
     ]  # fmt: skip
     if args.steps:

@@ -106,15 +106,20 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(data, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_ddp_two_processes_agree_with_one(data, tmp_path):
+@pytest.mark.parametrize("compiled, port", [("false", 29533), ("true", 29534)])
+def test_ddp_two_processes_agree_with_one(data, tmp_path, compiled, port):
+    """Two torchrun processes (gloo) at half the batch end where one eager process does; also with the model compiled
+    inside DDP, the engine's order (on CUDA compile is the default, train.compile=auto)."""
     extra = ["--train.epochs=2", "--optim.warmup_epochs=0"]
     one = _run(["train", *_args(data, tmp_path / "one", *extra)])
     assert one.returncode == 0, one.stderr[-2000:]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m",
-           "vidapter", "train", *_args(data, tmp_path / "two", *extra, "--train.batch_size=4")]  # fmt: skip
+    two_args = _args(data, tmp_path / "two", *extra, "--train.batch_size=4", f"--train.compile={compiled}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "-m",
+           "vidapter", "train", *two_args]  # fmt: skip
     two = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 process(es)" in two.stderr
+    assert ("torch.compile: on" in two.stderr) == (compiled == "true")
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     torch.manual_seed(0)  # train.seed: the initial weights of both runs
     init = dict(_trainable(load_checkpoint(tmp_path / "one" / "last.pt")))
