@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import write_record  # noqa: E402
 from vs_baseline import build_pair, cast_frozen_  # noqa: E402
 
+from vidapter.adapters.peft import store_frozen_matrices_  # noqa: E402
 from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
@@ -101,7 +102,7 @@ def variants(preset: str, frames: int, backbone: str | None):
     ours.grad_checkpointing = True
     yield "vidapter block checkpointing", ours, one_block
     ours.grad_checkpointing = False
-    cast_frozen_(ours, torch.bfloat16)
+    store_frozen_matrices_(ours, torch.bfloat16)
     for mode in ("pointwise", "mlp"):
         set_recompute(ours, mode)
         yield f"vidapter recompute={mode} +bf16 frozen", ours, 0.0

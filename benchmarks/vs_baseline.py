@@ -12,7 +12,7 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   recompute-none     plain autograd (LayerNorm keeps fp32 copies, QuickGELU two tensors)
   recompute-mlp      the MLP hidden layer recomputed in backward
   checkpoint         whole-block activation checkpointing
-  bf16-frozen        frozen matrices stored in bf16 (exact under bf16 autocast; no cast per step)
+  bf16-frozen        frozen matrices stored in bf16 (train.frozen_dtype=auto under amp=bf16; exact, no cast per step)
   compile            torch.compile of the model (default mode); compile time reported apart, not timed
   cudagraph          inference only: the forward captured once in a CUDA graph and replayed (CUDA only)
   no-temporal        vidapter without the temporal pass (not AIM: it prices the temporal pass, 1 - its time / AIM's)
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP, freeze_like_aim  # noqa: E402
 from record import write_record  # noqa: E402
 
+from vidapter.adapters.peft import store_frozen_matrices_  # noqa: E402
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.models.build import build_model  # noqa: E402
 from vidapter.models.convert import aim_official_to_vidapter  # noqa: E402
@@ -90,7 +91,8 @@ PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "
 
 
 def cast_frozen_(model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """Frozen Linear/Conv/attention matrices and frozen embeddings to ``dtype``; norms and trainables stay fp32."""
+    """The baseline's frozen Linear/Conv/attention matrices and frozen embeddings to ``dtype``; norms and trainables
+    stay fp32. (vidapter's models use the library's exact ``store_frozen_matrices_``: matrices only.)"""
     for m in model.modules():
         if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.MultiheadAttention):
             for p in m.parameters(recurse=False):
@@ -110,8 +112,8 @@ def variant_model(name: str, ours, base):
         set_recompute(model, name.split("-", 1)[1])
     elif name == "checkpoint":
         model.grad_checkpointing = True
-    elif name == "bf16-frozen":
-        cast_frozen_(model, torch.bfloat16)
+    elif name == "bf16-frozen":  # what train.frozen_dtype=auto does under amp=bf16 (exact)
+        store_frozen_matrices_(model, torch.bfloat16)
     elif name == "no-temporal":
         for blk in model.backbone.blocks:
             blk.t_adapter = blk.t_adapter_in = None

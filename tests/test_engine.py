@@ -165,6 +165,8 @@ def test_unloaded_backbone_is_refused(data, tmp_path, capsys):
         ("--train.batch_sise=4", "train has no field 'batch_sise'"),
         ("--data.sampling=random", "data.sampling must be 'dense' or 'uniform'"),
         ("--train.compile=yes", "train.compile must be auto, true or false, got 'yes'"),
+        ("--train.frozen_dtype=bf16", "train.frozen_dtype=bf16 needs train.amp=bf16"),
+        ("--train.frozen_dtype=int8", "train.frozen_dtype must be auto, fp32 or bf16, got 'int8'"),
     ],
 )
 def test_bad_config_is_named_before_work(data, tmp_path, capsys, override, message):
@@ -200,3 +202,26 @@ def test_compile_auto_means_cuda_only():
     old = to_dict(cfg)
     old["train"]["compile"] = True
     assert from_dict(old).train.compile is True
+
+
+def test_frozen_matrices_in_bf16_train_exactly_and_export_the_original_weights(data, tmp_path, caplog):
+    """Under amp=bf16, train.frozen_dtype=auto stores frozen matrices in bf16: the run ends with the same trained
+    weights, bit for bit, as with fp32 storage, and exports the backbone exactly as it was loaded."""
+    from safetensors.torch import load_file
+
+    extra = ["--train.epochs=1", "--train.max_steps_per_epoch=3", "--train.amp=bf16", "--optim.warmup_epochs=0"]
+    runs = {}
+    for dtype in ("fp32", "auto"):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="vidapter"):
+            assert main(["train", *_args(data, tmp_path / dtype, *extra, f"--train.frozen_dtype={dtype}")]) == 0
+        runs[dtype] = (_weights(tmp_path / dtype), load_file(tmp_path / dtype / "model" / "model.safetensors"))
+        assert ("frozen matrices stored in bfloat16" in caplog.text) == (dtype == "auto")
+    (a, export_a), (b, export_b) = runs["fp32"], runs["auto"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert export_a.keys() == export_b.keys()
+    assert all(export_b[k].dtype == export_a[k].dtype and torch.equal(export_a[k], export_b[k]) for k in export_a)
+    assert (
+        json.loads((tmp_path / "auto" / "model" / "config.json").read_text())["backbone_sha256"]
+        == json.loads((tmp_path / "fp32" / "model" / "config.json").read_text())["backbone_sha256"]
+    )

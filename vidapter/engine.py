@@ -21,7 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidapter.adapters.peft import backbone_digest, count_parameters, trainable_state_dict
+from vidapter.adapters.peft import (
+    backbone_digest,
+    count_parameters,
+    restore_frozen_,
+    store_frozen_matrices_,
+    trainable_state_dict,
+)
 from vidapter.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidapter.config import Config, to_dict
 from vidapter.data.build import build_dataset
@@ -72,6 +78,20 @@ def resolve_compile(value: bool | str, device: torch.device) -> bool:
     if isinstance(value, bool):
         return value
     raise TrainError(f"train.compile must be auto, true or false, got {value!r}")
+
+
+def resolve_frozen_dtype(value: str, amp: torch.dtype | None) -> torch.dtype | None:
+    """``train.frozen_dtype``: the dtype to store frozen matrices in, or None to leave them as loaded. auto is bf16
+    under bf16 autocast, where it is exact (autocast casts them to bf16 at every use anyway), else None."""
+    if value == "auto":
+        return torch.bfloat16 if amp == torch.bfloat16 else None
+    if value == "fp32":
+        return None
+    if value == "bf16":
+        if amp != torch.bfloat16:
+            raise TrainError("train.frozen_dtype=bf16 needs train.amp=bf16 (it is exact only under bf16 autocast)")
+        return torch.bfloat16
+    raise TrainError(f"train.frozen_dtype must be auto, fp32 or bf16, got {value!r}")
 
 
 class _Stop:
@@ -193,6 +213,7 @@ def fit(cfg: Config) -> dict:
     device = resolve_device(t.device)
     amp = autocast_dtype(t.amp, device)
     compiled = resolve_compile(t.compile, device)
+    frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, amp)
     dist_info: DistInfo = init_distributed(device)
     if device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
@@ -250,6 +271,15 @@ def fit(cfg: Config) -> dict:
         if main:
             log.info("resumed from %s at epoch %d, batch %d (step %d)", resume, start_epoch + 1, first_batch, step)
 
+    # after the digest and any resume: both read the frozen weights as loaded; the main process keeps the originals
+    # (on the CPU) to export them unchanged
+    originals = store_frozen_matrices_(model, frozen_dtype) if frozen_dtype is not None else {}
+    if originals and main:
+        saved = sum(t.numel() * (t.element_size() - frozen_dtype.itemsize) for t in originals.values())
+        log.info("frozen matrices stored in %s (train.frozen_dtype=%s): %d tensors, %.1f MiB less on the device",
+                 str(frozen_dtype).removeprefix("torch."), t.frozen_dtype, len(originals), saved / 2**20)  # fmt: skip
+    if not main:
+        originals = {}
     model.to(device)
     train_model = torch.compile(model) if compiled else model
     if dist_info.world_size > 1:
@@ -354,6 +384,7 @@ def fit(cfg: Config) -> dict:
     if main:
         confusion = val_metrics["confusion"] if val_metrics is not None else None
         write_reports(run_dir, history, confusion, names)
+        restore_frozen_(model, originals)
         save_pretrained(model, cfg, run_dir / "model", names)
         log.info("done: %s (model directory: %s)", run_dir, run_dir / "model")
     runlog.close()

@@ -126,3 +126,31 @@ def test_recompute_leaves_inference_alone(video):
         ref = model(video)
         set_recompute(model, "mlp")
         assert torch.equal(model(video), ref)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backbone", ["tiny_clip", "tiny_in21k"])
+def test_frozen_matrices_stored_in_bf16_are_exact_under_bf16_autocast(video, mode, backbone):
+    """train.frozen_dtype=auto stores frozen Linear/Conv weights in bf16 under amp=bf16: autocast casts exactly those
+    to bf16 at every use, so the gradients (and the input's) are bit-identical, the digest of the restored model is the
+    original's, and the bytes saved are half those matrices'."""
+    from vidapter.adapters.peft import backbone_digest, restore_frozen_, store_frozen_matrices_
+
+    plain = _model(backbone)
+    set_recompute(plain, mode)
+    stored = copy.deepcopy(plain)
+    digest = backbone_digest(plain)
+    before = sum(p.numel() * p.element_size() for p in stored.parameters())
+    originals = store_frozen_matrices_(stored, torch.bfloat16)
+    after = sum(p.numel() * p.element_size() for p in stored.parameters())
+    assert originals and all(not n.startswith(("head.", "backbone.norm")) for n in originals)
+    assert before - after == sum(t.numel() * 2 for t in originals.values())
+    assert all(p.dtype == torch.float32 for p in stored.parameters() if p.requires_grad)
+    ref, out = _grads(plain, video, True), _grads(stored, video, True)
+    for name, g in ref.items():
+        assert torch.equal(g, out[name]), name
+    restore_frozen_(stored, originals)
+    assert backbone_digest(stored) == digest
+    assert all(
+        torch.equal(a, b) for a, b in zip(plain.state_dict().values(), stored.state_dict().values(), strict=True)
+    )
