@@ -36,9 +36,11 @@ else
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
+OPTIONAL="model_step"  # steps that run only when $ONLY names them (to keep the whole suite under 8 minutes)
 step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
     local name="$1"; shift
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+    if [ -z "${ONLY:-}" ] && [[ " $OPTIONAL " == *" $name "* ]]; then return; fi
     echo "+ [$name $(date +%T)] $*"; "$@" || { echo "FAILED ($?): $*"; status=1; }; save
 }
 B="$PY benchmarks"
@@ -54,7 +56,7 @@ step profile $B/profile_step.py $DEV $SMALL --batch 8 --variants baseline vidapt
 # scaling in T (the paper's 606 / 1214 / 2428 GFLOPs per 3 views) for both designs, and the temporal pass's price
 step frames $B/vs_baseline.py $DEV $DT $SMALL --frames 16 32 --batch 8 --warmup 1 --iters 3 \
     --variants baseline vidapter no-temporal --out "$WORK/vs_baseline_frames.json"
-# batch 32 at T=16 and 32 (the rows vs_baseline does not cover; T=8 and batch 8 are there)
+# batch 32 at T=16 and 32 (the rows vs_baseline does not cover; T=8 and batch 8 are there); optional: ONLY=model_step
 step model_step $B/model_step.py $DEV $DT $SMALL $IT --frames 16 32 --batch 32 --out "$WORK/model_step.json"
 if [ "${DRY_RUN:-0}" != 1 ]; then
     step vitl14 $B/model_step.py $DEV $DT --preset k400_vitl14_8f --frames 8 --batch 8 --warmup 2 --iters 5 \

@@ -188,7 +188,7 @@ def test_bad_paths_and_unreadable_videos(data, tmp_path, capsys):
     assert report["count"] >= 1 and set(report["files"]) <= {str(tmp_path / "broken.mp4"), str(tmp_path / "gone.mp4")}
 
 
-def test_compile_auto_means_cuda_only():
+def test_compile_auto_means_cuda_only(monkeypatch):
     """The default compiles where it pays (CUDA: 1.87x the eager reference at batch 32 on an H200, against 1.10x
     eager) and not on the CPU; true and false are obeyed everywhere; a saved config with a bool still loads."""
     from vidapter.config import Config, apply_overrides, from_dict, to_dict
@@ -196,7 +196,10 @@ def test_compile_auto_means_cuda_only():
 
     cfg = Config()
     assert cfg.train.compile == "auto"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     assert resolve_compile("auto", torch.device("cuda")) and not resolve_compile("auto", torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 0))  # Pascal: Triton has no code
+    assert not resolve_compile("auto", torch.device("cuda"))
     assert resolve_compile(True, torch.device("cpu")) and not resolve_compile(False, torch.device("cuda"))
     assert apply_overrides(cfg, ["train.compile=false"]).train.compile is False
     old = to_dict(cfg)

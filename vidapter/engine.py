@@ -68,16 +68,29 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def resolve_compile(value: bool | str, device: torch.device) -> bool:
-    """``train.compile``: auto compiles on CUDA and not on the CPU.
+    """``train.compile``: auto compiles on CUDA (GPUs Triton generates code for) and not on the CPU.
 
     CUDA: ViT-B/16's train step at batch 32 on an H200 runs at 1.87x the reference design compiled, 1.10x eager, after
     about 45 s of compiling (docs/benchmarks.md). CPU: compiling needs a C++ toolchain and takes 20 s even for the
     demo model, for 1.3x; ViT-B's compile ran out of memory on a 23 GiB machine."""
     if value == "auto":
-        return device.type == "cuda"
+        return device.type == "cuda" and _inductor_supports(device)
     if isinstance(value, bool):
         return value
     raise TrainError(f"train.compile must be auto, true or false, got {value!r}")
+
+
+def _inductor_supports(device: torch.device) -> bool:
+    """Whether torch.compile's default backend can generate kernels for this GPU: Triton installed and a GPU of compute
+    capability 7.0 or newer (older ones fail at the first step; auto then stays eager and says so)."""
+    import importlib.util
+
+    major, minor = torch.cuda.get_device_capability(device)
+    if importlib.util.find_spec("triton") is not None and (major, minor) >= (7, 0):
+        return True
+    log.warning("train.compile=auto: not compiling (Triton %s, GPU compute capability %d.%d; needs 7.0)",
+                "found" if importlib.util.find_spec("triton") else "missing", major, minor)  # fmt: skip
+    return False
 
 
 def resolve_frozen_dtype(value: str, amp: torch.dtype | None) -> torch.dtype | None:
