@@ -84,9 +84,7 @@ class TrainConfig:
     batch_size: int = 8  # per process; the recipes' 64 = 8 GPUs x 8
     accum_steps: int = 1
     amp: str = "bf16"  # none | bf16 | fp16 (fp16 uses a GradScaler); ignored on CPU unless bf16
-    compile: bool | str = (
-        "auto"  # torch.compile the model: auto (on CUDA with Triton, sm70+; not on CPU) | true | false
-    )
+    compile: bool | str = "auto"  # torch.compile: auto (CUDA with Triton, sm70+; not the CPU) | true | false
     frozen_dtype: str = "auto"  # frozen Linear/Conv weights stored in: auto (bf16 under amp=bf16, exact) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     run_dir: str | None = None  # default runs/<preset name>

@@ -86,10 +86,11 @@ def _inductor_supports(device: torch.device) -> bool:
     import importlib.util
 
     major, minor = torch.cuda.get_device_capability(device)
-    if importlib.util.find_spec("triton") is not None and (major, minor) >= (7, 0):
+    triton = importlib.util.find_spec("triton") is not None
+    if triton and (major, minor) >= (7, 0):
         return True
     log.warning("train.compile=auto: not compiling (Triton %s, GPU compute capability %d.%d; needs 7.0)",
-                "found" if importlib.util.find_spec("triton") else "missing", major, minor)  # fmt: skip
+                "found" if triton else "missing", major, minor)  # fmt: skip
     return False
 
 
@@ -287,12 +288,11 @@ def fit(cfg: Config) -> dict:
     # after the digest and any resume: both read the frozen weights as loaded; the main process keeps the originals
     # (on the CPU) to export them unchanged
     originals = store_frozen_matrices_(model, frozen_dtype) if frozen_dtype is not None else {}
-    if originals and main:
-        saved = sum(t.numel() * (t.element_size() - frozen_dtype.itemsize) for t in originals.values())
+    if main and originals:
+        saved = sum(o.numel() * (o.element_size() - frozen_dtype.itemsize) for o in originals.values())
         log.info("frozen matrices stored in %s (train.frozen_dtype=%s): %d tensors, %.1f MiB less on the device",
                  str(frozen_dtype).removeprefix("torch."), t.frozen_dtype, len(originals), saved / 2**20)  # fmt: skip
-    if not main:
-        originals = {}
+    originals = originals if main else {}  # only the main process exports
     model.to(device)
     train_model = torch.compile(model) if compiled else model
     if dist_info.world_size > 1:
