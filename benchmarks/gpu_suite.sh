@@ -31,12 +31,12 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
     LOADER_WORKERS="1 2"
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
-    LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen cudagraph no-temporal}"
+    LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen temporal-math cudagraph no-temporal}"
     COMPILE_LIMIT=240; LOADER_WORKERS="${LOADER_WORKERS:-4 8 12 15}"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
-OPTIONAL="model_step"  # steps that run only when $ONLY names them (to keep the whole suite under 8 minutes)
+OPTIONAL="model_step compile_levers compile_graphs"  # steps that run only when $ONLY names them (the suite: < 8 min)
 step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
     local name="$1"; shift
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
@@ -49,7 +49,8 @@ step tests "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
 step identity $B/recompute_identity.py $DEV $( [ "${DRY_RUN:-0}" = 1 ] && echo --backbones tiny_clip ) \
     --out "$WORK/recompute_identity.json"
 # the side-by-side comparison and every eager lever, T=8, batch 8 and 32
-step levers $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 32 --variants $LEVERS --out "$WORK/vs_baseline.json"
+step levers $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 32 --variants $LEVERS --profile \
+    --out "$WORK/vs_baseline.json"
 # where the step's time goes by kernel kind (checks op_census.py's model) and how busy the GPU is kept, batch 32 and 8
 step profile $B/profile_step.py $DEV $SMALL --batch 32 --variants baseline vidapter recompute-none --out "$WORK/profile_step.json"
 step profile $B/profile_step.py $DEV $SMALL --batch 8 --variants baseline vidapter recompute-none --out "$WORK/profile_step_b8.json"
@@ -69,9 +70,18 @@ step loader $B/loader_throughput.py --workers $LOADER_WORKERS --batches "${LOADE
 step pipeline $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 --clips-per-class 24 --frames-per-video 128 \
     --batch 8 --workers 12 --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" \
     --out "$WORK/train_pipeline_gpu.json"
-# torch.compile last: its compile time is the least predictable
-step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 8 --variants baseline compile \
-    --out "$WORK/vs_baseline_compile.json"
+# torch.compile last: its compile time is the least predictable. `compile`: what `vidapter train` runs on CUDA (compiled,
+# frozen matrices in bf16), with its kernel split; then the compiled inference of the earlier runs
+step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 8 --modes train \
+    --variants baseline compile-bf16 --profile --out "$WORK/vs_baseline_compile.json"
+step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes inference \
+    --variants baseline compile-bf16 --out "$WORK/vs_baseline_compile_inference.json"
+# optional compiled levers (ONLY="compile_levers compile_graphs"): what the partitioner saves, a memory budget, explicit
+# temporal attention, per-block compilation (batch 32), and the training step as CUDA graphs (batch 8, launch-bound)
+step compile_graphs timeout 150 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 --modes train --profile \
+    --variants baseline compile-graphs --out "$WORK/vs_baseline_compile_graphs.json"
+step compile_levers timeout 330 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train --profile \
+    --variants baseline compile-budget compile-math compile-none compile-regional --out "$WORK/vs_baseline_compile_levers.json"
 ls -la "$WORK"
 save
 exit $status

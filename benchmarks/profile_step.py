@@ -38,6 +38,36 @@ def kind(name: str) -> str:
     return "other"
 
 
+def kernel_time(step, steps: int, cuda: bool, wall_ms: float) -> dict:
+    """``steps`` calls of ``step`` under the profiler: kernel (CUDA) or ATen op (CPU) self time per step by kind, and
+    the busy fraction against ``wall_ms``, the step's wall time measured without the profiler."""
+    with profile(activities=[ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    ms = collections.Counter()
+    count = collections.Counter()
+    for evt in prof.key_averages():
+        if cuda and evt.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        if not cuda and not evt.key.startswith("aten::"):
+            continue
+        self_us = getattr(evt, "self_device_time_total", 0) if cuda else evt.self_cpu_time_total
+        ms[kind(evt.key)] += self_us / 1e3 / steps
+        count[kind(evt.key)] += evt.count / steps
+    total = sum(ms.values())
+    ms = dict(ms.most_common())
+    return {
+        "ms_per_step": total,
+        "wall_ms_per_step": wall_ms,
+        "busy": total / wall_ms,
+        "ms": ms,
+        "kernels_per_step": dict(count),
+        "fraction": {k: v / total for k, v in ms.items()} if total else {},
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -77,30 +107,11 @@ def main() -> None:
             step()
         if cuda:
             torch.cuda.synchronize()
-        wall_ms = (time.perf_counter() - start) * 1e3 / args.steps
-        activities = [ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
-        with profile(activities=activities) as prof:
-            for _ in range(args.steps):
-                step()
-            if cuda:
-                torch.cuda.synchronize()
-        ms = collections.Counter()
-        count = collections.Counter()
-        for evt in prof.key_averages():
-            if cuda and evt.device_type != torch.autograd.DeviceType.CUDA:
-                continue
-            if not cuda and not evt.key.startswith("aten::"):
-                continue
-            self_us = getattr(evt, "self_device_time_total", 0) if cuda else evt.self_cpu_time_total
-            ms[kind(evt.key)] += self_us / 1e3 / args.steps
-            count[kind(evt.key)] += evt.count / args.steps
-        total = sum(ms.values())
-        row = {"variant": name, "ms_per_step": total, "wall_ms_per_step": wall_ms, "busy": total / wall_ms,
-               "ms": dict(ms), "kernels_per_step": dict(count),
-               "fraction": {k: v / total for k, v in ms.items()} if total else {}}  # fmt: skip
+        row = {"variant": name, **kernel_time(step, args.steps, cuda, (time.perf_counter() - start) * 1e3 / args.steps)}
         rows.append(row)
-        split = ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f} %)" for k, v in ms.most_common())
-        print(f"{name:<16} {total:8.1f} ms/step of kernels in {wall_ms:8.1f} ms wall: {split}", flush=True)
+        split = ", ".join(f"{k} {v:.1f} ms ({100 * row['fraction'][k]:.0f} %)" for k, v in row["ms"].items())
+        print(f"{name:<16} {row['ms_per_step']:8.1f} ms/step of kernels in {row['wall_ms_per_step']:8.1f} ms wall: "
+              f"{split}", flush=True)  # fmt: skip
         module.to("cpu")
         del module, model, opt
         if cuda:

@@ -42,6 +42,11 @@ def vs_baseline(data: dict, title: str) -> list[str]:
                            f"{_num(val.get('memory_ratio', 1.0), '.2f')}x |")  # fmt: skip
             else:
                 out.append(f"| {rec['frames']} | {rec['batch']} | {mode} | {variant} | {val} | | | | |")
+    rows = [{"variant": f"B={rec['batch']} {key.split('_', 1)[1]}", **val["kernels"]}
+            for rec in data["records"] for key, val in rec.items()
+            if key.startswith("train_") and isinstance(val, dict) and "kernels" in val]  # fmt: skip
+    if rows:
+        out += ["", *profile({"command": "the same run, --profile", "batch": "as listed", "rows": rows})[2:]]
     return [*out, ""]
 
 
@@ -127,7 +132,10 @@ def main() -> None:
     if gpu.exists():
         lines += ["GPU (nvidia-smi): " + " / ".join(gpu.read_text().strip().splitlines()), ""]
     for name, title in (("vs_baseline", "vidapter vs the baseline, every lever (T=8)"),
-                        ("vs_baseline_frames", "Scaling in T"), ("vs_baseline_compile", "torch.compile")):  # fmt: skip
+                        ("vs_baseline_frames", "Scaling in T"), ("vs_baseline_compile", "torch.compile"),
+                        ("vs_baseline_compile_inference", "torch.compile, inference"),
+                        ("vs_baseline_compile_levers", "torch.compile levers"),
+                        ("vs_baseline_compile_graphs", "torch.compile with CUDA graphs")):  # fmt: skip
         data = load(folder, name)
         lines += vs_baseline(data, title) if data else [f"### {title}: no result file", ""]
     for name in ("profile_step", "profile_step_b8"):

@@ -13,7 +13,14 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   recompute-mlp      the MLP hidden layer recomputed in backward
   checkpoint         whole-block activation checkpointing
   bf16-frozen        frozen matrices stored in bf16 (train.frozen_dtype=auto under amp=bf16; exact, no cast per step)
-  compile            torch.compile of the model (default mode); compile time reported apart, not timed
+  compile            torch.compile of the model (default mode, static shapes); compile time reported apart, not timed
+  compile-bf16       compile with frozen matrices in bf16: what `vidapter train` does on CUDA under amp=bf16
+  compile-none       compile-bf16 with recompute=none: the compiler's partitioner alone decides what to save
+  compile-budget     compile-bf16 under torch._functorch.config.activation_memory_budget=--memory-budget
+  compile-graphs     compile-bf16 in mode="reduce-overhead": the training step's forward and backward as CUDA graphs
+  compile-regional   compile-bf16 block by block (one block compiled, reused 12 times: a fraction of the compile time)
+  compile-math       compile-bf16 with the temporal pass's attention as explicit matmuls (vit.set_math_attention)
+  temporal-math      vidapter with the temporal pass's attention as explicit matmuls, eager
   cudagraph          inference only: the forward captured once in a CUDA graph and replayed (CUDA only)
   no-temporal        vidapter without the temporal pass (not AIM: it prices the temporal pass, 1 - its time / AIM's)
 
@@ -47,7 +54,7 @@ from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.models.build import build_model  # noqa: E402
 from vidapter.models.convert import aim_official_to_vidapter  # noqa: E402
 from vidapter.models.flops import count_macs  # noqa: E402
-from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
+from vidapter.models.vit import BACKBONES, set_math_attention, set_recompute  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
 
@@ -84,7 +91,9 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
 
 
 VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
-            "cudagraph", "no-temporal")  # fmt: skip
+            "compile-bf16", "compile-none", "compile-budget", "compile-graphs", "compile-regional", "compile-math",
+            "temporal-math", "cudagraph", "no-temporal")  # fmt: skip
+MEMORY_BUDGET = 0.8  # compile-budget's activation_memory_budget; --memory-budget sets it
 # Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
 PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
                "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.2}  # fmt: skip
@@ -103,21 +112,45 @@ def cast_frozen_(model: torch.nn.Module, dtype: torch.dtype) -> None:
             p.data = p.data.to(dtype)
 
 
-def variant_model(name: str, ours, base):
-    """(module to move to the device, callable to run) for a variant; ``ours`` is left as built."""
+class UnderBudget(torch.nn.Module):
+    """A compiled model whose compilation (its first call) runs under an activation memory budget."""
+
+    def __init__(self, model: torch.nn.Module, budget: float):
+        super().__init__()
+        self.compiled, self.budget = torch.compile(model, dynamic=False), budget
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        with torch._functorch.config.patch(activation_memory_budget=self.budget):
+            return self.compiled(video)
+
+
+def variant_model(name: str, ours, base, bf16: bool = True):
+    """(module to move to the device, callable to run) for a variant; ``ours`` is left as built. ``bf16``: the run's
+    autocast dtype is bf16, so the compile variants store frozen matrices in bf16 as the library does."""
     if name == "baseline":
         return base, base
+    torch._dynamo.reset()  # else a variant can reuse code compiled for another copy of the same classes
     model = copy.deepcopy(ours)
-    if name.startswith("recompute-"):
+    if name.startswith("recompute-") or name == "compile-none":
         set_recompute(model, name.split("-", 1)[1])
     elif name == "checkpoint":
         model.grad_checkpointing = True
-    elif name == "bf16-frozen":  # what train.frozen_dtype=auto does under amp=bf16 (exact)
-        store_frozen_matrices_(model, torch.bfloat16)
     elif name == "no-temporal":
         for blk in model.backbone.blocks:
             blk.t_adapter = blk.t_adapter_in = None
-    return model, torch.compile(model) if name == "compile" else model
+    elif name.endswith("-math"):
+        set_math_attention(model, model.num_frames)
+    if name == "bf16-frozen" or (bf16 and name.startswith("compile-")):  # train.frozen_dtype=auto (exact)
+        store_frozen_matrices_(model, torch.bfloat16)
+    if name == "compile-regional":
+        for blk in model.backbone.blocks:
+            blk.compile(dynamic=False)
+        return model, model
+    if name == "compile-budget":
+        return model, UnderBudget(model, MEMORY_BUDGET)
+    if name.startswith("compile"):
+        return model, torch.compile(model, dynamic=False, mode="reduce-overhead" if name == "compile-graphs" else None)
+    return model, model
 
 
 def _sync(device):
@@ -152,7 +185,8 @@ def cuda_graph_forward(model, video, amp: dict):
     return graph.replay
 
 
-def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters: int, graph: bool = False) -> dict:
+def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters: int, graph: bool = False,
+            profile: bool = False) -> dict:  # fmt: skip
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4) if train else None
     model.train(train)
@@ -184,8 +218,13 @@ def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters
         step()
     _sync(device)
     seconds = (time.perf_counter() - start) / iters
-    return {"clips_per_s": video.shape[0] / seconds, "s_per_iter": seconds, "first_call_s": first,
-            "peak_mib": _peak(device)}  # fmt: skip
+    result = {"clips_per_s": video.shape[0] / seconds, "s_per_iter": seconds, "first_call_s": first,
+              "peak_mib": _peak(device)}  # fmt: skip
+    if profile and train:
+        from profile_step import kernel_time  # profile_step imports this module
+
+        result["kernels"] = kernel_time(step, 2, device.type == "cuda", wall_ms=seconds * 1e3)
+    return result
 
 
 def peak_tflops(device, override: float | None) -> float | None:
@@ -196,6 +235,7 @@ def peak_tflops(device, override: float | None) -> float | None:
 
 
 def main() -> None:
+    global MEMORY_BUDGET
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16"])
@@ -208,8 +248,15 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--peak-tflops", type=float, help="the device's dense peak for --dtype (default: by device name)")
+    p.add_argument("--memory-budget", type=float, default=MEMORY_BUDGET, help="compile-budget's activation budget")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also each train step's GPU kernel time by kind and the busy fraction (profile_step.py)",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    MEMORY_BUDGET = args.memory_budget
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     peak = peak_tflops(device, args.peak_tflops)
@@ -230,7 +277,9 @@ def main() -> None:
         for name in args.variants:  # one copy of the model per variant, on the device for all its cases
             if name == "cudagraph" and device.type != "cuda":
                 continue
-            module, run = variant_model("vidapter" if name == "cudagraph" else name, ours, base)
+            module, run = variant_model(
+                "vidapter" if name == "cudagraph" else name, ours, base, dtype == torch.bfloat16
+            )
             module.to(device)
             for batch, rec in cases.items():
                 video = torch.randn(batch, 3, frames, size, size, device=device)
@@ -241,7 +290,7 @@ def main() -> None:
                     key = f"{mode}_{name}"
                     try:
                         rec[key] = measure(run, video, labels, device, dtype, mode == "train", args.warmup,
-                                           args.iters, graph=name == "cudagraph")  # fmt: skip
+                                           args.iters, graph=name == "cudagraph", profile=args.profile)  # fmt: skip
                         if peak:
                             step_flops = flops * (2 if mode == "train" else 1)
                             rec[key]["mfu"] = step_flops * rec[key]["clips_per_s"] / (peak * 1e12)
@@ -253,7 +302,9 @@ def main() -> None:
                     if isinstance(rec[key], dict) and isinstance(base_rec, dict) and name != "baseline":
                         rec[key]["speedup"] = rec[key]["clips_per_s"] / base_rec["clips_per_s"]
                         rec[key]["memory_ratio"] = rec[key]["peak_mib"] / base_rec["peak_mib"]
-                    brief = {k: round(v, 3) for k, v in rec[key].items()} if isinstance(rec[key], dict) else rec[key]
+                    brief = rec[key]
+                    if isinstance(brief, dict):
+                        brief = {k: round(v, 3) if isinstance(v, float) else v for k, v in brief.items()}
                     print(f"T={frames} B={batch} {key}: {brief}", flush=True)
                     # after every measurement: a run cut off at its limit keeps what it finished
                     write_record(args.out, "vs_baseline", device_name, machine={"peak_tflops": peak},

@@ -70,3 +70,37 @@ def test_cuda_recompute_gives_the_same_gradients(mode):
             torch.testing.assert_close(grads[2][name], g, rtol=2**-7, atol=1e-4, msg=name)
         else:
             assert torch.equal(g, grads[2][name]), name
+
+
+def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
+    """``vidapter train`` on CUDA with the defaults (train.compile=auto, train.frozen_dtype=auto, amp=bf16) compiles
+    the model, stores frozen matrices in bf16 and ends within a tenth of its own update of the eager fp32-storage run.
+    """
+    from vidapter.checkpoint import load_checkpoint
+    from vidapter.cli import main
+    from vidapter.data.synthetic import make_synthetic
+
+    data = tmp_path / "data"
+    make_synthetic(data, per_class={"train": 2, "val": 1, "test": 1}, size=32, frames=16, seed=1, workers=2)
+    common = [
+        "--preset", "synthetic", f"--data.root={data}", f"--data.train_list={data / 'train.txt'}",
+        f"--data.val_list={data / 'val.txt'}", f"--data.test_list={data / 'test.txt'}",
+        f"--data.class_names={data / 'classes.txt'}", "--data.workers=0", "--train.batch_size=4",
+        "--train.epochs=1", "--train.max_steps_per_epoch=4", "--optim.warmup_epochs=0", "--train.amp=bf16",
+    ]  # fmt: skip
+    runs = {}
+    variants = (("default", []), ("eager", ["--train.compile=false", "--train.frozen_dtype=fp32"]),
+                ("start", ["--train.compile=false", "--optim.lr=0"]))  # fmt: skip
+    for name, extra in variants:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="vidapter"):
+            assert main(["train", *common, f"--train.run_dir={tmp_path / name}", *extra]) == 0
+        assert ("torch.compile: on" in caplog.text) == (name == "default")
+        assert ("frozen matrices stored in bfloat16" in caplog.text) == (name != "eager")
+        runs[name] = load_checkpoint(tmp_path / name / "last.pt")["model"]
+    eager, default, start = runs["eager"], runs["default"], runs["start"]
+    assert eager.keys() == default.keys() == start.keys()
+    assert all(torch.isfinite(default[k]).all() for k in default)
+    moved = sum((eager[k].float() - start[k].float()).norm() ** 2 for k in eager) ** 0.5
+    diff = sum((default[k].float() - eager[k].float()).norm() ** 2 for k in eager) ** 0.5
+    assert moved > 0 and diff <= 0.1 * moved, (diff, moved)

@@ -130,7 +130,15 @@ class LayerNorm(lean.Lean, nn.LayerNorm):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection, batch first, no mask, no dropout."""
+    """Multi-head self-attention with a fused qkv projection, batch first, no mask, no dropout.
+
+    Sequences of at most ``math_max_len`` tokens (0: none; AIM's temporal pass has L = T) take explicit matmuls and a
+    softmax instead of ``F.scaled_dot_product_attention``: fused attention kernels tile 64-128 queries, so a
+    sequence of 8 fills a tile to a sixteenth. Under autocast the softmax runs in fp32, as in the reference's
+    ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py).
+    """
+
+    math_max_len = 0
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -144,7 +152,10 @@ class Attention(nn.Module):
         """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v)
+        if n <= self.math_max_len:
+            x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
+        else:
+            x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
 
 
@@ -286,6 +297,16 @@ def set_recompute(model: nn.Module, mode: str) -> None:
             m.recompute = mode != "none"
         elif isinstance(m, Mlp):
             m.recompute_hidden = mode == "mlp"
+
+
+def set_math_attention(model: nn.Module, max_len: int) -> None:
+    """Every ``Attention`` of ``model`` computes sequences of at most ``max_len`` tokens with explicit matmuls (0: SDPA
+    for all). ``max_len=num_frames`` moves AIM's temporal pass, and only it, off the fused kernels."""
+    if max_len < 0:
+        raise ValueError(f"math attention length must be >= 0, got {max_len}")
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.math_max_len = max_len
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
