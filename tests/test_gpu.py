@@ -87,6 +87,7 @@ def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
         f"--data.val_list={data / 'val.txt'}", f"--data.test_list={data / 'test.txt'}",
         f"--data.class_names={data / 'classes.txt'}", "--data.workers=0", "--train.batch_size=4",
         "--train.epochs=1", "--train.max_steps_per_epoch=4", "--optim.warmup_epochs=0", "--train.amp=bf16",
+        "--train.device=cuda",
     ]  # fmt: skip
     runs = {}
     variants = (("default", []), ("eager", ["--train.compile=false", "--train.frozen_dtype=fp32"]),

@@ -9,7 +9,7 @@ from peers import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, timm_vit
 
 from vidapter.models.convert import hf_clip_to_vit, openai_to_vit, timm_to_vit
 from vidapter.models.pretrained import WeightsError, load_backbone
-from vidapter.models.vit import BACKBONES, build_vit, resize_pos_embed, set_math_attention
+from vidapter.models.vit import BACKBONES, build_vit, resize_pos_embed
 
 ATOL = 1e-5
 
@@ -69,36 +69,33 @@ def test_layernorm_runs_in_fp32_under_bf16(images):
     torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=1e-2)
 
 
-def test_math_attention_for_short_sequences_equals_sdpa():
-    """Sequences of at most math_max_len tokens take explicit matmuls: the same outputs and gradients as SDPA in fp32,
-    and under bf16 autocast no further from the fp32 result than SDPA is; longer sequences keep SDPA, bit for bit."""
+@pytest.mark.parametrize("fused", [False, True])
+def test_math_attention_equals_sdpa(fused):
+    """Attention with explicit products (AIM's temporal pass): the same outputs and gradients as SDPA in fp32, and under
+    bf16 autocast no further from the fp32 result than SDPA is. ``fused_math`` (broadcast products) is taken only
+    while compiling, so it is checked compiled."""
     torch.manual_seed(0)
-    vit = build_vit("tiny_clip")
-    attn = vit.blocks[0].attn
-    short = torch.randn(6, 8, WIDTH, requires_grad=True)
-    long_ = torch.randn(2, 17, WIDTH)
+    attn = build_vit("tiny_clip").blocks[0].attn
+    attn.fused_math = fused
+    x = torch.randn(6, 8, WIDTH)
+    call = torch.compile(attn, backend="aot_eager", dynamic=False) if fused else attn
 
-    def run(x, max_len, bf16=False):
-        set_math_attention(vit, max_len)
-        x = x.detach().clone().requires_grad_(True)
+    def run(math, bf16=False):
+        xg = x.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            y = attn(x)
+            y = call(xg, math=math) if math else attn(xg)
         (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-        grads = [x.grad] + [p.grad.clone() for p in attn.parameters()]
+        grads = [xg.grad] + [p.grad.clone() for p in attn.parameters()]
         attn.zero_grad(set_to_none=True)
         return y.float(), grads
 
-    (ref, ref_grads), (out, grads) = run(short, 0), run(short, 8)
+    (ref, ref_grads), (out, grads) = run(False), run(True)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
     for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-5)
-    sdpa_err = (run(short, 0, bf16=True)[0] - ref).abs().max()
-    math_err = (run(short, 8, bf16=True)[0] - ref).abs().max()
+    sdpa_err = (run(False, bf16=True)[0] - ref).abs().max()
+    math_err = (run(True, bf16=True)[0] - ref).abs().max()
     assert math_err <= 2 * sdpa_err + 1e-3
-    assert torch.equal(run(long_, 8)[0], run(long_, 0)[0])
-    set_math_attention(vit, 0)
-    with pytest.raises(ValueError, match="math attention length"):
-        set_math_attention(vit, -1)
 
 
 def test_wrong_input_is_refused():

@@ -132,13 +132,15 @@ class LayerNorm(lean.Lean, nn.LayerNorm):
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection, batch first, no mask, no dropout.
 
-    Sequences of at most ``math_max_len`` tokens (0: none; AIM's temporal pass has L = T) take explicit matmuls and a
-    softmax instead of ``F.scaled_dot_product_attention``: fused attention kernels tile 64-128 queries, so a
-    sequence of 8 fills a tile to a sixteenth. Under autocast the softmax runs in fp32, as in the reference's
-    ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py).
+    ``math=True`` computes it with explicit products and a softmax instead of ``F.scaled_dot_product_attention``: AIM's
+    temporal pass (L = T = 8 to 32 tokens) takes it, since fused attention kernels tile 64-128 queries and a sequence
+    of 8 fills a tile to a sixteenth (measured: docs/benchmarks.md). Under autocast the softmax runs in fp32, as in the
+    reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py). With
+    ``fused_math`` the products are broadcast multiply-and-sum, which torch.compile turns into one memory-bound kernel
+    each instead of batched 8x64 GEMMs (eager would materialise them: only used while compiling).
     """
 
-    math_max_len = 0
+    fused_math = False
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -148,14 +150,17 @@ class Attention(nn.Module):
         self.qkv = Linear(dim, 3 * dim)
         self.proj = Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, math: bool = False) -> torch.Tensor:
         """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        if n <= self.math_max_len:
-            x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
-        else:
+        if not math:
             x = F.scaled_dot_product_attention(q, k, v)
+        elif self.fused_math and torch.compiler.is_compiling():
+            scores = (q.float().unsqueeze(-2) * k.float().unsqueeze(-3)).sum(-1) * q.shape[-1] ** -0.5
+            x = (torch.softmax(scores, dim=-1).unsqueeze(-1) * v.float().unsqueeze(-3)).sum(-2).to(v.dtype)
+        else:
+            x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
 
 
@@ -297,16 +302,6 @@ def set_recompute(model: nn.Module, mode: str) -> None:
             m.recompute = mode != "none"
         elif isinstance(m, Mlp):
             m.recompute_hidden = mode == "mlp"
-
-
-def set_math_attention(model: nn.Module, max_len: int) -> None:
-    """Every ``Attention`` of ``model`` computes sequences of at most ``max_len`` tokens with explicit matmuls (0: SDPA
-    for all). ``max_len=num_frames`` moves AIM's temporal pass, and only it, off the fused kernels."""
-    if max_len < 0:
-        raise ValueError(f"math attention length must be >= 0, got {max_len}")
-    for m in model.modules():
-        if isinstance(m, Attention):
-            m.math_max_len = max_len
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
