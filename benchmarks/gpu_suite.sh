@@ -76,12 +76,12 @@ step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --fr
     --variants baseline compile-bf16 --profile --out "$WORK/vs_baseline_compile.json"
 step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes inference \
     --variants baseline compile-bf16 --out "$WORK/vs_baseline_compile_inference.json"
-# optional compiled levers (ONLY="compile_levers compile_graphs"): what the partitioner saves, a memory budget, explicit
-# temporal attention, per-block compilation (batch 32), and the training step as CUDA graphs (batch 8, launch-bound)
+# optional compiled levers (ONLY="compile_graphs compile_levers"): the training step as CUDA graphs (batch 8, where it is
+# launch-bound), then at batch 32 the fused temporal attention, the temporal pass on SDPA, a memory budget, no recompute
 step compile_graphs timeout 150 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 --modes train --profile \
     --variants baseline compile-graphs --out "$WORK/vs_baseline_compile_graphs.json"
 step compile_levers timeout 330 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train --profile \
-    --variants baseline compile-budget compile-math compile-none compile-regional --out "$WORK/vs_baseline_compile_levers.json"
+    --variants baseline compile-fused compile-sdpa compile-budget compile-none --out "$WORK/vs_baseline_compile_levers.json"
 ls -la "$WORK"
 save
 exit $status

@@ -19,9 +19,10 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   compile-budget     compile-bf16 under torch._functorch.config.activation_memory_budget=--memory-budget
   compile-graphs     compile-bf16 in mode="reduce-overhead": the training step's forward and backward as CUDA graphs
   compile-regional   compile-bf16 block by block (one block compiled, reused 12 times: a fraction of the compile time)
-  compile-sdpa       compile-bf16 with the temporal pass's attention on SDPA (the library before 2026-11-27's run 3)
+  compile-sdpa       compile-bf16 with the temporal pass's attention on SDPA (on CUDA the library's before run 3)
   compile-fused      compile-bf16 with the temporal attention as broadcast products (vit.Attention.fused_math)
-  temporal-sdpa      vidapter with the temporal pass's attention on SDPA, eager (since run 3: explicit products)
+  temporal-sdpa      vidapter with the temporal attention on SDPA, eager (the default does so on the CPU only)
+  temporal-math      vidapter with the temporal attention as explicit products, eager (the default on CUDA)
   cudagraph          inference only: the forward captured once in a CUDA graph and replayed (CUDA only)
   no-temporal        vidapter without the temporal pass (not AIM: it prices the temporal pass, 1 - its time / AIM's)
 
@@ -93,7 +94,7 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
 
 VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
             "compile-bf16", "compile-none", "compile-budget", "compile-graphs", "compile-regional", "compile-sdpa",
-            "compile-fused", "temporal-sdpa", "cudagraph", "no-temporal")  # fmt: skip
+            "compile-fused", "temporal-sdpa", "temporal-math", "cudagraph", "no-temporal")  # fmt: skip
 MEMORY_BUDGET = 0.8  # compile-budget's activation_memory_budget; --memory-budget sets it
 # Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
 PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
@@ -139,9 +140,9 @@ def variant_model(name: str, ours, base, bf16: bool = True):
     elif name == "no-temporal":
         for blk in model.backbone.blocks:
             blk.t_adapter = blk.t_adapter_in = None
-    elif name.endswith("-sdpa"):
+    elif name.endswith(("-sdpa", "-math")):
         for blk in model.backbone.blocks:
-            blk.temporal_math = False
+            blk.temporal_math = name.endswith("-math")
     elif name == "compile-fused":
         for blk in model.backbone.blocks:
             blk.attn.fused_math = True

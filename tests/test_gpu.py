@@ -74,8 +74,8 @@ def test_cuda_recompute_gives_the_same_gradients(mode):
 
 def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
     """``vidapter train`` on CUDA with the defaults (train.compile=auto, train.frozen_dtype=auto, amp=bf16) compiles
-    the model, stores frozen matrices in bf16 and ends within a tenth of its own update of the eager fp32-storage run.
-    """
+    the model, stores frozen matrices in bf16 and ends within a tenth of its own update of the eager fp32-storage run;
+    so does train.compile_mode=reduce-overhead (CUDA graphs). Passed on an H200 without the CUDA-graph run (run 4)."""
     from vidapter.checkpoint import load_checkpoint
     from vidapter.cli import main
     from vidapter.data.synthetic import make_synthetic
@@ -90,18 +90,22 @@ def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
         "--train.device=cuda",
     ]  # fmt: skip
     runs = {}
-    variants = (("default", []), ("eager", ["--train.compile=false", "--train.frozen_dtype=fp32"]),
+    variants = (("default", []), ("graphs", ["--train.compile_mode=reduce-overhead"]),
+                ("eager", ["--train.compile=false", "--train.frozen_dtype=fp32"]),
                 ("start", ["--train.compile=false", "--optim.lr=0"]))  # fmt: skip
     for name, extra in variants:
         caplog.clear()
         with caplog.at_level("INFO", logger="vidapter"):
             assert main(["train", *common, f"--train.run_dir={tmp_path / name}", *extra]) == 0
-        assert ("torch.compile: on" in caplog.text) == (name == "default")
+        assert ("torch.compile: on" in caplog.text) == (name in ("default", "graphs"))
         assert ("frozen matrices stored in bfloat16" in caplog.text) == (name != "eager")
         runs[name] = load_checkpoint(tmp_path / name / "last.pt")["model"]
-    eager, default, start = runs["eager"], runs["default"], runs["start"]
-    assert eager.keys() == default.keys() == start.keys()
-    assert all(torch.isfinite(default[k]).all() for k in default)
+    eager, start = runs["eager"], runs["start"]
     moved = sum((eager[k].float() - start[k].float()).norm() ** 2 for k in eager) ** 0.5
-    diff = sum((default[k].float() - eager[k].float()).norm() ** 2 for k in eager) ** 0.5
-    assert moved > 0 and diff <= 0.1 * moved, (diff, moved)
+    assert moved > 0
+    for name in ("default", "graphs"):
+        run = runs[name]
+        assert run.keys() == eager.keys() == start.keys()
+        assert all(torch.isfinite(run[k]).all() for k in run), name
+        diff = sum((run[k].float() - eager[k].float()).norm() ** 2 for k in eager) ** 0.5
+        assert diff <= 0.1 * moved, (name, diff, moved)

@@ -85,6 +85,7 @@ class TrainConfig:
     accum_steps: int = 1
     amp: str = "bf16"  # none | bf16 | fp16 (fp16 uses a GradScaler); ignored on CPU unless bf16
     compile: bool | str = "auto"  # torch.compile: auto (CUDA with Triton, sm70+; not the CPU) | true | false
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs: small batches)
     frozen_dtype: str = "auto"  # frozen Linear/Conv weights stored in: auto (bf16 under amp=bf16, exact) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     run_dir: str | None = None  # default runs/<preset name>

@@ -70,14 +70,27 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 def resolve_compile(value: bool | str, device: torch.device) -> bool:
     """``train.compile``: auto compiles on CUDA (GPUs Triton generates code for) and not on the CPU.
 
-    CUDA: ViT-B/16's train step at batch 32 on an H200 runs at 1.87x the reference design compiled, 1.10x eager, after
-    about 45 s of compiling (docs/benchmarks.md). CPU: compiling needs a C++ toolchain and takes 20 s even for the
+    CUDA: ViT-B/16's train step at batch 32 on an H200 runs at 2.24x the reference design compiled, 1.19x eager, after
+    about a minute of compiling (docs/benchmarks.md). CPU: compiling needs a C++ toolchain and takes 20 s even for the
     demo model, for 1.3x; ViT-B's compile ran out of memory on a 23 GiB machine."""
     if value == "auto":
         return device.type == "cuda" and _inductor_supports(device)
     if isinstance(value, bool):
         return value
     raise TrainError(f"train.compile must be auto, true or false, got {value!r}")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def resolve_compile_mode(mode: str) -> str:
+    """``train.compile_mode``, torch.compile's mode. reduce-overhead replays the compiled forward and backward as CUDA
+    graphs: where the CPU cannot launch kernels as fast as the GPU runs them (ViT-B/16 at batch 8 on an H200 with a
+    slow CPU), it ran the train step at 1.90x the reference against 1.37x-2.36x for default (benchmarks only, one
+    process; docs/benchmarks.md). Its graphs keep their own memory pool and one graph per input shape."""
+    if mode not in COMPILE_MODES:
+        raise TrainError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+    return mode
 
 
 def _inductor_supports(device: torch.device) -> bool:
@@ -227,6 +240,7 @@ def fit(cfg: Config) -> dict:
     device = resolve_device(t.device)
     amp = autocast_dtype(t.amp, device)
     compiled = resolve_compile(t.compile, device)
+    compile_mode = resolve_compile_mode(t.compile_mode)
     frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, amp)
     dist_info: DistInfo = init_distributed(device)
     if device.type == "cuda":
@@ -294,7 +308,7 @@ def fit(cfg: Config) -> dict:
                  str(frozen_dtype).removeprefix("torch."), t.frozen_dtype, len(originals), saved / 2**20)  # fmt: skip
     originals = originals if main else {}  # only the main process exports
     model.to(device)
-    train_model = torch.compile(model) if compiled else model
+    train_model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode) if compiled else model
     if dist_info.world_size > 1:
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)
@@ -308,7 +322,8 @@ def fit(cfg: Config) -> dict:
                  cfg.model.backbone, model.load_report or "random init", counts["trainable"], counts["total"],
                  len(train_ds), steps_per_epoch, dist_info.world_size)  # fmt: skip
         if compiled:
-            log.info("torch.compile: on (train.compile=%s); the first step compiles, then runs faster", t.compile)
+            log.info("torch.compile: on (train.compile=%s, mode %s); the first step compiles, then runs faster",
+                     t.compile, compile_mode)  # fmt: skip
     stop = _Stop()
     stop.install()
     fault_step = int(os.environ.get("VIDAPTER_FAULT_KILL_AT_STEP", "0"))  # crash-safety tests only

@@ -80,12 +80,14 @@ class DropPath(nn.Module):
 class AIMBlock(nn.Module):
     """A frozen image block with AIM's adapters. Adapters not in ``kinds`` are absent (ablations, Table 1).
 
-    Temporal pass: the block's own ``norm1``/``attn`` run along T for every token, then T_Adapter (no skip); the
-    attention of T tokens is computed with explicit products (``temporal_math``; False: SDPA), faster on a GPU.
+    Temporal pass: the block's own ``norm1``/``attn`` run along T for every token, then T_Adapter (no skip). Its
+    attention over T tokens uses explicit products where ``temporal_math`` is True, SDPA where False, and by default
+    (None) explicit products on CUDA and SDPA elsewhere, each the faster there (docs/benchmarks.md: an H200's compiled
+    train step 2.24x the reference with products, 1.86x with SDPA; the CPU's 1.02-1.03x with products, 1.08x SDPA).
     Spatial pass: ``x + S_Adapter(attn(norm1(x)))``. Joint: ``x + mlp(xn) + drop_path(scale * MLP_Adapter(xn))``.
     """
 
-    temporal_math = True
+    temporal_math: bool | None = None
 
     def __init__(
         self,
@@ -128,7 +130,8 @@ class AIMBlock(nn.Module):
             xt = self.norm1(xt_in)
             if self.t_adapter_in is not None:
                 xt = self.t_adapter_in(xt, normed_from=(self.norm1, xt_in))
-            xt = self.t_adapter(self.attn(xt, math=self.temporal_math))
+            math = x.is_cuda if self.temporal_math is None else self.temporal_math
+            xt = self.t_adapter(self.attn(xt, math=math))
             x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
         y = self.attn(self.norm1(x))
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)

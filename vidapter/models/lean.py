@@ -154,8 +154,8 @@ def _linear_grads(ctx, grad, xc, weight, needs: tuple[bool, bool, bool]):
         gx = g2.mm(weight.to(ctx.dt)).reshape(*grad.shape[:-1], weight.shape[1]).to(ctx.x_dtype)
     if needs[1]:
         gw = g2.t().mm(xc.reshape(-1, xc.shape[-1])).to(ctx.w_dtype)
-    if needs[2]:
-        gb = g2.sum([0], keepdim=True).view(-1).to(ctx.b_dtype)
+    if needs[2]:  # rounded to the compute dtype like autograd's (on an H200 lean's was an unrounded fp32 sum)
+        gb = g2.sum([0], keepdim=True).view(-1).to(ctx.dt).to(ctx.b_dtype)
     return gx, gw, gb
 
 

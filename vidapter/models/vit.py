@@ -133,9 +133,9 @@ class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection, batch first, no mask, no dropout.
 
     ``math=True`` computes it with explicit products and a softmax instead of ``F.scaled_dot_product_attention``: AIM's
-    temporal pass (L = T = 8 to 32 tokens) takes it, since fused attention kernels tile 64-128 queries and a sequence
-    of 8 fills a tile to a sixteenth (measured: docs/benchmarks.md). Under autocast the softmax runs in fp32, as in the
-    reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py). With
+    temporal pass (L = T = 8 to 32 tokens) takes it on CUDA, since fused attention kernels tile 64-128 queries and a
+    sequence of 8 fills a tile to a sixteenth (measured: docs/benchmarks.md). Under autocast the softmax runs in fp32,
+    as in the reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py). With
     ``fused_math`` the products are broadcast multiply-and-sum, which torch.compile turns into one memory-bound kernel
     each instead of batched 8x64 GEMMs (eager would materialise them: only used while compiling).
     """
