@@ -36,7 +36,7 @@ else
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
-OPTIONAL="model_step compile_levers compile_graphs"  # steps that run only when $ONLY names them (the suite: < 8 min)
+OPTIONAL="model_step compile_levers compile_graphs temporal_attention"  # steps that run only when $ONLY names them (the suite: < 8 min)
 step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
     local name="$1"; shift
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
@@ -78,6 +78,10 @@ step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --fr
     --variants baseline compile-bf16 --out "$WORK/vs_baseline_compile_inference.json"
 # optional compiled levers (ONLY="compile_graphs compile_levers"): the training step as CUDA graphs (batch 8, where it is
 # launch-bound), then at batch 32 the fused temporal attention, the temporal pass on SDPA, a memory budget, no recompute
+# the temporal attention alone, compiled three ways (SDPA, batched GEMMs, broadcast products): time and whether the
+# compiler fused the broadcast products (optional: ONLY=temporal_attention)
+step temporal_attention timeout 120 $B/temporal_attention.py $DEV $DT $( [ "${DRY_RUN:-0}" = 1 ] && echo --width 64 --heads 4 ) \
+    --batch 32 --out "$WORK/temporal_attention.json"
 step compile_graphs timeout 150 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 --modes train --profile \
     --variants baseline compile-graphs --out "$WORK/vs_baseline_compile_graphs.json"
 step compile_levers timeout 330 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train --profile \

@@ -117,6 +117,15 @@ def loader(data: dict, pipeline: dict | None) -> list[str]:
     return [*out, ""]
 
 
+def temporal_attention(data: dict) -> list[str]:
+    out = ["### The temporal attention alone, compiled (temporal_attention.py)", "", f"`{data['command']}`", "",
+           "| way | ms per forward + backward | batched GEMMs | largest buffer (elements) | broadcast (elements) |",
+           "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    out += [f"| {r['way']} | {r['ms_fwd_bwd']:.2f} | {r['bmm_calls']} | {r['largest_buffer_elements']:,} | "
+            f"{r['broadcast_elements']:,} |" for r in data["rows"]]  # fmt: skip
+    return [*out, ""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", help="the suite's work folder or its gpu_results.tar.gz")
@@ -141,6 +150,8 @@ def main() -> None:
     for name in ("profile_step", "profile_step_b8"):
         data = load(folder, name)
         lines += profile(data) if data else [f"### Kernel time by kind ({name}): no result file", ""]
+    data = load(folder, "temporal_attention")
+    lines += temporal_attention(data) if data else []
     data = load(folder, "recompute_identity")
     lines += identity(data) if data else ["### Recompute identity: no result file", ""]
     data = load(folder, "cpu_scaling")

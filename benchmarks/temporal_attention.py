@@ -1,0 +1,82 @@
+"""The temporal pass's attention three ways, compiled, alone: SDPA, explicit batched GEMMs (the CUDA default) and
+broadcast products (``Attention.fused_math``). For each: time per forward + input-gradient backward, the number of
+batched GEMM calls and the largest buffer in the generated code, which shows whether the compiler fused the broadcast
+products (T x T x head-dim elements per head) into reductions or materialised them.
+
+    python benchmarks/temporal_attention.py --device cpu --dtype fp32 --out docs/results/temporal_attention_cpu.json
+    python benchmarks/temporal_attention.py --device cuda --dtype bf16 --batch 32 --out $OUT/temporal_attention.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch._inductor.utils import run_and_get_code
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import write_record  # noqa: E402
+
+from vidapter.models.vit import Attention  # noqa: E402
+
+WAYS = {"sdpa": (False, False), "bmm": (True, False), "fused": (True, True)}  # way: (math, fused_math)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16"])
+    p.add_argument("--batch", type=int, default=2, help="clips; the attention runs over batch x 197 sequences")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--width", type=int, default=768)
+    p.add_argument("--heads", type=int, default=12)
+    p.add_argument("--tokens", type=int, default=197)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    device = torch.device(args.device)
+    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+    seqs = args.batch * args.tokens
+    rows = []
+    for way, (math, fused) in WAYS.items():
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        attn = Attention(args.width, args.heads).to(device).requires_grad_(False)
+        attn.fused_math = fused
+        x = torch.randn(seqs, args.frames, args.width, device=device, requires_grad=True)
+        compiled = torch.compile(lambda x, attn=attn, math=math: attn(x, math=math), dynamic=False)
+
+        def step(compiled=compiled, x=x):
+            with torch.autocast(**amp):
+                y = compiled(x)
+            y.float().sum().backward()
+
+        _, codes = run_and_get_code(step)
+        code = "\n".join(codes)
+        shapes = re.findall(r"empty_strided_\w+\(\(([\d, ]+)\)", code)
+        largest = max((eval("*".join(s.replace(" ", "").strip(",").split(","))) for s in shapes), default=0)
+        for _ in range(2):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.iters):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        ms = (time.perf_counter() - start) / args.iters * 1e3
+        row = {"way": way, "ms_fwd_bwd": ms, "bmm_calls": code.count("extern_kernels.bmm"),
+               "largest_buffer_elements": largest, "q_elements": seqs * args.frames * args.width,
+               "broadcast_elements": seqs * args.frames * args.frames * args.width}  # fmt: skip
+        rows.append(row)
+        print(row, flush=True)
+    write_record(args.out, "temporal_attention", torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                 dtype=args.dtype, batch=args.batch, frames=args.frames, rows=rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
