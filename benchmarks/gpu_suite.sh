@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every GPU benchmark of issue 6 in one command, sized for under 8 minutes on one H100 (compile steps have their own
-# time limits). Run from the repository root:
+# Every GPU benchmark of issue 6 in one command, sized for under 8 minutes on one H100 or H200 (compile steps have their
+# own time limits; by the step times of the 2026-11-27 H200 runs the default steps add up to about 7.3 minutes, the
+# optional ones to about 8 more). Run from the repository root:
 #     OUT=$OUT bash benchmarks/gpu_suite.sh                  # on the GPU machine (the device tool sets $OUT)
 #     DRY_RUN=1 PIPELINE_STEPS=1 bash benchmarks/gpu_suite.sh   # the same steps on this CPU, tiny backbone
 #     ONLY="tests compile" OUT=$OUT bash benchmarks/gpu_suite.sh   # only the named steps (names: see `step` below)
@@ -31,12 +32,12 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
     LOADER_WORKERS="1 2"
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
-    LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen temporal-math cudagraph no-temporal}"
-    COMPILE_LIMIT=240; LOADER_WORKERS="${LOADER_WORKERS:-4 8 12 15}"
+    LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen temporal-sdpa cudagraph no-temporal}"
+    COMPILE_LIMIT=240; LOADER_WORKERS="${LOADER_WORKERS:-8 15}"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
-OPTIONAL="model_step compile_levers compile_graphs temporal_attention"  # steps that run only when $ONLY names them (the suite: < 8 min)
+OPTIONAL="profile model_step compile_graphs compile_levers temporal_attention"  # steps that run only when $ONLY names them (the suite: < 8 min)
 step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
     local name="$1"; shift
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
@@ -51,7 +52,8 @@ step identity $B/recompute_identity.py $DEV $( [ "${DRY_RUN:-0}" = 1 ] && echo -
 # the side-by-side comparison and every eager lever, T=8, batch 8 and 32
 step levers $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 32 --variants $LEVERS --profile \
     --out "$WORK/vs_baseline.json"
-# where the step's time goes by kernel kind (checks op_census.py's model) and how busy the GPU is kept, batch 32 and 8
+# where the step's time goes by kernel kind and how busy the GPU is kept, batch 32 and 8 (optional: the levers step's
+# --profile gives the same split for every variant)
 step profile $B/profile_step.py $DEV $SMALL --batch 32 --variants baseline vidapter recompute-none --out "$WORK/profile_step.json"
 step profile $B/profile_step.py $DEV $SMALL --batch 8 --variants baseline vidapter recompute-none --out "$WORK/profile_step_b8.json"
 # scaling in T (the paper's 606 / 1214 / 2428 GFLOPs per 3 views) for both designs, and the temporal pass's price
@@ -72,18 +74,19 @@ step pipeline $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 
     --out "$WORK/train_pipeline_gpu.json"
 # torch.compile last: its compile time is the least predictable. `compile`: what `vidapter train` runs on CUDA (compiled,
 # frozen matrices in bf16), with its kernel split; then the compiled inference of the earlier runs
-step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 8 --modes train \
+step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train \
     --variants baseline compile-bf16 --profile --out "$WORK/vs_baseline_compile.json"
 step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes inference \
     --variants baseline compile-bf16 --out "$WORK/vs_baseline_compile_inference.json"
-# optional compiled levers (ONLY="compile_graphs compile_levers"): the training step as CUDA graphs (batch 8, where it is
-# launch-bound), then at batch 32 the fused temporal attention, the temporal pass on SDPA, a memory budget, no recompute
+# optional compiled levers (ONLY="compile_graphs compile_levers"): batch 8 compiled, without and with CUDA graphs (the
+# step is launch-bound there), then at batch 32 the fused temporal attention, the temporal pass on SDPA, a memory
+# budget, no recompute. Each compile takes 40-70 s on the lent machine's CPU: the suite stays under 8 minutes without
 # the temporal attention alone, compiled three ways (SDPA, batched GEMMs, broadcast products): time and whether the
 # compiler fused the broadcast products (optional: ONLY=temporal_attention)
 step temporal_attention timeout 120 $B/temporal_attention.py $DEV $DT $( [ "${DRY_RUN:-0}" = 1 ] && echo --width 64 --heads 4 ) \
     --batch 32 --out "$WORK/temporal_attention.json"
-step compile_graphs timeout 150 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 --modes train --profile \
-    --variants baseline compile-graphs --out "$WORK/vs_baseline_compile_graphs.json"
+step compile_graphs timeout 240 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 --modes train --profile \
+    --variants baseline compile-bf16 compile-graphs --out "$WORK/vs_baseline_compile_graphs.json"
 step compile_levers timeout 330 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train --profile \
     --variants baseline compile-fused compile-sdpa compile-budget compile-none --out "$WORK/vs_baseline_compile_levers.json"
 ls -la "$WORK"

@@ -130,8 +130,8 @@ class AIMBlock(nn.Module):
             xt = self.norm1(xt_in)
             if self.t_adapter_in is not None:
                 xt = self.t_adapter_in(xt, normed_from=(self.norm1, xt_in))
-            math = x.is_cuda if self.temporal_math is None else self.temporal_math
-            xt = self.t_adapter(self.attn(xt, math=math))
+            products = x.is_cuda if self.temporal_math is None else self.temporal_math
+            xt = self.t_adapter(self.attn(xt, math=products))
             x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
         y = self.attn(self.norm1(x))
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
