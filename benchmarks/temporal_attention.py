@@ -10,6 +10,7 @@ products (T x T x head-dim elements per head) into reductions or materialised th
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
@@ -20,10 +21,11 @@ from torch._inductor.utils import run_and_get_code
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import write_record  # noqa: E402
+from vs_baseline import _sync  # noqa: E402
 
 from vidapter.models.vit import Attention  # noqa: E402
 
-WAYS = {"sdpa": (False, False), "bmm": (True, False), "fused": (True, True)}  # way: (math, fused_math)
+WAYS = {"sdpa": (False, False), "bmm": (True, False), "fused": (True, True)}  # way: (products, fused_math)
 
 
 def main() -> None:
@@ -42,13 +44,13 @@ def main() -> None:
     amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
     seqs = args.batch * args.tokens
     rows = []
-    for way, (math, fused) in WAYS.items():
+    for way, (products, fused) in WAYS.items():
         torch._dynamo.reset()
         torch.manual_seed(0)
         attn = Attention(args.width, args.heads).to(device).requires_grad_(False)
         attn.fused_math = fused
         x = torch.randn(seqs, args.frames, args.width, device=device, requires_grad=True)
-        compiled = torch.compile(lambda x, attn=attn, math=math: attn(x, math=math), dynamic=False)
+        compiled = torch.compile(lambda x, attn=attn, p=products: attn(x, math=p), dynamic=False)
 
         def step(compiled=compiled, x=x):
             with torch.autocast(**amp):
@@ -58,16 +60,14 @@ def main() -> None:
         _, codes = run_and_get_code(step)
         code = "\n".join(codes)
         shapes = re.findall(r"empty_strided_\w+\(\(([\d, ]+)\)", code)
-        largest = max((eval("*".join(s.replace(" ", "").strip(",").split(","))) for s in shapes), default=0)
+        largest = max((math.prod(int(n) for n in s.replace(" ", "").strip(",").split(",")) for s in shapes), default=0)
         for _ in range(2):
             step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
         start = time.perf_counter()
         for _ in range(args.iters):
             step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
         ms = (time.perf_counter() - start) / args.iters * 1e3
         row = {"way": way, "ms_fwd_bwd": ms, "bmm_calls": code.count("extern_kernels.bmm"),
                "largest_buffer_elements": largest, "q_elements": seqs * args.frames * args.width,

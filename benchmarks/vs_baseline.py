@@ -18,7 +18,7 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   compile-none       compile-bf16 with recompute=none: the compiler's partitioner alone decides what to save
   compile-budget     compile-bf16 under torch._functorch.config.activation_memory_budget=--memory-budget
   compile-graphs     compile-bf16 in mode="reduce-overhead": the training step's forward and backward as CUDA graphs
-  compile-regional   compile-bf16 block by block (one block compiled, reused 12 times: a fraction of the compile time)
+  compile-regional   compile-bf16 block by block (on the H200 it recompiled per block: drop-path rates differ)
   compile-sdpa       compile-bf16 with the temporal pass's attention on SDPA (on CUDA the library's before run 3)
   compile-fused      compile-bf16 with the temporal attention as broadcast products (vit.Attention.fused_math)
   temporal-sdpa      vidapter with the temporal attention on SDPA, eager (the default does so on the CPU only)
@@ -95,7 +95,6 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
 VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
             "compile-bf16", "compile-none", "compile-budget", "compile-graphs", "compile-regional", "compile-sdpa",
             "compile-fused", "temporal-sdpa", "temporal-math", "cudagraph", "no-temporal")  # fmt: skip
-MEMORY_BUDGET = 0.8  # compile-budget's activation_memory_budget; --memory-budget sets it
 # Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
 PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
                "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.2}  # fmt: skip
@@ -126,9 +125,10 @@ class UnderBudget(torch.nn.Module):
             return self.compiled(video)
 
 
-def variant_model(name: str, ours, base, bf16: bool = True):
+def variant_model(name: str, ours, base, bf16: bool = True, memory_budget: float = 0.8):
     """(module to move to the device, callable to run) for a variant; ``ours`` is left as built. ``bf16``: the run's
-    autocast dtype is bf16, so the compile variants store frozen matrices in bf16 as the library does."""
+    autocast dtype is bf16, so the compile variants store frozen matrices in bf16 as the library does.
+    ``memory_budget``: compile-budget's activation_memory_budget."""
     if name == "baseline":
         return base, base
     torch._dynamo.reset()  # else a variant can reuse code compiled for another copy of the same classes
@@ -153,7 +153,7 @@ def variant_model(name: str, ours, base, bf16: bool = True):
             blk.compile(dynamic=False)
         return model, model
     if name == "compile-budget":
-        return model, UnderBudget(model, MEMORY_BUDGET)
+        return model, UnderBudget(model, memory_budget)
     if name.startswith("compile"):
         return model, torch.compile(model, dynamic=False, mode="reduce-overhead" if name == "compile-graphs" else None)
     return model, model
@@ -241,7 +241,6 @@ def peak_tflops(device, override: float | None) -> float | None:
 
 
 def main() -> None:
-    global MEMORY_BUDGET
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16"])
@@ -254,7 +253,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--peak-tflops", type=float, help="the device's dense peak for --dtype (default: by device name)")
-    p.add_argument("--memory-budget", type=float, default=MEMORY_BUDGET, help="compile-budget's activation budget")
+    p.add_argument("--memory-budget", type=float, default=0.8, help="compile-budget's activation budget")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -262,7 +261,6 @@ def main() -> None:
     )
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    MEMORY_BUDGET = args.memory_budget
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     peak = peak_tflops(device, args.peak_tflops)
@@ -283,9 +281,8 @@ def main() -> None:
         for name in args.variants:  # one copy of the model per variant, on the device for all its cases
             if name == "cudagraph" and device.type != "cuda":
                 continue
-            module, run = variant_model(
-                "vidapter" if name == "cudagraph" else name, ours, base, dtype == torch.bfloat16
-            )
+            variant = "vidapter" if name == "cudagraph" else name
+            module, run = variant_model(variant, ours, base, dtype == torch.bfloat16, args.memory_budget)
             module.to(device)
             for batch, rec in cases.items():
                 video = torch.randn(batch, 3, frames, size, size, device=device)
