@@ -5,7 +5,8 @@ gradient, plus sensor noise) once per GOP setting; then, in one process with one
 decode every frame with PyAV and index; pyav; decord; torchcodec) and sampling pattern: open each video, sample indices
 (rng seeded per video: every reader reads the same frames), decode; and in a second pass decode + ``train_transform``
 (short side 256, RandomResizedCrop 224, flip, normalise) per clip. CPU-seconds = ``time.process_time()`` (all threads
-of the process); wall clips/s too. Repeats run readers interleaved; the median is reported.
+of the process); wall clips/s too. Repeats run readers interleaved; the median is reported. ``--color-jitter B C S H``
+adds a third pass, decode + ``train_transform`` with that colour jitter (the K400/K700 ViT-L recipes').
 
     python benchmarks/data_throughput.py --videos 12 --repeats 3 --out docs/results/data_throughput_cpu.json
 """
@@ -52,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--readers", nargs="+", default=READERS, choices=READERS)
     p.add_argument("--patterns", nargs="+", default=list(PATTERNS), choices=list(PATTERNS))
     p.add_argument("--repeats", type=int, default=1, help="timed passes per case; the median is reported")
+    p.add_argument("--color-jitter", type=float, nargs=4, default=None, metavar=("B", "C", "S", "H"))
     gpu_help = "GPU train clips/s to feed, used when docs/benchmarks.md links no CUDA model_step result"
     p.add_argument("--gpu-clips-per-s", type=float, nargs="+", default=[100, 300, 1000], help=gpu_help)
     p.add_argument("--cache-dir", default=None, help="keep the generated videos here (default: a temp dir)")
@@ -126,9 +128,9 @@ def file_stats(files: list[Path]) -> dict:
     return {"videos": len(files), "mean_kbps": statistics.mean(kbps), "keyframes_per_video": statistics.mean(keys)}
 
 
-def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: int) -> dict:
+def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: int, jitter=None) -> dict:
     sampler, train = PATTERNS[pattern]
-    tf = train_transform(CLIP_MEAN, CLIP_STD, size=224, short_side=256) if augment else None
+    tf = train_transform(CLIP_MEAN, CLIP_STD, size=224, short_side=256, color_jitter=jitter) if augment else None
     torch.manual_seed(seed)
     clips, c0, w0 = 0, time.process_time(), time.perf_counter()
     for i, path in enumerate(files):
@@ -151,10 +153,12 @@ def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: 
 
 def measure(readers: list[str], files: list[Path], pattern: str, args) -> dict:
     """{(reader, augment): summary}; repeats are the outer loop so that drift on a shared machine hits all readers."""
-    runs = {(r, a): [] for r in readers for a in (False, True)}
+    modes = (False, True, "jitter") if args.color_jitter else (False, True)
+    runs = {(r, a): [] for r in readers for a in modes}
     for _ in range(args.repeats):
         for reader, augment in runs:
-            runs[reader, augment].append(one_pass(reader, files, pattern, augment, args.seed))
+            jitter = tuple(args.color_jitter) if augment == "jitter" else None
+            runs[reader, augment].append(one_pass(reader, files, pattern, bool(augment), args.seed, jitter))
     keys = ("clips_per_cpu_s", "clips_per_wall_s")
     med = {k: {m: statistics.median(r[m] for r in v) for m in keys} for k, v in runs.items()}
     return {k: med[k] | {"clips": v[0]["clips"], "runs": v} for k, v in runs.items()}
@@ -236,6 +240,9 @@ def main() -> None:
                     dec, aug = res[reader, False], res[reader, True]
                     rec = dict(gop=gop, pattern=pattern, reader=reader)
                     result["records"].append(rec | dict(decode=dec, decode_augment=aug))
+                    if (reader, "jitter") in res:
+                        result["records"][-1]["decode_augment_jitter"] = jit = res[reader, "jitter"]
+                        print(f"{'':>21} {reader:<11} with colour jitter: {jit['clips_per_cpu_s']:.1f} clips/CPU-s")
                     cpu = f"{dec['clips_per_cpu_s']:>16.1f} {aug['clips_per_cpu_s']:>8.1f}"
                     wall = f"{dec['clips_per_wall_s']:>10.1f} {aug['clips_per_wall_s']:>7.1f}"
                     print(f"{gop:>4} {pattern:<16} {reader:<11} {cpu} {wall}", flush=True)

@@ -54,6 +54,8 @@ class DataConfig:
     flip: float = 0.5
     randaugment: list[int] | None = None  # [n, m], e.g. [4, 7] on SSv2
     erasing: float = 0.0  # RandomErasing probability (0.25 on SSv2)
+    color_jitter: list[float] | None = None  # [brightness, contrast, saturation, hue], MMAction2's ColorJitter;
+    # [0.5, 0.5, 0.5, 0.1] (its defaults) in the K400/K700 ViT-L recipes
     strict_decode: bool = False
     decode_resize: bool = False  # pyav: resize to short_side while converting to RGB (faster on big sources; not
     # the same pixels as decode-then-resize, benchmarks/decode_resize.py measures both)

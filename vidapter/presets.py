@@ -41,8 +41,13 @@ def k400_vitb16_32f() -> Config:
     return _frames(k400_vitb16_8f(), "k400_vitb16_32f", 32)
 
 
+_JITTER = [0.5, 0.5, 0.5, 0.1]  # MMAction2 ColorJitter's defaults: "colour jitter" in the K400/K700 ViT-L row
+
+
 def k400_vitl14_8f() -> Config:
-    return _vitl14(k400_vitb16_8f(), "k400_vitl14_8f")
+    cfg = _vitl14(k400_vitb16_8f(), "k400_vitl14_8f")
+    cfg.data.color_jitter = list(_JITTER)
+    return cfg
 
 
 def k400_vitl14_16f() -> Config:
@@ -61,7 +66,9 @@ def k700_vitb16_8f() -> Config:
 
 
 def k700_vitl14_8f() -> Config:
-    return _vitl14(k700_vitb16_8f(), "k700_vitl14_8f")
+    cfg = _vitl14(k700_vitb16_8f(), "k700_vitl14_8f")
+    cfg.data.color_jitter = list(_JITTER)
+    return cfg
 
 
 def ssv2_vitb16_8f() -> Config:

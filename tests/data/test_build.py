@@ -59,6 +59,28 @@ def test_recipes():
     assert get_preset("k700_vitb16_8f").data.test_crops == 3
     diving = get_preset("diving48_vitb16_32f")
     assert (diving.data.sampling, diving.model.num_frames, diving.data.flip) == ("uniform", 32, 0.5)
+    jitter = [0.5, 0.5, 0.5, 0.1]  # AIM_SPEC section 6: colour jitter in the K400/K700 ViT-L recipes only
+    for name in ("k400_vitl14_8f", "k400_vitl14_16f", "k400_vitl14_32f", "k700_vitl14_8f"):
+        assert get_preset(name).data.color_jitter == jitter, name
+    for name in ("k400_vitb16_8f", "k700_vitb16_8f", "ssv2_vitl14_8f", "diving48_vitl14_32f"):
+        assert get_preset(name).data.color_jitter is None, name
+
+
+def test_color_jitter_reaches_the_train_clips(synth):
+    """data.color_jitter adds MMAction2's ColorJitter after the flip; the pixels change, val does not."""
+    kw = dict(num_frames=4, num_classes=len(CLASSES), mean=(0, 0, 0), std=(1, 1, 1))
+    plain, _ = build_dataset(_cfg(synth, area=[1.0, 1.0], flip=0.0), "train", **kw)
+    jitter, _ = build_dataset(_cfg(synth, area=[1.0, 1.0], flip=0.0, color_jitter=[0.5, 0.5, 0.5, 0.1]), "train", **kw)
+    steps = [type(t).__name__ for t in jitter.transform.pipeline.transforms]
+    assert steps.index("ColorJitter") == steps.index("RandomResizedCrop") + 1
+    a, b = plain[0]["video"], jitter[0]["video"]
+    assert a.shape == b.shape and (a - b).abs().mean() > 1
+
+
+@pytest.mark.parametrize("bad", [[0.5, 0.5, 0.5], [1.5, 0.5, 0.5, 0.1], [0.5, 0.5, 0.5, 0.6], [0.5, -0.1, 0.5, 0.1]])
+def test_bad_color_jitter_is_named(synth, bad):
+    with pytest.raises(ValueError, match=r"data.color_jitter must be \[brightness, contrast, saturation, hue\]"):
+        build_dataset(_cfg(synth, color_jitter=bad), "train", num_frames=4, num_classes=13, mean=(0,) * 3, std=(1,) * 3)
 
 
 def test_decode_resize_reads_at_the_transform_size(synth):

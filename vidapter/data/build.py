@@ -28,8 +28,15 @@ def clip_transform(cfg: DataConfig, split: str, mean, std):
         ra = tuple(cfg.randaugment) if cfg.randaugment else None
         if ra is not None and len(ra) != 2:
             raise ValueError(f"data.randaugment must be [n, m], got {cfg.randaugment}")
+        cj = tuple(cfg.color_jitter) if cfg.color_jitter is not None else None
+        if cj is not None and (len(cj) != 4 or not all(0 <= v <= 1 for v in cj) or cj[3] > 0.5):
+            raise ValueError(
+                f"data.color_jitter must be [brightness, contrast, saturation, hue] with the first three in [0, 1] and "
+                f"hue in [0, 0.5], got {cfg.color_jitter}"
+            )
         return train_transform(mean, std, size=cfg.size, short_side=cfg.short_side, area=tuple(cfg.area),
-                               flip=cfg.flip, randaugment=ra, erasing=cfg.erasing)  # fmt: skip
+                               flip=cfg.flip, randaugment=ra, erasing=cfg.erasing, color_jitter=cj,
+                               seed=cfg.seed)  # fmt: skip
     if split == "val":
         return val_transform(mean, std, size=cfg.size, short_side=cfg.short_side)
     return MultiViewTransform(mean, std, size=cfg.size, short_side=cfg.test_short_side, crops=cfg.test_crops)

@@ -4,8 +4,8 @@ Every random parameter (crop box, flip, RandAugment ops and magnitudes, erased r
 applied to all frames of the clip, because v2 treats a ``tv_tensors.Video`` as one sample. Outputs are float
 (C, T, H, W), normalised with mean/std on the 0-255 scale (AIM_SPEC section 6).
 
-Train: short side -> RandomResizedCrop(area 0.08-1, ratio 3/4-4/3) -> size -> flip(p) -> RandAugment(n, m) ->
-normalise -> RandomErasing(p) (erased pixels = 0 after normalisation, i.e. the mean colour).
+Train: short side -> RandomResizedCrop(area 0.08-1, ratio 3/4-4/3) -> size -> flip(p) -> colour jitter (ViT-L) ->
+RandAugment(n, m) -> normalise -> RandomErasing(p) (erased pixels = 0 after normalisation, i.e. the mean colour).
 Val: short side 256, centre crop 224. Test: short side 224, centre crop or three crops along the longer side.
 """
 
@@ -50,6 +50,8 @@ def train_transform(
     flip: float = 0.5,
     randaugment: tuple[int, int] | None = None,
     erasing: float = 0.0,
+    color_jitter: tuple[float, float, float, float] | None = None,
+    seed: int = 0,
 ) -> ClipTransform:
     steps = [
         v2.Resize(short_side, antialias=True),
@@ -57,12 +59,120 @@ def train_transform(
     ]
     if flip > 0:
         steps.append(v2.RandomHorizontalFlip(flip))
+    if color_jitter is not None:
+        steps.append(ColorJitter(*color_jitter, seed=seed))
     if randaugment is not None:
         steps.append(v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1]))
     steps += _finish(mean, std)
     if erasing > 0:
         steps.append(v2.RandomErasing(erasing, value=0))
     return ClipTransform(steps)
+
+
+class ColorJitter:
+    """MMAction2 0.x's ``ColorJitter`` (the reference fork's), on uint8 (T, C, H, W) clips.
+
+    Brightness, contrast and saturation factors are drawn from U(1 - x, 1 + x), the hue factor from U(-hue, hue), once
+    per clip. The four operations run in one order for the whole run, drawn once from ``seed`` (the reference draws
+    it when its pipeline is built). The arithmetic follows the reference on the 0-255 scale in float32: brightness
+    scales; contrast blends each frame with the mean of its grey image; saturation blends each pixel with its grey
+    value (grey = 0.2989 R + 0.587 G + 0.114 B); hue clips to uint8 and rotates OpenCV's 8-bit hue (0-180) by
+    ``int(hue * 255)`` units of 2 degrees (so 0.1 reaches 50 degrees, not torchvision's 36). The result is clipped
+    to 0-255 and truncated to uint8.
+    """
+
+    def __init__(self, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1, *, seed: int = 0):
+        for name, value, top in (("brightness", brightness, 1), ("contrast", contrast, 1),
+                                 ("saturation", saturation, 1), ("hue", hue, 0.5)):  # fmt: skip
+            if not 0 <= value <= top:
+                raise ValueError(f"colour jitter {name} must be in [0, {top}], got {value}")
+        self.ranges = [(1 - brightness, 1 + brightness), (1 - contrast, 1 + contrast),
+                       (1 - saturation, 1 + saturation), (-hue, hue)]  # fmt: skip
+        self.order = torch.randperm(4, generator=torch.Generator().manual_seed(seed)).tolist()
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        factors = [lo + (hi - lo) * float(torch.rand(())) for lo, hi in self.ranges]
+        out = color_jitter(video.as_subclass(torch.Tensor), *factors, order=self.order)
+        return tv_tensors.wrap(out, like=video) if isinstance(video, tv_tensors.Video) else out
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return 0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def color_jitter(video, brightness: float, contrast: float, saturation: float, hue: float, *, order=(0, 1, 2, 3)):
+    """One clip's colour jitter with given factors (see ``ColorJitter``). (T, 3, H, W) uint8 RGB -> same."""
+    x = video.to(torch.float32, copy=True)  # worked on in place
+    for op in order:
+        if op == 0 and brightness != 1:
+            x.mul_(brightness)
+        elif op == 1 and contrast != 1:
+            mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)  # per frame
+            x.mul_(contrast).add_(((1 - contrast) * mean.double()).float())  # NumPy 1.x: scalar product in float64
+        elif op == 2 and saturation != 1:
+            grey = _grey(x).mul_(1 - saturation)
+            x.mul_(saturation).add_(grey)
+        elif op == 3 and hue != 0:
+            h, sat, v = _hsv_cv(x.clamp(0, 255).to(torch.uint8))
+            x = _rgb_cv((h + 180 + int(hue * 255)) % 180, sat, v).float()
+    return x.clamp(0, 255).to(torch.uint8)
+
+
+# OpenCV's 8-bit RGB -> HSV: fixed-point reciprocals, 12 fractional bits, rounded as OpenCV's tables
+_SDIV = torch.tensor([0] + [round((255 << 12) / i) for i in range(1, 256)], dtype=torch.int32)
+_HDIV = torch.tensor([0] + [round((180 << 12) / (6 * i)) for i in range(1, 256)], dtype=torch.int32)
+
+
+def _hsv_cv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """int32 (h, s, v) of uint8 (..., 3, H, W) RGB; h in [-30, 150], OpenCV's hue is ``(h + 180) % 180``."""
+    r, g, b = rgb.to(torch.int32).unbind(-3)
+    v = torch.maximum(torch.maximum(r, g), b)
+    diff = v - torch.minimum(torch.minimum(r, g), b)
+    s = (diff * _SDIV.index_select(0, v.flatten()).view_as(v) + 2048) >> 12
+    h = torch.where(v == r, g - b, torch.where(v == g, b - r + 2 * diff, r - g + 4 * diff))
+    h = (h * _HDIV.index_select(0, diff.flatten()).view_as(diff) + 2048) >> 12
+    return h, s, v
+
+
+def _rgb_table() -> torch.Tensor:
+    """(180 * 256, 3) float32: ``1 - s * w`` per (hue, saturation) byte and R, G, B, as OpenCV's vectorised
+    HSV -> RGB computes it (AVX2 with FMA: the product and the subtraction rounded once, exact here in float64).
+    w is 0, 1, the hue's fraction f within its sector of 60 degrees, or 1 - f, by sector and channel."""
+    sector_w = torch.tensor([[0, 1, 1], [0, 0, 1], [1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=torch.float32)
+    sector_f = torch.tensor([[0, -1, 0], [1, 0, 0], [0, 0, -1], [0, 1, 0], [-1, 0, 0], [0, 0, 1]], dtype=torch.float32)
+    h = torch.arange(180, dtype=torch.float32) * (6 / 180)
+    sector = h.trunc()
+    f = (h - sector).unsqueeze(-1)
+    w = sector_w[sector.long()] + sector_f[sector.long()] * f  # w + (-1) * f is 1 - f in float32, as OpenCV's
+    s = torch.arange(256, dtype=torch.float32) * (1 / 255)
+    return (1 - s.double().view(1, 256, 1) * w.double().view(180, 1, 3)).float().view(-1, 3)
+
+
+_RGB_TABLE = _rgb_table()
+
+
+def _rgb_cv(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) RGB of integer OpenCV HSV planes (h in [0, 180)): ``trunc(v/255 * (1 - s*w) * 255)``."""
+    rows = _RGB_TABLE.index_select(0, (h.to(torch.int32) * 256 + s).flatten()).view(*h.shape, 3)
+    rgb = rows.mul_(v.float().mul_(1 / 255).unsqueeze(-1)).mul_(255)  # in [0, 255]: the uint8 cast truncates
+    return rgb.movedim(-1, -3).to(torch.uint8)
+
+
+def rgb_to_hsv_cv(rgb: torch.Tensor) -> torch.Tensor:
+    """OpenCV's ``COLOR_RGB2HSV`` on uint8, bit for bit: (..., 3, H, W) RGB -> (..., 3, H, W) HSV, H in [0, 180)."""
+    h, s, v = _hsv_cv(rgb)
+    return torch.stack([(h + 180) % 180, s, v], -3).to(torch.uint8)
+
+
+def hsv_to_rgb_cv(hsv: torch.Tensor) -> torch.Tensor:
+    """OpenCV's ``COLOR_HSV2RGB`` on uint8 (H in [0, 180)): (..., 3, H, W) HSV -> (..., 3, H, W) RGB.
+
+    Bit for bit the vectorised path (AVX2 with FMA) that OpenCV 4.x-5.x takes for whole blocks of 32 pixels in a row,
+    which covers every pixel of a 224-wide frame: float32, ``1 - s*h`` fused, the result truncated. OpenCV rounds
+    instead in the last ``width % 32`` pixels of a row (its scalar tail), which this does not copy.
+    """
+    h, s, v = hsv.to(torch.int32).unbind(-3)
+    return _rgb_cv(h, s, v)
 
 
 def val_transform(mean: Sequence[float], std: Sequence[float], *, size: int = 224, short_side: int = 256):
