@@ -65,6 +65,14 @@ def test_train_eval_predict_export(data, tmp_path, capsys):
     assert metrics["videos"] == 13 and 0 <= metrics["top1"] <= 1 and len(metrics["confusion"]) == 13
     assert main(["eval", str(run), "--split", "test"]) == 0  # the recipe's views: uniform sampling has one clip
     assert "views 8x1x1" in capsys.readouterr().out
+    # what --device/--amp/--compile auto pick on CUDA, here on the CPU: bf16 storage and autocast, compiled
+    fast = ["eval", str(run), "--split", "test", "--views", "8x1x1", "--amp", "bf16", "--compile", "true"]
+    assert main([*fast, "--json", str(tmp_path / "fast.json")]) == 0
+    capsys.readouterr()
+    fast = json.loads((tmp_path / "fast.json").read_text())
+    assert (metrics["device"], metrics["amp"], metrics["compiled"]) == ("cpu", "none", False)  # auto on the CPU
+    assert (fast["amp"], fast["compiled"], fast["videos"]) == ("bfloat16", True, 13)
+    assert abs(fast["loss"] - metrics["loss"]) < 0.02 * (1 + metrics["loss"]), (fast["loss"], metrics["loss"])
 
     clip = data / "test" / "grow" / "00000.mp4"
     assert main(["predict", str(run), str(clip), str(tmp_path / "missing.mp4"), "--top-k", "3", "--json"]) == 1
@@ -73,6 +81,9 @@ def test_train_eval_predict_export(data, tmp_path, capsys):
     assert result["file"] == str(clip) and len(result["top"]) == 3
     assert abs(sum(t["prob"] for t in result["top"])) <= 1.0 + 1e-6
     assert f"{tmp_path / 'missing.mp4'}: no such file" in captured.err
+    assert main(["predict", str(run), str(clip), "--top-k", "3", "--json", "--amp", "bf16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert abs(bf16["top"][0]["prob"] - result["top"][0]["prob"]) < 0.05
 
     assert main(["export", str(run), "--adapters", str(tmp_path / "a.safetensors")]) == 0
     full = (run / "model" / "model.safetensors").stat().st_size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from peers import SIZE, randomize_
@@ -75,7 +77,8 @@ def test_cuda_recompute_gives_the_same_gradients(mode):
 def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
     """``vidapter train`` on CUDA with the defaults (train.compile=auto, train.frozen_dtype=auto, amp=bf16) compiles
     the model, stores frozen matrices in bf16 and ends within a tenth of its own update of the eager fp32-storage run;
-    so does train.compile_mode=reduce-overhead (CUDA graphs). Passed on an H200 without the CUDA-graph run (run 4)."""
+    so does train.compile_mode=reduce-overhead (CUDA graphs). ``vidapter eval``'s CUDA defaults (bf16, compiled) give
+    the loss of fp32 on the CPU. Passed on an H200 without the CUDA-graph run and the eval part (run 4)."""
     from vidapter.checkpoint import load_checkpoint
     from vidapter.cli import main
     from vidapter.data.synthetic import make_synthetic
@@ -109,3 +112,14 @@ def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
         assert all(torch.isfinite(run[k]).all() for k in run), name
         diff = sum((run[k].float() - eager[k].float()).norm() ** 2 for k in eager) ** 0.5
         assert diff <= 0.1 * moved, (name, diff, moved)
+    # eval with the defaults on CUDA (bf16 storage and autocast, compiled) against fp32 on the CPU; the default run's
+    # validation already ran through its compiled model in eval mode
+    metrics = {}
+    for name, extra in (("cuda", []), ("cpu", ["--device", "cpu"])):
+        out = tmp_path / f"eval_{name}.json"
+        assert main(["eval", str(tmp_path / "default"), "--split", "test", "--json", str(out), *extra]) == 0
+        metrics[name] = json.loads(out.read_text())
+    cuda, cpu = metrics["cuda"], metrics["cpu"]
+    assert (cuda["device"], cuda["amp"], cuda["compiled"]) == ("cuda", "bfloat16", True)
+    assert (cpu["device"], cpu["amp"], cpu["compiled"]) == ("cpu", "none", False)
+    assert cuda["videos"] == cpu["videos"] and abs(cuda["loss"] - cpu["loss"]) < 0.02 * (1 + cpu["loss"])

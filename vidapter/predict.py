@@ -67,11 +67,14 @@ def predict_file(
     top_k: int = 5,
     window: float | None = None,
     device: torch.device | str = "cpu",
+    amp: torch.dtype | None = None,
 ) -> dict:
-    """Top-k classes for ``path`` under the test view protocol; with ``window`` (seconds) one result per window.
+    """Top-k classes for ``path`` under the test view protocol; with ``window`` (seconds) one result per window;
+    ``amp``: autocast dtype (None: the model's own precision).
 
     Raises VideoError when the file cannot be read."""
     model.eval()
+    device = torch.device(device)
     facts = model.backbone.facts
     transform = clip_transform(cfg.data, "test", facts.mean, facts.std)
     sampler = frame_sampler(cfg.data, cfg.model.num_frames, "test")
@@ -90,7 +93,9 @@ def predict_file(
             arr = video.get(idx.reshape(-1).tolist())
             frames = torch.from_numpy(arr).view(*idx.shape, *arr.shape[1:])  # (clips, T, H, W, 3)
             views = torch.cat([transform(c) for c in frames]).to(device)  # (V, C, T, H, W)
-            probs = model(views).float().softmax(-1).mean(0).cpu().numpy()
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                logits = model(views)
+            probs = logits.float().softmax(-1).mean(0).cpu().numpy()
             top = np.argsort(-probs)[:top_k]
             entry = {"top": [{"label": int(i), "name": names[i] if names else str(i), "prob": float(probs[i])}
                              for i in top]}  # fmt: skip
