@@ -102,7 +102,7 @@ def _inductor_supports(device: torch.device) -> bool:
     triton = importlib.util.find_spec("triton") is not None
     if triton and (major, minor) >= (7, 0):
         return True
-    log.warning("train.compile=auto: not compiling (Triton %s, GPU compute capability %d.%d; needs 7.0)",
+    log.warning("compile auto: not compiling (Triton %s, GPU compute capability %d.%d; needs 7.0)",
                 "found" if triton else "missing", major, minor)  # fmt: skip
     return False
 
