@@ -14,7 +14,7 @@ import torch
 from vidapter.adapters.peft import count_parameters, store_frozen_matrices_
 from vidapter.config import Config, ConfigError, apply_overrides
 from vidapter.data.prepare import KINETICS_TEMPLATE
-from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device
+from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
 from vidapter.models.build import build_model
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter, detect_format
 from vidapter.models.flops import count_macs
@@ -202,14 +202,15 @@ def _inference_options(p: argparse.ArgumentParser) -> None:
 
 
 def _inference_setup(args: argparse.Namespace, model: torch.nn.Module) -> tuple[torch.device, torch.dtype | None]:
-    """--device and --amp; the model moves to the device, and under bf16 its frozen matrices are stored in bf16
-    (exact: autocast casts them so at every use; no cast per forward)."""
+    """--device and --amp; the model moves to the device, its frozen matrices stored as train.frozen_dtype=auto does
+    (bf16 under bf16 autocast: exact, no cast per forward)."""
     device = resolve_device(args.device, field="--device")
     amp_name = ("bf16" if device.type == "cuda" else "none") if args.amp == "auto" else args.amp
     amp = autocast_dtype(amp_name, device, field="--amp")
     model.to(device)
-    if amp == torch.bfloat16:
-        store_frozen_matrices_(model, torch.bfloat16)
+    frozen = resolve_frozen_dtype("auto", amp)
+    if frozen is not None:
+        store_frozen_matrices_(model, frozen)
     return device, amp
 
 
@@ -238,14 +239,15 @@ def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     device, amp = _inference_setup(args, model)
     compiled = resolve_compile({"auto": "auto", "true": True, "false": False}[args.compile], device, field="--compile")
     runner = torch.compile(model) if compiled else model
-    log.info("eval on %s, %s, %s", device, f"{str(amp).removeprefix('torch.')} autocast" if amp else "fp32",
-             "compiled (the first batches compile)" if compiled else "eager")  # fmt: skip
+    amp_name = str(amp).removeprefix("torch.") if amp else "none"
+    how = "compiled (the first batches compile)" if compiled else "eager"
+    log.info("eval on %s, amp %s, %s", device, amp_name, how)
     metrics = evaluate(runner, loader, device=device, num_classes=cfg.model.num_classes, clips=clips, crops=crops,
                        amp=amp)  # fmt: skip
     protocol = f"{cfg.model.num_frames}x{clips}x{crops} (frames x clips x crops)"
     out = {k: v for k, v in metrics.items() if k not in ("confusion", "skipped")}
-    out.update(split=args.split, protocol=protocol, skipped=len(metrics["skipped"]), device=str(device),
-               amp=str(amp).removeprefix("torch.") if amp else "none", compiled=compiled)  # fmt: skip
+    out.update(split=args.split, protocol=protocol, skipped=len(metrics["skipped"]), device=str(device), amp=amp_name,
+               compiled=compiled)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({**out, "confusion": metrics["confusion"].tolist()}, indent=2) + "\n")
     print(f"{args.split}: {out['videos']} videos, views {protocol}")

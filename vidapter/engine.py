@@ -309,8 +309,9 @@ def fit(cfg: Config) -> dict:
     originals = originals if main else {}  # only the main process exports
     model.to(device)
     mode = None if compile_mode == "default" else compile_mode
-    compiled_model = torch.compile(model, mode=mode) if compiled else model  # validation calls it too (eval mode
-    train_model = compiled_model  # compiles its own graph once, then runs as fast as inference compiled can)
+    # validation calls compiled_model too: eval mode compiles its own graph once, then runs as compiled inference
+    compiled_model = torch.compile(model, mode=mode) if compiled else model
+    train_model = compiled_model
     if dist_info.world_size > 1:
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(compiled_model, device_ids=ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vidapter.config import DataConfig
 from vidapter.data.datasets import VideoDataset, read_annotations, read_class_names
 from vidapter.data.sampling import FrameSampler, dense, uniform
-from vidapter.data.transforms import MultiViewTransform, train_transform, val_transform
+from vidapter.data.transforms import ColorJitter, MultiViewTransform, train_transform, val_transform
 
 SPLITS = ("train", "val", "test")
 
@@ -29,7 +29,8 @@ def clip_transform(cfg: DataConfig, split: str, mean, std):
         if ra is not None and len(ra) != 2:
             raise ValueError(f"data.randaugment must be [n, m], got {cfg.randaugment}")
         cj = tuple(cfg.color_jitter) if cfg.color_jitter is not None else None
-        if cj is not None and (len(cj) != 4 or not all(0 <= v <= 1 for v in cj) or cj[3] > 0.5):
+        limits = ColorJitter.LIMITS
+        if cj is not None and (len(cj) != 4 or not all(0 <= v <= t for v, t in zip(cj, limits, strict=True))):
             raise ValueError(
                 f"data.color_jitter must be [brightness, contrast, saturation, hue] with the first three in [0, 1] and "
                 f"hue in [0, 0.5], got {cfg.color_jitter}"

@@ -81,9 +81,10 @@ class ColorJitter:
     to 0-255 and truncated to uint8.
     """
 
+    NAMES, LIMITS = ("brightness", "contrast", "saturation", "hue"), (1, 1, 1, 0.5)  # each value in [0, limit]
+
     def __init__(self, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1, *, seed: int = 0):
-        for name, value, top in (("brightness", brightness, 1), ("contrast", contrast, 1),
-                                 ("saturation", saturation, 1), ("hue", hue, 0.5)):  # fmt: skip
+        for name, value, top in zip(self.NAMES, (brightness, contrast, saturation, hue), self.LIMITS, strict=True):
             if not 0 <= value <= top:
                 raise ValueError(f"colour jitter {name} must be in [0, {top}], got {value}")
         self.ranges = [(1 - brightness, 1 + brightness), (1 - contrast, 1 + contrast),
