@@ -37,7 +37,7 @@ else
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
-OPTIONAL="profile model_step compile_graphs compile_levers temporal_attention"  # steps that run only when $ONLY names them (the suite: < 8 min)
+OPTIONAL="profile model_step compile_graphs compile_levers compile_autotune temporal_attention"  # steps that run only when $ONLY names them (the suite: < 8 min)
 step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
     local name="$1"; shift
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
@@ -79,16 +79,21 @@ step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --fr
 step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes inference \
     --variants baseline compile-bf16 --out "$WORK/vs_baseline_compile_inference.json"
 # optional compiled levers (ONLY="compile_graphs compile_levers"): batch 8 compiled, without and with CUDA graphs (the
-# step is launch-bound there), then at batch 32 the fused temporal attention, the temporal pass on SDPA, a memory
-# budget, no recompute. Each compile takes 40-70 s on the lent machine's CPU: the suite stays under 8 minutes without
-# the temporal attention alone, compiled three ways (SDPA, batched GEMMs, broadcast products): time and whether the
-# compiler fused the broadcast products (optional: ONLY=temporal_attention)
+# step is launch-bound there), then at batch 32 the default against model.temporal_attention=frames ($COMPILE_LEVERS
+# picks others: compile-sdpa compile-budget compile-none ...). Each compile takes 40-70 s on the lent machine's CPU.
+# The temporal attention alone, compiled three ways as the block runs it (SDPA, batched GEMMs, broadcast products from
+# the frame layout): time, batched GEMMs, layout copies (optional: ONLY=temporal_attention)
 step temporal_attention timeout 120 $B/temporal_attention.py $DEV $DT $( [ "${DRY_RUN:-0}" = 1 ] && echo --width 64 --heads 4 ) \
     --batch 32 --out "$WORK/temporal_attention.json"
 step compile_graphs timeout 240 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 8 --modes train --profile \
     --variants baseline compile-bf16 compile-graphs --out "$WORK/vs_baseline_compile_graphs.json"
 step compile_levers timeout 330 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train --profile \
-    --variants baseline compile-fused compile-sdpa compile-budget compile-none --out "$WORK/vs_baseline_compile_levers.json"
+    --variants ${COMPILE_LEVERS:-baseline compile-bf16 compile-fused} --out "$WORK/vs_baseline_compile_levers.json"
+# matmul epilogues (optional: ONLY=compile_autotune): compile-fused in mode max-autotune-no-cudagraphs, where Triton
+# matmul templates may take the elementwise kernel after a matmul (benchmarks/compiled_census.py: up to 0.51 GB per
+# clip); tuning every matmul shape makes this the longest compile
+step compile_autotune timeout 450 $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train --profile \
+    --variants baseline compile-autotune --out "$WORK/vs_baseline_compile_autotune.json"
 ls -la "$WORK"
 save
 exit $status

@@ -1,7 +1,9 @@
-"""The temporal pass's attention three ways, compiled, alone: SDPA, explicit batched GEMMs (the CUDA default) and
-broadcast products (``Attention.fused_math``). For each: time per forward + input-gradient backward, the number of
-batched GEMM calls and the largest buffer in the generated code, which shows whether the compiler fused the broadcast
-products (T x T x head-dim elements per head) into reductions or materialised them.
+"""The temporal pass's attention three ways, compiled, alone, as the AIM block runs it: from tokens in the frame
+layout (B*T, N, D) back to it. SDPA and explicit batched GEMMs (the CUDA default) on tokens regrouped to (B*N, T, D)
+and back; broadcast products read straight from the frame layout (``Attention.over_frames``, taken by a compiled
+block with ``attn.fused_math``). For each: time per forward + input-gradient backward, the number of batched GEMM
+calls, the largest buffer in the generated code (whether the compiler materialised the T x T x head-dim broadcast
+products) and the layout copies (generated kernels named for a clone or permute).
 
     python benchmarks/temporal_attention.py --device cpu --dtype fp32 --out docs/results/temporal_attention_cpu.json
     python benchmarks/temporal_attention.py --device cuda --dtype bf16 --batch 32 --out $OUT/temporal_attention.json
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from einops import rearrange
 from torch._inductor.utils import run_and_get_code
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,7 +28,7 @@ from vs_baseline import _sync  # noqa: E402
 
 from vidapter.models.vit import Attention  # noqa: E402
 
-WAYS = {"sdpa": (False, False), "bmm": (True, False), "fused": (True, True)}  # way: (products, fused_math)
+WAYS = ("sdpa", "bmm", "fused")
 
 
 def main() -> None:
@@ -42,15 +45,20 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
-    seqs = args.batch * args.tokens
     rows = []
-    for way, (products, fused) in WAYS.items():
+    for way in WAYS:
         torch._dynamo.reset()
         torch.manual_seed(0)
         attn = Attention(args.width, args.heads).to(device).requires_grad_(False)
-        attn.fused_math = fused
-        x = torch.randn(seqs, args.frames, args.width, device=device, requires_grad=True)
-        compiled = torch.compile(lambda x, attn=attn, p=products: attn(x, math=p), dynamic=False)
+        x = torch.randn(args.batch * args.frames, args.tokens, args.width, device=device, requires_grad=True)
+
+        def temporal(x, attn=attn, way=way, t=args.frames, n=args.tokens):
+            if way == "fused":
+                return attn.over_frames(x, t)
+            y = attn(rearrange(x, "(b t) n d -> (b n) t d", t=t), math=way == "bmm")
+            return rearrange(y, "(b n) t d -> (b t) n d", n=n)
+
+        compiled = torch.compile(temporal, dynamic=False)
 
         def step(compiled=compiled, x=x):
             with torch.autocast(**amp):
@@ -69,9 +77,12 @@ def main() -> None:
             step()
         _sync(device)
         ms = (time.perf_counter() - start) / args.iters * 1e3
+        elements = args.batch * args.frames * args.tokens * args.width
         row = {"way": way, "ms_fwd_bwd": ms, "bmm_calls": code.count("extern_kernels.bmm"),
-               "largest_buffer_elements": largest, "q_elements": seqs * args.frames * args.width,
-               "broadcast_elements": seqs * args.frames * args.frames * args.width}  # fmt: skip
+               "layout_copy_kernels": len({k for k in re.findall(r"\b(?:cpp|triton)_\w*fused_\w+", code)
+                                           if "clone" in k or "permute" in k}),
+               "largest_buffer_elements": largest, "q_elements": elements,
+               "broadcast_elements": elements * args.frames}  # fmt: skip
         rows.append(row)
         print(row, flush=True)
     write_record(args.out, "temporal_attention", torch.cuda.get_device_name() if device.type == "cuda" else "cpu",

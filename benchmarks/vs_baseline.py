@@ -20,7 +20,10 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   compile-graphs     compile-bf16 in mode="reduce-overhead": the training step's forward and backward as CUDA graphs
   compile-regional   compile-bf16 block by block (on the H200 it recompiled per block: drop-path rates differ)
   compile-sdpa       compile-bf16 with the temporal pass's attention on SDPA (on CUDA the library's before run 3)
-  compile-fused      compile-bf16 with the temporal attention as broadcast products (vit.Attention.fused_math)
+  compile-fused      compile-bf16 with model.temporal_attention=frames: the temporal pass read in the frame layout,
+                     its attention as broadcast products the compiler fuses (no regrouping copies, no 8x8 GEMMs)
+  compile-autotune   compile-fused in mode="max-autotune-no-cudagraphs": Triton matmul templates that can take the
+                     elementwise kernel after a matmul as its epilogue (long compile: every matmul shape is tuned)
   temporal-sdpa      vidapter with the temporal attention on SDPA, eager (the default does so on the CPU only)
   temporal-math      vidapter with the temporal attention as explicit products, eager (the default on CUDA)
   cudagraph          inference only: the forward captured once in a CUDA graph and replayed (CUDA only)
@@ -51,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP, freeze_like_aim  # noqa: E402
 from record import write_record  # noqa: E402
 
+from vidapter.adapters.aim import set_temporal_attention  # noqa: E402
 from vidapter.adapters.peft import store_frozen_matrices_  # noqa: E402
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.models.build import build_model  # noqa: E402
@@ -94,7 +98,8 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
 
 VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
             "compile-bf16", "compile-none", "compile-budget", "compile-graphs", "compile-regional", "compile-sdpa",
-            "compile-fused", "temporal-sdpa", "temporal-math", "cudagraph", "no-temporal")  # fmt: skip
+            "compile-fused", "compile-autotune", "temporal-sdpa", "temporal-math", "cudagraph",
+            "no-temporal")  # fmt: skip
 # Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
 PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
                "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.2}  # fmt: skip
@@ -141,11 +146,9 @@ def variant_model(name: str, ours, base, bf16: bool = True, memory_budget: float
         for blk in model.backbone.blocks:
             blk.t_adapter = blk.t_adapter_in = None
     elif name.endswith(("-sdpa", "-math")):
-        for blk in model.backbone.blocks:
-            blk.temporal_math = name.endswith("-math")
-    elif name == "compile-fused":
-        for blk in model.backbone.blocks:
-            blk.attn.fused_math = True
+        set_temporal_attention(model, "products" if name.endswith("-math") else "sdpa")
+    elif name in ("compile-fused", "compile-autotune"):  # on every device (auto takes products on CUDA only)
+        set_temporal_attention(model, "frames")
     if name == "bf16-frozen" or (bf16 and name.startswith("compile-")):  # train.frozen_dtype=auto (exact)
         store_frozen_matrices_(model, torch.bfloat16)
     if name == "compile-regional":
@@ -155,7 +158,8 @@ def variant_model(name: str, ours, base, bf16: bool = True, memory_budget: float
     if name == "compile-budget":
         return model, UnderBudget(model, memory_budget)
     if name.startswith("compile"):
-        return model, torch.compile(model, dynamic=False, mode="reduce-overhead" if name == "compile-graphs" else None)
+        mode = {"compile-graphs": "reduce-overhead", "compile-autotune": "max-autotune-no-cudagraphs"}.get(name)
+        return model, torch.compile(model, dynamic=False, mode=mode)
     return model, model
 
 

@@ -123,3 +123,28 @@ def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
     assert (cuda["device"], cuda["amp"], cuda["compiled"]) == ("cuda", "bfloat16", True)
     assert (cpu["device"], cpu["amp"], cpu["compiled"]) == ("cpu", "none", False)
     assert cuda["videos"] == cpu["videos"] and abs(cuda["loss"] - cpu["loss"]) < 0.02 * (1 + cpu["loss"])
+
+
+def test_cuda_compiled_frames_temporal_attention_matches_eager():
+    """``model.temporal_attention=frames`` (broadcast products that Triton kernels compute) gives the eager model's
+    logits and gradients on CUDA, in fp32 and within bf16's rounding under autocast."""
+    model = _model().cuda().train()
+    frames = _model().cuda().train()
+    frames.load_state_dict(model.state_dict())
+    from vidapter.adapters.aim import set_temporal_attention
+
+    set_temporal_attention(frames, "frames")
+    compiled = torch.compile(frames, dynamic=False)
+    video = torch.randn(2, 3, 8, SIZE, SIZE, device="cuda")
+    for bf16, tol in ((False, 1e-4), (True, 3e-2)):
+        outs = []
+        for call, m in ((model, model), (compiled, frames)):
+            m.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                y = call(video)
+            y.float().logsumexp(-1).mean().backward()
+            outs.append((y.float(), [p.grad.float() for p in m.parameters() if p.requires_grad]))
+        (ref, ref_grads), (out, grads) = outs
+        torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
+        for g, r in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(g, r, atol=tol, rtol=tol * 10 if bf16 else tol)

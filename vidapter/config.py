@@ -29,6 +29,7 @@ class ModelConfig:
     temporal_embed: bool | None = None  # None: present iff any adapter is (reference AIM: every variant has it)
     grad_checkpointing: bool = False  # whole-block activation checkpointing (least memory, one more forward)
     recompute: str = "pointwise"  # none | pointwise | mlp: what backward keeps vs recomputes (vit.set_recompute)
+    temporal_attention: str = "auto"  # auto | sdpa | products | frames (aim.set_temporal_attention; same function)
 
 
 @dataclass

@@ -249,6 +249,78 @@ def test_aim_block_compiles_without_graph_breaks():
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
 
 
+@pytest.mark.parametrize("num_tadapter", [1, 2])
+def test_compiled_block_with_frame_layout_temporal_pass_equals_eager(num_tadapter):
+    """``attn.fused_math``: compiled, the temporal pass runs in the frame layout (no regrouping); the block's outputs
+    and every gradient equal the eager block's (SDPA over regrouped tokens), drop-path included, in one graph."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    vit = build_vit("tiny_clip")
+    eager = AIMBlock(vit.blocks[0], WIDTH, num_tadapter=num_tadapter, drop_path=0.3).train()
+    for name, p in eager.named_parameters():  # non-zero adapters and peaked attention, so every branch counts
+        if "adapter" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    torch.nn.init.normal_(eager.attn.qkv.weight, std=0.3)
+    fused = copy.deepcopy(eager)
+    fused.temporal_math, fused.attn.fused_math = True, True
+    x = torch.randn(2 * 4, 17, WIDTH)
+
+    def run(block, call):
+        xg = x.clone().requires_grad_(True)
+        torch.manual_seed(1)  # the same drop-path draws
+        y = call(xg, 4)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        return y, [xg.grad] + [p.grad for p in block.parameters()]
+
+    ref, ref_grads = run(eager, eager)
+    torch._dynamo.reset()
+    out, grads = run(fused, torch.compile(fused, backend="aot_eager", dynamic=False))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):  # weight gradients sum over all tokens, in another order
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+    explanation = torch._dynamo.explain(fused)(x, 4)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_temporal_attention_setting_reaches_every_block():
+    """``model.temporal_attention`` sets each AIM block's way; an unknown value is refused, naming the field."""
+    expected = {"auto": (None, False), "sdpa": (False, False), "products": (True, False), "frames": (True, True)}
+    for mode, flags in expected.items():
+        model = build_model(_cfg(temporal_attention=mode))
+        assert {(b.temporal_math, b.attn.fused_math) for b in model.backbone.blocks} == {flags}
+    with pytest.raises(ValueError, match=r"model\.temporal_attention must be one of auto, sdpa, products, frames"):
+        build_model(_cfg(temporal_attention="flash"))
+
+
+def test_frames_temporal_pass_compiles_without_batched_gemms():
+    """Compiled by inductor, ``frames`` leaves no batched GEMM in the block's forward or backward (``products`` has
+    them), and the compiled step gives the eager block's output and input gradient."""
+    from torch._inductor.utils import run_and_get_code
+
+    torch.manual_seed(0)
+    blk = AIMBlock(build_vit("tiny_clip").blocks[0], WIDTH).train()
+    torch.nn.init.normal_(blk.t_adapter.fc2.weight, std=0.1)
+    x = torch.randn(2 * 4, 17, WIDTH)
+
+    def step(call):
+        xg = x.clone().requires_grad_(True)
+        y = call(xg, 4)
+        return y, torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), xg)[0]
+
+    codes, results = {}, {}
+    for mode in ("products", "frames"):
+        torch._dynamo.reset()
+        blk.temporal_math, blk.attn.fused_math = True, mode == "frames"
+        results[mode], code = run_and_get_code(step, torch.compile(blk, dynamic=False))
+        codes[mode] = "\n".join(code)
+    assert "extern_kernels.bmm" in codes["products"] and "extern_kernels.bmm" not in codes["frames"]
+    blk.attn.fused_math = False
+    ref, ref_grad = step(blk)
+    torch.testing.assert_close(results["frames"][0], ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(results["frames"][1], ref_grad, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
 def test_drop_path_is_timms_bit_for_bit(p):
     """The reference uses timm's DropPath: the same draws and the same arithmetic (mask / keep, then one multiply)."""

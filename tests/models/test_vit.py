@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from einops import rearrange
 from peers import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, timm_vit
 
 from vidapter.models.convert import hf_clip_to_vit, openai_to_vit, timm_to_vit
@@ -69,21 +70,17 @@ def test_layernorm_runs_in_fp32_under_bf16(images):
     torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=1e-2)
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_math_attention_equals_sdpa(fused):
+def test_math_attention_equals_sdpa():
     """Attention with explicit products (AIM's temporal pass): the same outputs and gradients as SDPA in fp32, and under
-    bf16 autocast no further from the fp32 result than SDPA is. ``fused_math`` (broadcast products) is taken only
-    while compiling, so it is checked compiled."""
+    bf16 autocast no further from the fp32 result than SDPA is."""
     torch.manual_seed(0)
     attn = build_vit("tiny_clip").blocks[0].attn
-    attn.fused_math = fused
     x = torch.randn(6, 8, WIDTH)
-    call = torch.compile(attn, backend="aot_eager", dynamic=False) if fused else attn
 
     def run(math, bf16=False):
         xg = x.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            y = call(xg, math=math) if math else attn(xg)
+            y = attn(xg, math=math)
         (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
         grads = [xg.grad] + [p.grad.clone() for p in attn.parameters()]
         attn.zero_grad(set_to_none=True)
@@ -96,6 +93,37 @@ def test_math_attention_equals_sdpa(fused):
     sdpa_err = (run(False, bf16=True)[0] - ref).abs().max()
     math_err = (run(True, bf16=True)[0] - ref).abs().max()
     assert math_err <= 2 * sdpa_err + 1e-3
+
+
+def test_attention_over_frames_equals_attention_on_regrouped_tokens():
+    """``over_frames`` on the frame layout (B*T, N, D) is SDPA over the T frames of each token position, i.e.
+    ``forward`` on ``(b t) n d -> (b n) t d`` regrouped tokens, regrouped back: outputs and gradients in fp32,
+    compiled as it is meant to run, and within SDPA's own bf16 error under autocast."""
+    torch.manual_seed(0)
+    attn = build_vit("tiny_clip").blocks[0].attn
+    frames, x = 4, torch.randn(2 * 4, 5, WIDTH)
+    compiled = torch.compile(attn.over_frames, backend="aot_eager", dynamic=False)
+
+    def run(fn, bf16=False):
+        xg = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = fn(xg)
+        (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads = [xg.grad] + [p.grad.clone() for p in attn.parameters()]
+        attn.zero_grad(set_to_none=True)
+        return y.float(), grads
+
+    def regrouped(xg):
+        y = attn(rearrange(xg, "(b t) n d -> (b n) t d", t=frames))
+        return rearrange(y, "(b n) t d -> (b t) n d", n=x.shape[1])
+
+    (ref, ref_grads), (out, grads) = run(regrouped), run(lambda xg: compiled(xg, frames))
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-5)
+    sdpa_err = (run(regrouped, bf16=True)[0] - ref).abs().max()
+    frames_err = (run(lambda xg: compiled(xg, frames), bf16=True)[0] - ref).abs().max()
+    assert frames_err <= 2 * sdpa_err + 1e-3
 
 
 def test_wrong_input_is_refused():

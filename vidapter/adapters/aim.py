@@ -84,6 +84,8 @@ class AIMBlock(nn.Module):
     attention over T tokens uses explicit products where ``temporal_math`` is True, SDPA where False, and by default
     (None) explicit products on CUDA and SDPA elsewhere, each the faster there (docs/benchmarks.md: an H200's compiled
     train step 2.24x the reference with products, 1.86x with SDPA; the CPU's 1.02-1.03x with products, 1.08x SDPA).
+    With products and ``attn.fused_math``, a compiled block runs the temporal pass in the frame layout
+    (``Attention.over_frames``): no regrouping copies, no batched 8x8 GEMMs.
     Spatial pass: ``x + S_Adapter(attn(norm1(x)))``. Joint: ``x + mlp(xn) + drop_path(scale * MLP_Adapter(xn))``.
     """
 
@@ -120,19 +122,26 @@ class AIMBlock(nn.Module):
         names = ("t_adapter_in", "t_adapter", "s_adapter", "mlp_adapter")
         return [n for n in names if getattr(self, n) is not None]
 
+    def _temporal(self, x: torch.Tensor, attend) -> torch.Tensor:
+        """T_Adapter(attend(T_Adapter_in(norm1(x)))): token by token but for ``attend``, so in either layout."""
+        xt = self.norm1(x)
+        if self.t_adapter_in is not None:
+            xt = self.t_adapter_in(xt, normed_from=(self.norm1, x))
+        return self.t_adapter(attend(xt))
+
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D); frames of one video are consecutive along the first axis."""
         if self.t_adapter is not None:
             if num_frames is None:
                 raise ValueError("AIMBlock with a temporal adapter needs num_frames")
-            n = x.shape[1]
-            xt_in = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
-            xt = self.norm1(xt_in)
-            if self.t_adapter_in is not None:
-                xt = self.t_adapter_in(xt, normed_from=(self.norm1, xt_in))
             products = x.is_cuda if self.temporal_math is None else self.temporal_math
-            xt = self.t_adapter(self.attn(xt, math=products))
-            x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
+            if products and self.attn.fused_math and torch.compiler.is_compiling():
+                x = x + self.drop_path(self._temporal(x, lambda xt: self.attn.over_frames(xt, num_frames)))
+            else:
+                n = x.shape[1]
+                xt = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
+                xt = self._temporal(xt, lambda xt: self.attn(xt, math=products))
+                x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
         y = self.attn(self.norm1(x))
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
         xn = self.norm2(x)
@@ -141,6 +150,24 @@ class AIMBlock(nn.Module):
             return x + self.mlp(xn, normed_from)
         mlp, adapter = self.mlp(xn, normed_from), self.mlp_adapter(xn, normed_from)
         return x + mlp + self.drop_path(self.scale * adapter)
+
+
+TEMPORAL_ATTENTION = ("auto", "sdpa", "products", "frames")
+
+
+def set_temporal_attention(model: nn.Module, mode: str) -> None:
+    """How every AIM block computes its temporal pass's attention; the same function every way, up to rounding.
+
+    ``sdpa``: SDPA on tokens regrouped to (B*N, T, D). ``products``: explicit batched GEMMs and an fp32 softmax there.
+    ``frames``: compiled, broadcast products read straight from the frame layout (``Attention.over_frames``: no
+    regrouping copies, no 8x8 GEMMs); eager, ``products``. ``auto``: products on CUDA, SDPA elsewhere.
+    """
+    if mode not in TEMPORAL_ATTENTION:
+        raise ValueError(f"model.temporal_attention must be one of {', '.join(TEMPORAL_ATTENTION)}, got {mode!r}")
+    for blk in model.modules():
+        if isinstance(blk, AIMBlock):
+            blk.temporal_math = {"auto": None, "sdpa": False}.get(mode, True)
+            blk.attn.fused_math = mode == "frames"
 
 
 def resolve_layers(layers: str, depth: int) -> list[int]:

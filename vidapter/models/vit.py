@@ -135,9 +135,9 @@ class Attention(nn.Module):
     ``math=True`` computes it with explicit products and a softmax instead of ``F.scaled_dot_product_attention``: AIM's
     temporal pass (L = T = 8 to 32 tokens) takes it on CUDA, since fused attention kernels tile 64-128 queries and a
     sequence of 8 fills a tile to a sixteenth (measured: docs/benchmarks.md). Under autocast the softmax runs in fp32,
-    as in the reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py). With
-    ``fused_math`` the products are broadcast multiply-and-sum, which torch.compile turns into one memory-bound kernel
-    each instead of batched 8x64 GEMMs (eager would materialise them: only used while compiling).
+    as in the reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py).
+    ``over_frames`` is the temporal pass read straight from the frame layout; ``fused_math`` tells the AIM block to
+    take it while compiling.
     """
 
     fused_math = False
@@ -156,12 +156,26 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         if not math:
             x = F.scaled_dot_product_attention(q, k, v)
-        elif self.fused_math and torch.compiler.is_compiling():
-            scores = (q.float().unsqueeze(-2) * k.float().unsqueeze(-3)).sum(-1) * q.shape[-1] ** -0.5
-            x = (torch.softmax(scores, dim=-1).unsqueeze(-1) * v.float().unsqueeze(-3)).sum(-2).to(v.dtype)
         else:
             x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+    def over_frames(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """(B*T, N, D) -> (B*T, N, D): attention among the T frames of each token position, read in the frame layout.
+
+        The same function as ``forward`` on ``(b t) n d -> (b n) t d`` regrouped tokens, without the regrouping: the
+        projections work token by token in any order, and the attention is broadcast multiply-and-sum over strided
+        views (fp32 scores and softmax, as ``math=True``), which torch.compile fuses into memory-bound kernels with
+        no layout copy. Eager would materialise B x T x T x N x D products: meant to run compiled.
+        """
+        bt, n, d = x.shape
+        qkv = self.qkv(x).view(bt // frames, frames, n, 3, self.heads, d // self.heads)
+        q, k, v = qkv.unbind(3)  # (B, T, N, H, hd) each
+        # Summed in fp32: compiled, the products are fp32 too (inductor computes low-precision inputs in fp32) and no
+        # fp32 copy of q, k or v is written, which .float() on them would make the compiler do.
+        scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1, dtype=torch.float32) * q.shape[-1] ** -0.5  # (B,Tq,Tk,N,H)
+        out = (torch.softmax(scores, dim=2).unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B, T, N, H, hd)
+        return self.proj(out.to(qkv.dtype).reshape(bt, n, d))
 
 
 class Mlp(nn.Module):
