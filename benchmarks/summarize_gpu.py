@@ -119,10 +119,10 @@ def loader(data: dict, pipeline: dict | None) -> list[str]:
 
 def temporal_attention(data: dict) -> list[str]:
     out = ["### The temporal attention alone, compiled (temporal_attention.py)", "", f"`{data['command']}`", "",
-           "| way | ms per forward + backward | batched GEMMs | largest buffer (elements) | broadcast (elements) |",
-           "| --- | --- | --- | --- | --- |"]  # fmt: skip
-    out += [f"| {r['way']} | {r['ms_fwd_bwd']:.2f} | {r['bmm_calls']} | {r['largest_buffer_elements']:,} | "
-            f"{r['broadcast_elements']:,} |" for r in data["rows"]]  # fmt: skip
+           "| way | ms per forward + backward | batched GEMMs | layout copies | largest buffer (elements) | "
+           "broadcast (elements) |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    out += [f"| {r['way']} | {r['ms_fwd_bwd']:.2f} | {r['bmm_calls']} | {r.get('layout_copy_kernels', '-')} | "
+            f"{r['largest_buffer_elements']:,} | {r['broadcast_elements']:,} |" for r in data["rows"]]  # fmt: skip
     return [*out, ""]
 
 
@@ -144,6 +144,7 @@ def main() -> None:
                         ("vs_baseline_frames", "Scaling in T"), ("vs_baseline_compile", "torch.compile"),
                         ("vs_baseline_compile_inference", "torch.compile, inference"),
                         ("vs_baseline_compile_levers", "torch.compile levers"),
+                        ("vs_baseline_compile_autotune", "torch.compile, matmul epilogues (max-autotune)"),
                         ("vs_baseline_compile_graphs", "torch.compile with CUDA graphs")):  # fmt: skip
         data = load(folder, name)
         lines += vs_baseline(data, title) if data else [f"### {title}: no result file", ""]

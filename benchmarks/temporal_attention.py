@@ -1,7 +1,7 @@
 """The temporal pass's attention three ways, compiled, alone, as the AIM block runs it: from tokens in the frame
 layout (B*T, N, D) back to it. SDPA and explicit batched GEMMs (the CUDA default) on tokens regrouped to (B*N, T, D)
 and back; broadcast products read straight from the frame layout (``Attention.over_frames``, taken by a compiled
-block with ``attn.fused_math``). For each: time per forward + input-gradient backward, the number of batched GEMM
+block with ``temporal_frames``). For each: time per forward + input-gradient backward, the number of batched GEMM
 calls, the largest buffer in the generated code (whether the compiler materialised the T x T x head-dim broadcast
 products) and the layout copies (generated kernels named for a clone or permute).
 

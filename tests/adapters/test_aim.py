@@ -251,7 +251,7 @@ def test_aim_block_compiles_without_graph_breaks():
 
 @pytest.mark.parametrize("num_tadapter", [1, 2])
 def test_compiled_block_with_frame_layout_temporal_pass_equals_eager(num_tadapter):
-    """``attn.fused_math``: compiled, the temporal pass runs in the frame layout (no regrouping); the block's outputs
+    """``temporal_frames``: compiled, the temporal pass runs in the frame layout (no regrouping); the block's outputs
     and every gradient equal the eager block's (SDPA over regrouped tokens), drop-path included, in one graph."""
     import torch._dynamo
 
@@ -263,7 +263,7 @@ def test_compiled_block_with_frame_layout_temporal_pass_equals_eager(num_tadapte
             torch.nn.init.normal_(p, std=0.1)
     torch.nn.init.normal_(eager.attn.qkv.weight, std=0.3)
     fused = copy.deepcopy(eager)
-    fused.temporal_math, fused.attn.fused_math = True, True
+    fused.temporal_math, fused.temporal_frames = True, True
     x = torch.randn(2 * 4, 17, WIDTH)
 
     def run(block, call):
@@ -288,7 +288,7 @@ def test_temporal_attention_setting_reaches_every_block():
     expected = {"auto": (None, False), "sdpa": (False, False), "products": (True, False), "frames": (True, True)}
     for mode, flags in expected.items():
         model = build_model(_cfg(temporal_attention=mode))
-        assert {(b.temporal_math, b.attn.fused_math) for b in model.backbone.blocks} == {flags}
+        assert {(b.temporal_math, b.temporal_frames) for b in model.backbone.blocks} == {flags}
     with pytest.raises(ValueError, match=r"model\.temporal_attention must be one of auto, sdpa, products, frames"):
         build_model(_cfg(temporal_attention="flash"))
 
@@ -311,11 +311,11 @@ def test_frames_temporal_pass_compiles_without_batched_gemms():
     codes, results = {}, {}
     for mode in ("products", "frames"):
         torch._dynamo.reset()
-        blk.temporal_math, blk.attn.fused_math = True, mode == "frames"
+        blk.temporal_math, blk.temporal_frames = True, mode == "frames"
         results[mode], code = run_and_get_code(step, torch.compile(blk, dynamic=False))
         codes[mode] = "\n".join(code)
     assert "extern_kernels.bmm" in codes["products"] and "extern_kernels.bmm" not in codes["frames"]
-    blk.attn.fused_math = False
+    blk.temporal_frames = False
     ref, ref_grad = step(blk)
     torch.testing.assert_close(results["frames"][0], ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(results["frames"][1], ref_grad, atol=1e-5, rtol=1e-5)

@@ -84,12 +84,13 @@ class AIMBlock(nn.Module):
     attention over T tokens uses explicit products where ``temporal_math`` is True, SDPA where False, and by default
     (None) explicit products on CUDA and SDPA elsewhere, each the faster there (docs/benchmarks.md: an H200's compiled
     train step 2.24x the reference with products, 1.86x with SDPA; the CPU's 1.02-1.03x with products, 1.08x SDPA).
-    With products and ``attn.fused_math``, a compiled block runs the temporal pass in the frame layout
+    With products and ``temporal_frames``, a compiled block runs the temporal pass in the frame layout
     (``Attention.over_frames``): no regrouping copies, no batched 8x8 GEMMs.
     Spatial pass: ``x + S_Adapter(attn(norm1(x)))``. Joint: ``x + mlp(xn) + drop_path(scale * MLP_Adapter(xn))``.
     """
 
     temporal_math: bool | None = None
+    temporal_frames = False
 
     def __init__(
         self,
@@ -135,7 +136,7 @@ class AIMBlock(nn.Module):
             if num_frames is None:
                 raise ValueError("AIMBlock with a temporal adapter needs num_frames")
             products = x.is_cuda if self.temporal_math is None else self.temporal_math
-            if products and self.attn.fused_math and torch.compiler.is_compiling():
+            if products and self.temporal_frames and torch.compiler.is_compiling():
                 x = x + self.drop_path(self._temporal(x, lambda xt: self.attn.over_frames(xt, num_frames)))
             else:
                 n = x.shape[1]
@@ -167,7 +168,7 @@ def set_temporal_attention(model: nn.Module, mode: str) -> None:
     for blk in model.modules():
         if isinstance(blk, AIMBlock):
             blk.temporal_math = {"auto": None, "sdpa": False}.get(mode, True)
-            blk.attn.fused_math = mode == "frames"
+            blk.temporal_frames = mode == "frames"
 
 
 def resolve_layers(layers: str, depth: int) -> list[int]:

@@ -136,11 +136,8 @@ class Attention(nn.Module):
     temporal pass (L = T = 8 to 32 tokens) takes it on CUDA, since fused attention kernels tile 64-128 queries and a
     sequence of 8 fills a tile to a sixteenth (measured: docs/benchmarks.md). Under autocast the softmax runs in fp32,
     as in the reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py).
-    ``over_frames`` is the temporal pass read straight from the frame layout; ``fused_math`` tells the AIM block to
-    take it while compiling.
+    ``over_frames`` is AIM's temporal pass read straight from the frame layout (``AIMBlock.temporal_frames``).
     """
-
-    fused_math = False
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
