@@ -156,6 +156,11 @@ class AIMBlock(nn.Module):
 TEMPORAL_ATTENTION = ("auto", "sdpa", "products", "frames")
 
 
+def check_temporal_attention(mode: str) -> None:
+    if mode not in TEMPORAL_ATTENTION:
+        raise ValueError(f"model.temporal_attention must be one of {', '.join(TEMPORAL_ATTENTION)}, got {mode!r}")
+
+
 def set_temporal_attention(model: nn.Module, mode: str) -> None:
     """How every AIM block computes its temporal pass's attention; the same function every way, up to rounding.
 
@@ -163,8 +168,7 @@ def set_temporal_attention(model: nn.Module, mode: str) -> None:
     ``frames``: compiled, broadcast products read straight from the frame layout (``Attention.over_frames``: no
     regrouping copies, no 8x8 GEMMs); eager, ``products``. ``auto``: products on CUDA, SDPA elsewhere.
     """
-    if mode not in TEMPORAL_ATTENTION:
-        raise ValueError(f"model.temporal_attention must be one of {', '.join(TEMPORAL_ATTENTION)}, got {mode!r}")
+    check_temporal_attention(mode)
     for blk in model.modules():
         if isinstance(blk, AIMBlock):
             blk.temporal_math = {"auto": None, "sdpa": False}.get(mode, True)

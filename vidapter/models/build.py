@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidapter.adapters.aim import ADAPTER_KINDS, TEMPORAL_ATTENTION, apply_aim, set_temporal_attention
+from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
 from vidapter.adapters.peft import set_trainable
 from vidapter.config import ModelConfig
 from vidapter.models.pretrained import load_backbone
@@ -28,9 +28,7 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     unknown = sorted(set(cfg.adapters) - set(ADAPTER_KINDS))
     if unknown:
         raise ValueError(f"model.adapters: unknown kinds {unknown}; allowed: {list(ADAPTER_KINDS)}")
-    if cfg.temporal_attention not in TEMPORAL_ATTENTION:  # before any weights are read
-        raise ValueError(f"model.temporal_attention must be one of {', '.join(TEMPORAL_ATTENTION)}, "
-                         f"got {cfg.temporal_attention!r}")  # fmt: skip
+    check_temporal_attention(cfg.temporal_attention)  # before any weights are read
     vit = build_vit(cfg.backbone, cfg.image_size)
     report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
     kinds = tuple(k for k in ADAPTER_KINDS if k in cfg.adapters)
