@@ -64,7 +64,7 @@ def kernel_kind(node) -> str | None:
             return None  # an output of a multi-output kernel: a view, no launch
         if any(k in name for k in ATTENTION):
             return "attention"
-        if name.rsplit(".", 1)[-1] in MATMUL or any(f".{m}." in name or name.endswith(f".{m}") for m in MATMUL):
+        if set(name.split(".")) & set(MATMUL):  # extern_kernels.mm, torch.ops.aten.convolution.default, ...
             return "matmul"
     return "other"
 
@@ -127,17 +127,24 @@ def summarize(graphs: list[list]) -> dict:
     return out
 
 
-def top_kernels(graphs: list[list], per: str, n: int = 40) -> list[dict]:
-    """The "other" kernels grouped by the ops they fuse, biggest bytes first, labelled forward/backward."""
+def op_groups(graphs: list[list]) -> dict[tuple[str, str], list[int]]:
+    """The "other" kernels grouped by graph (forward/backward) and the ops they fuse: [kernels, bytes]."""
     groups = collections.defaultdict(lambda: [0, 0])
     for i, g in enumerate(graphs):
         for k in g:
             if k["kind"] == "other":
-                key = ("forward" if i == 0 else "backward", k["ops"])
-                groups[key][0] += 1
-                groups[key][1] += k["bytes"]
-    rows = sorted(groups.items(), key=lambda kv: -kv[1][1])[:n]
-    return [{"graph": g, "ops": ops, "kernels": c, f"bytes_{per}": b} for (g, ops), (c, b) in rows]
+                group = groups["forward" if i == 0 else "backward", k["ops"]]
+                group[0] += 1
+                group[1] += k["bytes"]
+    return groups
+
+
+def per_clip_groups(small: list[list], large: list[list], step: int, n: int = 15) -> list[dict]:
+    """Per-clip bytes of each fused-op group present at both batch sizes, biggest first."""
+    a, b = op_groups(small), op_groups(large)
+    rows = [{"graph": g, "ops": ops, "kernels": count, "bytes_per_clip": (nbytes - a[g, ops][1]) / step}
+            for (g, ops), (count, nbytes) in b.items() if (g, ops) in a]  # fmt: skip
+    return sorted(rows, key=lambda r: -r["bytes_per_clip"])[:n]
 
 
 def main() -> None:
@@ -167,7 +174,7 @@ def main() -> None:
         fixed = {k: s1[k]["bytes"] - b1 * per_clip[k] for k in KINDS}
         epilogue = (s2["other"]["epilogue_bytes"] - s1["other"]["epilogue_bytes"]) / (b2 - b1)
         at = {k: fixed[k] + args.at_batch * per_clip[k] for k in KINDS}
-        groups = _per_clip_groups(top_kernels(g1, "b1"), top_kernels(g2, "b2"), b2 - b1)
+        groups = per_clip_groups(g1, g2, b2 - b1)
         row = {"variant": variant, "graphs": s2["graphs"], "kernels": {k: s2[k]["kernels"] for k in KINDS},
                "bytes_per_clip": per_clip, "bytes_fixed": fixed, "epilogue_bytes_per_clip": epilogue,
                f"other_ms_at_b{args.at_batch}_{args.bandwidth}tbs": at["other"] / args.bandwidth / 1e9,
@@ -179,18 +186,6 @@ def main() -> None:
               f"{args.bandwidth} TB/s: {at['other'] / args.bandwidth / 1e9:.1f} ms", flush=True)  # fmt: skip
     write_record(args.out, "compiled_census", "cpu", preset=args.preset, backbone=args.backbone, frames=args.frames,
                  batches=args.batch, rows=rows)  # fmt: skip
-
-
-def _per_clip_groups(small: list[dict], large: list[dict], step: int) -> list[dict]:
-    """Per-clip bytes of each fused-op group present at both batch sizes, biggest first."""
-    small_by = {(r["graph"], r["ops"]): r for r in small}
-    out = []
-    for r in large:
-        s = small_by.get((r["graph"], r["ops"]))
-        if s is not None:
-            out.append({"graph": r["graph"], "ops": r["ops"], "kernels": r["kernels"],
-                        "bytes_per_clip": (r["bytes_b2"] - s["bytes_b1"]) / step})  # fmt: skip
-    return sorted(out, key=lambda r: -r["bytes_per_clip"])[:15]
 
 
 if __name__ == "__main__":

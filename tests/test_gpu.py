@@ -8,6 +8,7 @@ import pytest
 import torch
 from peers import SIZE, randomize_
 
+from vidapter.adapters.aim import set_temporal_attention
 from vidapter.config import ModelConfig
 from vidapter.models.build import build_model
 
@@ -131,8 +132,6 @@ def test_cuda_compiled_frames_temporal_attention_matches_eager():
     model = _model().cuda().train()
     frames = _model().cuda().train()
     frames.load_state_dict(model.state_dict())
-    from vidapter.adapters.aim import set_temporal_attention
-
     set_temporal_attention(frames, "frames")
     compiled = torch.compile(frames, dynamic=False)
     video = torch.randn(2, 3, 8, SIZE, SIZE, device="cuda")
