@@ -12,6 +12,16 @@ os.environ.setdefault("VIDAPTER_OFFLINE", "1")  # tests never touch the network
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    """The synthetic dataset, 3 training clips per class, 32 px, 16 frames: what the end-to-end tests train on."""
+    from vidapter.data.synthetic import make_synthetic
+
+    out = tmp_path_factory.mktemp("synthetic")
+    make_synthetic(out, per_class={"train": 3, "val": 1, "test": 1}, size=32, frames=16, seed=1, workers=2)
+    return out
+
+
 @pytest.fixture
 def images():
     return torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))

@@ -12,26 +12,10 @@ import time
 
 import pytest
 import torch
+from runs import train_args as _args
 
 from vidapter.checkpoint import load_checkpoint
 from vidapter.cli import main
-from vidapter.data.synthetic import make_synthetic
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic")
-    make_synthetic(out, per_class={"train": 3, "val": 1, "test": 1}, size=32, frames=16, seed=1, workers=2)
-    return out
-
-
-def _args(data, run_dir, *extra) -> list[str]:
-    return [
-        "--preset", "synthetic",
-        f"--data.root={data}", f"--data.train_list={data / 'train.txt'}", f"--data.val_list={data / 'val.txt'}",
-        f"--data.test_list={data / 'test.txt'}", f"--data.class_names={data / 'classes.txt'}",
-        "--data.workers=0", f"--train.run_dir={run_dir}", "--train.batch_size=8", *extra,
-    ]  # fmt: skip
 
 
 def _run(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:

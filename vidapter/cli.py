@@ -15,6 +15,7 @@ from vidapter.adapters.peft import count_parameters, store_frozen_matrices_
 from vidapter.config import Config, ConfigError, apply_overrides
 from vidapter.data.prepare import KINETICS_TEMPLATE
 from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
+from vidapter.files import TRUST_HINT, FileError, write_text
 from vidapter.models.build import build_model
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter, detect_format
 from vidapter.models.flops import count_macs
@@ -84,10 +85,13 @@ def cmd_info(args: argparse.Namespace, overrides: list[str]) -> int:
 def cmd_convert(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg = _config(args, overrides)
     raw = read_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle)
-    fmt = detect_format(raw)
-    if fmt != "aim_official":
-        raise WeightsError(f"{args.checkpoint}: layout is {fmt!r}, expected a released AIM (MMAction2) checkpoint")
-    sd = aim_official_to_vidapter(raw)
+    try:
+        fmt = detect_format(raw)
+        if fmt != "aim_official":
+            raise ConversionError(f"layout is {fmt!r}, expected a released AIM (MMAction2) checkpoint")
+        sd = aim_official_to_vidapter(raw)
+    except ConversionError as e:
+        raise WeightsError(f"{args.checkpoint}: {e}") from e
     cfg.model.pretrained = None  # every weight comes from the checkpoint
     if "temporal_embed" in sd:
         cfg.model.num_frames = sd["temporal_embed"].shape[1]
@@ -184,7 +188,7 @@ def _add_data_parser(sub) -> None:
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     from vidapter.engine import fit
 
-    fit(_config(args, overrides))
+    fit(_config(args, overrides), trust_pickle=args.trust_pickle)
     return 0
 
 
@@ -220,7 +224,7 @@ def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     from vidapter.evaluate import evaluate
     from vidapter.predict import load_model
 
-    model, cfg, _ = load_model(args.model)
+    model, cfg, _ = load_model(args.model, trust_pickle=args.trust_pickle)
     cfg = apply_overrides(cfg, overrides)  # returns a new config
     clips, crops = (1, 1) if args.split == "val" else test_views(cfg.data)
     if args.split == "val" and args.views:
@@ -249,7 +253,7 @@ def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     out.update(split=args.split, protocol=protocol, skipped=len(metrics["skipped"]), device=str(device), amp=amp_name,
                compiled=compiled)  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps({**out, "confusion": metrics["confusion"].tolist()}, indent=2) + "\n")
+        write_text(args.json, json.dumps({**out, "confusion": metrics["confusion"].tolist()}, indent=2) + "\n")
     print(f"{args.split}: {out['videos']} videos, views {protocol}")
     print(f"  multi-view  top-1 {out['top1']:.4f}  top-5 {out['top5']:.4f}  mean class {out['mean_class_acc']:.4f}")
     print(f"  single-view top-1 {out['single_view_top1']:.4f}  top-5 {out['single_view_top5']:.4f} (centre view)")
@@ -260,7 +264,7 @@ def cmd_predict(args: argparse.Namespace, overrides: list[str]) -> int:
     from vidapter.data.decode import VideoError
     from vidapter.predict import expand_inputs, load_model, predict_file
 
-    model, cfg, names = load_model(args.model)
+    model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
     cfg = apply_overrides(cfg, overrides)
     device, amp = _inference_setup(args, model)
     failed = 0
@@ -290,13 +294,13 @@ def cmd_export(args: argparse.Namespace, overrides: list[str]) -> int:
 
     if not (args.adapters or args.model_dir):
         raise ValueError("export needs --adapters FILE and/or --model-dir DIR")
-    model, cfg, names = load_model(args.model)
+    model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
     if args.adapters:
         path = export_adapters(model, args.adapters, backbone=cfg.model.pretrained or cfg.model.backbone,
                                config=to_dict(cfg))  # fmt: skip
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, trainable tensors only)")
     if args.model_dir:
-        print(f"wrote {save_pretrained(model, cfg, args.model_dir, names)}")
+        print(f"wrote {save_pretrained(model, cfg, args.model_dir, names, intact=f'{args.model} is unchanged')}")
     return 0
 
 
@@ -309,6 +313,12 @@ def cmd_demo(args: argparse.Namespace, overrides: list[str]) -> int:
     else:
         run_demo(data_dir, Path(args.run_dir or "runs/demo"), overrides=overrides)
     return 0
+
+
+def _trust_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="read checkpoints and weight files with full pickle, which can run code written into the "
+                   "file; by default they are read with PyTorch's restricted loader: " + TRUST_HINT)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("out_dir")
     conv.add_argument("--preset", required=True, choices=sorted(PRESETS), metavar="NAME")
     conv.add_argument("--class-names", help="text file, one class name per line")
-    conv.add_argument("--trust-pickle", action="store_true", help="allow non-tensor Python objects in the file")
+    _trust_option(conv)
     train = sub.add_parser("train", help="train a preset; --section.field=value overrides")
     train.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME", help="one of: " + ", ".join(PRESETS))
+    _trust_option(train)
     ev = sub.add_parser("eval", help="evaluate a model directory, run directory or checkpoint")
     ev.add_argument("model")
     ev.add_argument("--split", default="test", choices=["val", "test"])
@@ -336,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=4)
     ev.add_argument("--json", help="write the metrics (and confusion matrix) to this JSON file")
     _inference_options(ev)
+    _trust_option(ev)
     ev.add_argument("--compile", default="auto", choices=["auto", "true", "false"],
                     help="torch.compile the model (auto: on CUDA; about half a minute, then faster)")  # fmt: skip
     pred = sub.add_parser("predict", help="classify video files or folders")
@@ -345,10 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--window", type=float, help="seconds: one prediction per window along the timeline")
     pred.add_argument("--json", action="store_true", help="one JSON object per line")
     _inference_options(pred)
+    _trust_option(pred)
     exp = sub.add_parser("export", help="export adapters only (small file) or a full model directory")
     exp.add_argument("model")
     exp.add_argument("--adapters", help="output .safetensors with the trainable tensors and the backbone identity")
     exp.add_argument("--model-dir", help="output model directory (config.json + model.safetensors + classes.txt)")
+    _trust_option(exp)
     demo = sub.add_parser("demo", help="AIM on synthetic videos with vidapter's own image ViT, on CPU in minutes")
     demo.add_argument("--ablation", action="store_true", help="Table 1 in miniature: six rows, same budget")
     demo.add_argument("--data-dir", help="synthetic dataset cache (default ~/.cache/vidapter/demo-data)")
@@ -378,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args, rest)
+    except FileError as e:  # a file could not be read or written: the message names it and what is intact
+        print(f"vidapter: error: {e}", file=sys.stderr)
+        return 1
     except (ConfigError, WeightsError, ConversionError, ValueError, FileNotFoundError, ImportError, TrainError) as e:
         print(f"vidapter: error: {e}", file=sys.stderr)
         return 2

@@ -35,9 +35,10 @@ from vidapter.data.loader import SkipLog, build_loader
 from vidapter.data.transforms import mixup_cutmix
 from vidapter.dist import DistInfo, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
 from vidapter.evaluate import evaluate
+from vidapter.files import write_text
 from vidapter.log import RunLog, write_reports
 from vidapter.models.build import build_model
-from vidapter.models.pretrained import check_keys, save_pretrained, write_atomic
+from vidapter.models.pretrained import check_keys, save_pretrained
 from vidapter.optim import CosineWarmup, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,11 @@ def _find_resume(cfg: Config, run_dir: Path) -> Path | None:
     return path
 
 
-def fit(cfg: Config) -> dict:
-    """Train ``cfg`` (under torchrun: distributed). Returns {"run_dir", "history", "val", "stopped"}."""
+def fit(cfg: Config, trust_pickle: bool = False) -> dict:
+    """Train ``cfg`` (under torchrun: distributed). Returns {"run_dir", "history", "val", "stopped"}.
+
+    ``trust_pickle``: read ``model.pretrained`` and ``train.resume`` files with full pickle (only for files from a
+    source you trust; by default they are read with PyTorch's restricted loader, which runs no code)."""
     t = cfg.train
     device = resolve_device(t.device)
     amp = autocast_dtype(t.amp, device)
@@ -252,7 +256,7 @@ def fit(cfg: Config) -> dict:
     run_dir = Path(t.run_dir or Path("runs") / cfg.name)
     main = dist_info.is_main
 
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, trust_pickle=trust_pickle)
     if model.load_report is None and not t.random_init:
         raise TrainError(
             "the backbone's pretrained weights are not loaded (model.pretrained is not set): training would start "
@@ -282,10 +286,10 @@ def fit(cfg: Config) -> dict:
     start_epoch, first_batch, step, best, history = 0, 0, 0, -1.0, []
     resume = _find_resume(cfg, run_dir)
     if resume is not None:
-        state = load_checkpoint(resume)
-        if state["config"]["model"] != to_dict(cfg)["model"]:
+        state = load_checkpoint(resume, trust_pickle=trust_pickle, resume=True)
+        if state["config"].get("model") != to_dict(cfg)["model"]:
             raise TrainError(f"{resume}: its model config differs from this run's; use a new train.run_dir")
-        if state["backbone"]["sha256"] != digest:
+        if state["backbone"].get("sha256") != digest:
             raise TrainError(f"{resume}: trained on other backbone weights ({state['backbone']['sha256'][:12]}...)")
         check_keys(state["model"], trainable_state_dict(model), f"{resume} does not fit the model's trainable set")
         model.load_state_dict(state["model"], strict=False)
@@ -317,9 +321,19 @@ def fit(cfg: Config) -> dict:
         train_model = nn.parallel.DistributedDataParallel(compiled_model, device_ids=ids)
     runlog = RunLog(run_dir, enabled=main)
     skiplog = SkipLog(run_dir if main else None)
+    # what a failed write (a full disk) leaves whole: the last checkpoint written, and how to go on from it
+    saved = {"at": (start_epoch, first_batch, step) if resume is not None else None}
+
+    def intact() -> str:
+        if saved["at"] is None:
+            return "no checkpoint of this run is written yet; free space and run the same command again"
+        e, b, s = saved["at"]
+        return (f"{run_dir / 'last.pt'} is complete (epoch {e + 1}, batch {b}, step {s}); free space and run the same "
+                "command to resume from it")  # fmt: skip
+
     if main:
-        write_atomic(run_dir / "config.json", lambda p: Path(p).write_text(json.dumps(to_dict(cfg), indent=2) + "\n"))
-        write_atomic(run_dir / "classes.txt", lambda p: Path(p).write_text("\n".join(names) + "\n"))
+        write_text(run_dir / "config.json", json.dumps(to_dict(cfg), indent=2) + "\n", intact())
+        write_text(run_dir / "classes.txt", "\n".join(names) + "\n", intact())
         counts = count_parameters(model)
         log.info("%s: %s (%s); %d of %d parameters train; %d clips, %d steps per epoch, %d process(es)", cfg.name,
                  cfg.model.backbone, model.load_report or "random init", counts["trainable"], counts["total"],
@@ -349,7 +363,10 @@ def fit(cfg: Config) -> dict:
                 "config": to_dict(cfg),
                 "backbone": {"name": cfg.model.backbone, "pretrained": cfg.model.pretrained, "sha256": digest},
             }
-            save_checkpoint(state, run_dir / name)
+            save_checkpoint(state, run_dir / name, intact())
+            if name == "last.pt":
+                saved["at"] = (epoch, batch, step)
+                runlog.intact = skiplog.intact = intact()
         barrier()
 
     val_metrics = None
@@ -414,11 +431,14 @@ def fit(cfg: Config) -> dict:
         if improved:
             checkpoint(epoch + 1, 0, "best.pt")
     if main:
-        confusion = val_metrics["confusion"] if val_metrics is not None else None
-        write_reports(run_dir, history, confusion, names)
         restore_frozen_(model, originals)
-        save_pretrained(model, cfg, run_dir / "model", names)
-        log.info("done: %s (model directory: %s)", run_dir, run_dir / "model")
+        last, model_dir = run_dir / "last.pt", run_dir / "model"
+        save_pretrained(model, cfg, model_dir, names, intact=f"{last} holds the finished run; free space and run "
+                        f"`vidapter export {last} --model-dir {model_dir}`")  # fmt: skip
+        confusion = val_metrics["confusion"] if val_metrics is not None else None
+        write_reports(run_dir, history, confusion, names, intact=f"the run is complete: {model_dir} and {last} are "
+                      "whole; only the reports are missing")  # fmt: skip
+        log.info("done: %s (model directory: %s)", run_dir, model_dir)
     runlog.close()
     cleanup()
     return {"run_dir": str(run_dir), "history": history, "val": val_metrics, "stopped": False}

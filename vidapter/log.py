@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidapter.files import append_line, write_atomic, write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -20,6 +23,7 @@ class RunLog:
 
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, tensorboard: bool = True):
         self.run_dir, self.enabled = Path(run_dir), enabled
+        self.intact = ""  # what a failed write says is still whole; the engine keeps it current
         self.writer = None
         self._last_line = 0.0
         if not enabled:
@@ -37,8 +41,7 @@ class RunLog:
         if not self.enabled:
             return
         row = {"split": split, "step": step, "time": round(time.time(), 3), **metrics}
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_line(self.run_dir / "metrics.jsonl", json.dumps(row), self.intact)
         if self.writer is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and k != "epoch":
@@ -67,8 +70,11 @@ class RunLog:
             self.writer.close()
 
 
-def write_reports(run_dir: str | os.PathLike, history: list[dict], confusion: np.ndarray | None, names: list[str]):
-    """PNG curves (loss, accuracy), per-class accuracy CSV and a confusion-matrix PNG in ``run_dir``."""
+def write_reports(
+    run_dir: str | os.PathLike, history: list[dict], confusion: np.ndarray | None, names: list[str], intact: str = ""
+):
+    """PNG curves (loss, accuracy), per-class accuracy CSV and a confusion-matrix PNG in ``run_dir``, each written
+    atomically; a failed write is a ``WriteError`` ending with ``intact``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,16 +96,17 @@ def write_reports(run_dir: str | os.PathLike, history: list[dict], confusion: np
     axes[1].set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy", ylim=(0, 1))
     axes[1].legend()
     fig.tight_layout()
-    fig.savefig(run_dir / "curves.png", dpi=100)
+    write_atomic(run_dir / "curves.png", lambda f: fig.savefig(f, format="png", dpi=100), intact)
     plt.close(fig)
     if confusion is None:
         return
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-    with open(run_dir / "per_class_accuracy.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["label", "class", "videos", "accuracy"])
-        for i, name in enumerate(names):
-            w.writerow([i, name, int(confusion[i].sum()), f"{per_class[i]:.4f}"])
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(["label", "class", "videos", "accuracy"])
+    for i, name in enumerate(names):
+        w.writerow([i, name, int(confusion[i].sum()), f"{per_class[i]:.4f}"])
+    write_text(run_dir / "per_class_accuracy.csv", table.getvalue(), intact)
     k = len(names)
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * k + 2), max(4, 0.35 * k + 1.5)))
     norm = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
@@ -109,5 +116,5 @@ def write_reports(run_dir: str | os.PathLike, history: list[dict], confusion: np
         ax.set_yticks(range(k), names, fontsize=7)
     ax.set(xlabel="predicted", ylabel="true", title="confusion (row-normalised)")
     fig.tight_layout()
-    fig.savefig(run_dir / "confusion.png", dpi=100)
+    write_atomic(run_dir / "confusion.png", lambda f: fig.savefig(f, format="png", dpi=100), intact)
     plt.close(fig)

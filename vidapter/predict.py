@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from vidapter.adapters.peft import backbone_digest, trainable_state_dict
-from vidapter.checkpoint import load_checkpoint
-from vidapter.config import Config, from_dict
+from vidapter.checkpoint import CheckpointError, load_checkpoint
+from vidapter.config import Config, ConfigError, from_dict
 from vidapter.data.build import clip_transform, frame_sampler
 from vidapter.data.decode import VideoError, open_video
 from vidapter.models.build import build_model
@@ -23,8 +23,11 @@ from vidapter.models.pretrained import check_keys, from_pretrained
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv"}
 
 
-def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, Config, list[str] | None]:
-    """A model directory (config.json + model.safetensors), a run directory, or a training checkpoint file."""
+def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[torch.nn.Module, Config, list[str] | None]:
+    """A model directory (config.json + model.safetensors), a run directory, or a training checkpoint file.
+
+    Checkpoints and the backbone weights they name are read with PyTorch's restricted loader, which runs no code;
+    ``trust_pickle`` reads them with full pickle (only for files from a source you trust)."""
     path = Path(path)
     if (path / "model.safetensors").exists():
         return from_pretrained(path)
@@ -32,12 +35,19 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, Config, list[s
         return from_pretrained(path / "model")
     ckpt = path if path.is_file() else next((path / n for n in ("best.pt", "last.pt") if (path / n).exists()), None)
     if ckpt is None:
-        raise FileNotFoundError(f"{path}: no model directory, model/ folder, best.pt or last.pt")
-    state = load_checkpoint(ckpt)
-    cfg = from_dict(state["config"])
-    model = build_model(cfg.model)
-    if backbone_digest(model) != state["backbone"]["sha256"]:
-        raise ValueError(f"{ckpt}: the backbone loaded from {cfg.model.pretrained!r} is not the one it was trained on")
+        if not path.exists():
+            raise CheckpointError(f"{path}: no such file or directory")
+        raise CheckpointError(f"{path}: no model directory, model/ folder, best.pt or last.pt")
+    state = load_checkpoint(ckpt, trust_pickle)
+    try:
+        cfg = from_dict(state["config"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{ckpt}: its config is not valid ({e})") from e
+    model = build_model(cfg.model, trust_pickle=trust_pickle)
+    if backbone_digest(model) != state["backbone"].get("sha256"):
+        raise CheckpointError(
+            f"{ckpt}: the backbone loaded from {cfg.model.pretrained!r} is not the one it was trained on"
+        )
     check_keys(state["model"], trainable_state_dict(model), f"{ckpt} does not fit its config")
     model.load_state_dict(state["model"], strict=False)
     names_file = ckpt.parent / "classes.txt"

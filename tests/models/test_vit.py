@@ -172,13 +172,21 @@ class _OpenAIRelease(torch.nn.Module):
         return self.visual(x)
 
 
-def test_torchscript_archive_like_the_openai_release(tmp_path, images):
-    """OpenAI publishes ViT-B-16.pt as a TorchScript archive of the whole CLIP model in fp16; we read it as is."""
+def test_torchscript_archive_like_the_openai_release(tmp_path, images, monkeypatch):
+    """OpenAI publishes ViT-B-16.pt as a TorchScript archive of the whole CLIP model in fp16; we read its tensors as
+    data, without torch.jit.load (which would compile and run the archive's program): the same tensors it gives."""
+    from vidapter.models.torchscript import read_torchscript_tensors
+
     peer = open_clip_model()
     release = _OpenAIRelease(peer).half()
     traced = torch.jit.trace_module(release, {"encode_image": images.half()}, check_trace=False)
     path = tmp_path / "ViT-B-16.pt"
     traced.save(str(path))
+    ours, jit = read_torchscript_tensors(path), torch.jit.load(str(path)).state_dict()
+    assert list(ours) == list(jit)
+    for k, v in jit.items():
+        assert ours[k].dtype == v.dtype and torch.equal(ours[k], v), k
+    monkeypatch.setattr(torch.jit, "load", None)  # loading below must not call it
     vit = build_vit("tiny_clip").eval()
     report = load_backbone(vit, str(path))
     assert report.format == "openai"

@@ -12,12 +12,13 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from vidapter.adapters.aim import AIMBlock
-from vidapter.models.pretrained import check_keys, write_atomic
+from vidapter.files import write_atomic
+from vidapter.models.pretrained import WeightsError, check_keys
 
 FINETUNE_MODES = ("adapters", "full")
 
@@ -145,21 +146,24 @@ def export_adapters(model: nn.Module, path: str | os.PathLike, *, backbone: str,
     }
     tensors = {k: v.contiguous() for k, v in trainable_state_dict(model).items()}
     path = Path(path)
-    write_atomic(path, lambda p: save_file(tensors, p, metadata=meta))
+    write_atomic(path, lambda f: f.write(safetensors_bytes(tensors, metadata=meta)))
     return path
 
 
 def load_adapters(model: nn.Module, path: str | os.PathLike) -> dict[str, str]:
     """Load an adapter-only export onto ``model``; refused when the backbone weights differ from those it was trained
     on, or when its tensors are not exactly the model's trainable set. Returns the file's metadata."""
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
     if meta.get("format") != "vidapter-adapters":
-        raise ValueError(f"{path}: not a vidapter adapter export (format {meta.get('format')!r})")
+        raise WeightsError(f"{path}: not a vidapter adapter export (format {meta.get('format')!r})")
     digest = backbone_digest(model)
     if meta.get("backbone_sha256") != digest:
-        raise ValueError(
+        raise WeightsError(
             f"{path}: these adapters were trained on backbone {meta.get('backbone')!r} with weights sha256 "
             f"{meta.get('backbone_sha256', '?')[:12]}..., but this model's frozen weights are {digest[:12]}...; "
             "load the same pretrained backbone first"

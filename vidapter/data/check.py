@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vidapter.data.datasets import Sample
 from vidapter.data.decode import FrameFolder, VideoError, verify_video
+from vidapter.files import write_text
 
 
 def _check_one(sample: Sample, backend: str, template: str) -> tuple[str, str | None]:
@@ -56,5 +57,5 @@ def check_samples(
 def write_report(bad: dict[str, str], total: int, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"checked": total, "unreadable": len(bad), "files": bad}, indent=2) + "\n")
+    write_text(path, json.dumps({"checked": total, "unreadable": len(bad), "files": bad}, indent=2) + "\n")
     return path

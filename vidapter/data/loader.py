@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from vidapter.files import append_line
+
 log = logging.getLogger(__name__)
 
 
@@ -88,8 +90,9 @@ def build_loader(
 class SkipLog:
     """Counts replaced samples per epoch; reports them in the log and as JSON lines in the run directory."""
 
-    def __init__(self, run_dir: str | os.PathLike | None = None):
+    def __init__(self, run_dir: str | os.PathLike | None = None, intact: str = ""):
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.intact = intact  # what a failed write of the report says is still whole (the engine's checkpoints)
         self.current: list[tuple[str, str]] = []
 
     def add(self, skipped: list[tuple[str, str]]) -> None:
@@ -104,7 +107,6 @@ class SkipLog:
             log.warning("epoch %d: replaced %d unreadable samples (%s)", epoch, len(self.current), dict(reasons))
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "skipped.jsonl", "a") as f:
-                f.write(json.dumps(report) + "\n")
+            append_line(self.run_dir / "skipped.jsonl", json.dumps(report), self.intact)
         self.current = []
         return report

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from vidapter.data.datasets import AnnotationError
+from vidapter.files import write_text
 
 Lists = dict[str, list[tuple[str, int]]]
 KINETICS_TEMPLATE = "{split}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
@@ -132,9 +133,9 @@ def hmdb51(split_dir: str | os.PathLike, split: int = 1) -> tuple[list[str], Lis
 def write_lists(classes: list[str], lists: Lists, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(classes) + "\n")
+    write_text(out / "classes.txt", "\n".join(classes) + "\n")
     paths = {}
     for split, items in lists.items():
         paths[split] = out / f"{split}.txt"
-        paths[split].write_text("".join(f"{p} {label}\n" for p, label in items))
+        write_text(paths[split], "".join(f"{p} {label}\n" for p, label in items))
     return paths

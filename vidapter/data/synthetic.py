@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidapter.files import write_text
+
 CLASSES = [
     "move_right",
     "move_left",
@@ -182,6 +184,6 @@ def make_synthetic(
     paths = {}
     for split, lines in lists.items():
         paths[split] = out / f"{split}.txt"
-        paths[split].write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(CLASSES[i] for i in labels) + "\n")
+        write_text(paths[split], "\n".join(lines) + "\n")
+    write_text(out / "classes.txt", "\n".join(CLASSES[i] for i in labels) + "\n")
     return paths

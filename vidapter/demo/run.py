@@ -25,6 +25,7 @@ from vidapter.data.loader import build_loader
 from vidapter.data.synthetic import APPEARANCE, CLASSES, ORDER_PAIRS, make_synthetic
 from vidapter.engine import fit
 from vidapter.evaluate import evaluate
+from vidapter.files import write_atomic, write_text
 from vidapter.models.build import ABLATION_ROWS
 from vidapter.predict import load_model, predict_file
 from vidapter.presets import synthetic
@@ -53,7 +54,7 @@ def ensure_data(data_dir: Path, per_class: dict[str, int], classes: list[int] | 
         return data_dir
     print(f"writing the synthetic dataset to {data_dir} ...", file=sys.stderr, flush=True)
     make_synthetic(data_dir, per_class=per_class, size=32, frames=16, seed=0, classes=classes)
-    marker.write_text(json.dumps(stamp) + "\n")
+    write_text(marker, json.dumps(stamp) + "\n")
     return data_dir
 
 
@@ -127,7 +128,7 @@ def run_demo(data_dir: Path | None = None, run_dir: Path = Path("runs/demo"), ov
         clip = data_dir / "test" / cls / "00000.mp4"
         top = predict_file(model, cfg_saved, clip, names=names, top_k=2)["top"]
         print(f"  {cls:<12} -> " + ", ".join(f"{t['name']} {t['prob']:.2f}" for t in top))
-    (run_dir / "demo.json").write_text(json.dumps({k: v for k, v in result.items() if k != "names"}, indent=2))
+    write_text(run_dir / "demo.json", json.dumps({k: v for k, v in result.items() if k != "names"}, indent=2))
     return result
 
 
@@ -160,9 +161,9 @@ def run_ablation(
         cells = [r["row"], f"{r['params']:,}", f"{r['trainable']:,}", *pct, f"{r['train_seconds']:.0f} s"]
         table.append("| " + " | ".join(cells) + " |")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "ablation.md").write_text("\n".join(table) + "\n")
-    (run_dir / "ablation.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "names"} for r in results],
-                                                      indent=2) + "\n")  # fmt: skip
+    write_text(run_dir / "ablation.md", "\n".join(table) + "\n")
+    rows = [{k: v for k, v in r.items() if k != "names"} for r in results]
+    write_text(run_dir / "ablation.json", json.dumps(rows, indent=2) + "\n")
     _bar_chart(results, run_dir / "ablation.png")
     print("\n" + "\n".join(table))
     return results
@@ -183,5 +184,5 @@ def _bar_chart(results: list[dict], path: Path) -> None:
     ax.set(ylabel="test accuracy (%)", ylim=(0, 105), title="AIM ablation on synthetic videos (Table 1 in miniature)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)

@@ -12,19 +12,21 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import tempfile
 import urllib.request
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
+from vidapter.files import FileError, load_torch_file, write_atomic, write_dir_atomic, write_text
 from vidapter.models.convert import CONVERTERS, ConversionError, detect_format, unwrap
+from vidapter.models.torchscript import is_torchscript_archive, read_torchscript_tensors
 from vidapter.models.vit import VisionTransformer, ViTFacts, resize_pos_embed
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ WEIGHTS: dict[str, Weights] = {
 }
 
 
-class WeightsError(ValueError):
+class WeightsError(FileError, ValueError):
     """Weights that cannot be found, read or loaded; the message says what to do."""
 
 
@@ -167,29 +169,51 @@ def _check_hf_config(cfg: dict, facts: ViTFacts, path: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike, facts: ViTFacts | None = None, trust_pickle: bool = False) -> dict:
-    """Read tensors from a file or Hugging Face directory into a flat ``name -> tensor`` dict."""
+    """Read tensors from a file or Hugging Face directory into a flat ``name -> tensor`` dict.
+
+    Nothing in the file runs: TorchScript archives are read as data (models/torchscript.py), pickled files with the
+    restricted loader unless ``trust_pickle``."""
     path = Path(path)
     if path.is_dir():
         for name in ("model.safetensors", "pytorch_model.bin"):
             if (path / name).exists():
                 if facts is not None and (path / "config.json").exists():
-                    _check_hf_config(json.loads((path / "config.json").read_text()), facts, path)
+                    _check_hf_config(read_json(path / "config.json"), facts, path)
                 return read_checkpoint(path / name, trust_pickle=trust_pickle)
         raise WeightsError(f"{path}: a model directory needs model.safetensors or pytorch_model.bin")
-    if path.suffix == ".safetensors":
-        return load_file(path)
-    if path.suffix == ".npz":
-        with np.load(path) as z:
-            return {k: torch.from_numpy(np.array(z[k])) for k in z.files}
-    if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
-        return {k: v for k, v in torch.jit.load(path, map_location="cpu").state_dict().items()}
     try:
-        return unwrap(torch.load(path, map_location="cpu", weights_only=not trust_pickle))
-    except pickle.UnpicklingError as e:
-        raise WeightsError(
-            f"{path}: holds Python objects besides tensors, refused by the safe loader ({str(e).splitlines()[0]}); "
-            "pass trust_pickle=True (CLI: --trust-pickle) only for a file from a source you trust"
-        ) from e
+        if path.suffix == ".safetensors":
+            return read_safetensors(path)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return {k: torch.from_numpy(np.array(z[k])) for k in z.files}
+        if is_torchscript_archive(path):
+            return read_torchscript_tensors(path)
+        raw = load_torch_file(path, trust_pickle)
+    except FileError as e:
+        raise WeightsError(str(e)) from e
+    except (OSError, ValueError, EOFError) as e:  # np.load on a damaged or foreign file
+        raise WeightsError(f"{path}: not a readable {path.suffix} file ({type(e).__name__}: {e})") from e
+    if not isinstance(raw, Mapping):
+        raise WeightsError(f"{path}: holds a {type(raw).__name__}, expected a dict of tensors (a state dict)")
+    return unwrap(raw)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: not a readable JSON file ({e})") from e
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def check_keys(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor], what: str) -> None:
@@ -236,20 +260,11 @@ def load_backbone(vit: VisionTransformer, spec: str, fmt: str | None = None, tru
     return report
 
 
-def write_atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same directory and ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def save_pretrained(model, cfg, directory: str | os.PathLike, class_names: list[str] | None = None) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and, when given, ``classes.txt`` into ``directory``."""
+def save_pretrained(
+    model, cfg, directory: str | os.PathLike, class_names: list[str] | None = None, intact: str = ""
+) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and, when given, ``classes.txt`` as the folder ``directory``,
+    whole or not at all (files/write_dir_atomic); a failed write is a ``WriteError`` that ends with ``intact``."""
     from vidapter.adapters.peft import backbone_digest
     from vidapter.config import to_dict
 
@@ -260,11 +275,14 @@ def save_pretrained(model, cfg, directory: str | os.PathLike, class_names: list[
     if getattr(model, "load_report", None) is not None:
         meta["backbone_source"] = dataclasses.asdict(model.load_report)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    write_atomic(d / "model.safetensors", lambda p: save_file(tensors, p))
-    if class_names is not None:
-        write_atomic(d / "classes.txt", lambda p: Path(p).write_text("\n".join(class_names) + "\n"))
-    write_atomic(d / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n"))
-    return d
+
+    def write(tmp: Path) -> None:
+        write_atomic(tmp / "model.safetensors", lambda f: f.write(safetensors_bytes(tensors)))
+        if class_names is not None:
+            write_text(tmp / "classes.txt", "\n".join(class_names) + "\n")
+        write_text(tmp / "config.json", json.dumps(meta, indent=2) + "\n")
+
+    return write_dir_atomic(d, write, intact)
 
 
 def from_pretrained(directory: str | os.PathLike):
@@ -276,16 +294,18 @@ def from_pretrained(directory: str | os.PathLike):
     cfg_path = d / "config.json"
     if not cfg_path.exists():
         raise WeightsError(f"{d}: not a vidapter model directory (no config.json)")
-    meta = json.loads(cfg_path.read_text())
+    meta = read_json(cfg_path)
     if meta.get("format") != "vidapter-model":
         raise WeightsError(f"{cfg_path}: format is {meta.get('format')!r}, expected 'vidapter-model'")
+    if not isinstance(meta.get("config"), dict):
+        raise WeightsError(f"{cfg_path}: missing 'config' (the resolved vidapter config, a JSON object)")
     try:
         cfg = from_dict(meta["config"])
-    except (ConfigError, KeyError) as e:
-        raise WeightsError(f"{cfg_path}: {e}") from e
+    except (ConfigError, KeyError, TypeError) as e:
+        raise WeightsError(f"{cfg_path}: its config is not valid ({e})") from e
     cfg.model.pretrained = None  # the image weights are inside model.safetensors
     model = build_model(cfg.model)
-    sd = load_file(d / "model.safetensors")
+    sd = read_safetensors(d / "model.safetensors")
     check_keys(sd, model.state_dict(), f"{d / 'model.safetensors'} does not fit its config.json")
     model.load_state_dict(sd, strict=True)
     model.load_report = LoadReport(str(d), str(d / "model.safetensors"), "vidapter-model", len(sd))

@@ -1,0 +1,174 @@
+"""Reading and writing files without surprises: nothing executes code from a file, nothing is left half written, and
+every failure is one line that names the file and what is wrong.
+
+Reading: ``load_torch_file`` is ``torch.load`` with ``weights_only=True`` (PyTorch's restricted unpickler: tensors,
+numbers, strings, lists, dicts, and NumPy arrays of plain dtypes), so a crafted file cannot run code; a file that needs
+more is refused with the Python objects it names, and only ``trust_pickle=True`` reads it with full pickle.
+
+Writing: ``write_atomic`` writes a file through a temporary sibling and ``os.replace``, ``write_dir_atomic`` a whole
+folder the same way, so a reader sees the old file or the new one, never a part. A failed write (a full disk: ENOSPC)
+raises ``WriteError`` naming the path, the cause and what is still intact, after removing its temporary files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+
+class FileError(Exception):
+    """A file could not be read or written; the message is one line naming the file and what is wrong."""
+
+
+class WriteError(FileError):
+    """A write failed (full disk, no permission); the message says what is intact and how to go on."""
+
+
+TRUST_HINT = "pass --trust-pickle (Python: trust_pickle=True) only for a file from a source you trust"
+
+# NumPy arrays of plain dtypes: data only (the array's bytes and its dtype), as PyTorch's documentation allows them.
+# Checkpoints written by vidapter 0.1 held the NumPy RNG state as such an array.
+_NUMPY_ARRAYS = [
+    np._core.multiarray._reconstruct,
+    (np._core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+    np.ndarray,
+    np.dtype,
+    *(getattr(np.dtypes, n) for n in ("UInt32DType", "Int64DType", "Float64DType", "Float32DType", "BoolDType")),
+]
+
+
+def _open_for_write(path: str | os.PathLike, mode: str = "wb") -> BinaryIO:
+    """Every write of vidapter goes through this opener (tests replace it to simulate a full disk)."""
+    return open(path, mode)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None], intact: str = "") -> Path:
+    """Write ``path`` by calling ``write(f)`` on a temporary file in the same folder, then ``os.replace``.
+
+    On failure the temporary file is removed, ``path`` is as it was, and ``WriteError`` names the path, the cause and
+    ``intact`` (what the user still has, and how to go on)."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        with _open_for_write(tmp) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        kept = f"{path.name} is unchanged" if path.exists() else f"{path.name} was not created"
+        raise WriteError(f"{path}: could not write ({_describe(e)}); {kept}" + (f"; {intact}" if intact else "")) from e
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str, intact: str = "") -> Path:
+    return write_atomic(path, lambda f: f.write(text.encode()), intact)
+
+
+def write_dir_atomic(directory: str | os.PathLike, write: Callable[[Path], None], intact: str = "") -> Path:
+    """Make ``directory`` whole or not at all: ``write(tmp)`` fills a temporary sibling folder, which then takes the
+    directory's name (an existing directory is moved aside first and removed after)."""
+    directory = Path(directory)
+    tmp = old = None
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        write(tmp)
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old."))
+            os.replace(directory, old / directory.name)
+        os.replace(tmp, directory)
+        tmp = None
+    except (OSError, WriteError) as e:
+        if old is not None and not directory.exists():  # put the previous directory back
+            os.replace(old / directory.name, directory)
+        kept = f"{directory.name}/ is unchanged" if directory.exists() else f"{directory.name}/ was not created"
+        cause = e.__cause__ if isinstance(e, WriteError) and e.__cause__ is not None else e
+        raise WriteError(
+            f"{directory}: could not write ({_describe(cause)}); {kept}" + (f"; {intact}" if intact else "")
+        ) from e
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+    return directory
+
+
+def append_line(path: str | os.PathLike, line: str, intact: str = "") -> None:
+    """Append one line to a log file (metrics.jsonl, skipped.jsonl); a failed write is a ``WriteError``."""
+    try:
+        with _open_for_write(path, "ab") as f:
+            f.write((line + "\n").encode())
+    except OSError as e:
+        raise WriteError(f"{path}: could not write ({_describe(e)})" + (f"; {intact}" if intact else "")) from e
+
+
+def _refused_globals(path: Path, error: Exception) -> list[str]:
+    """The Python objects a file names that the restricted loader refuses, read without unpickling it."""
+    with contextlib.suppress(Exception):
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    return re.findall(r"GLOBAL (\S+)", str(error))
+
+
+def load_torch_file(path: str | os.PathLike, trust_pickle: bool = False):
+    """``torch.load`` on the CPU with the restricted unpickler (``weights_only=True``; NumPy arrays of plain dtypes
+    allowed), or full pickle when ``trust_pickle``. Every failure is a one-line ``FileError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise FileError(f"{path}: the file is empty (0 bytes)")
+    try:
+        if trust_pickle:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        names = _refused_globals(path, e)
+        if names:
+            raise FileError(
+                f"{path}: holds Python objects the safe loader refuses ({', '.join(sorted(names)[:6])}); not read. "
+                f"Loading it would run code named in the file: {TRUST_HINT}"
+            ) from e
+        raise FileError(f"{path}: not a PyTorch file the safe loader can read ({_first_line(e)})") from e
+    except Exception as e:  # torch.load raises EOFError, OSError, KeyError, RuntimeError... on damaged files
+        what = "truncated or damaged" if zipfile.is_zipfile(path) or _is_zip_start(path) else "not a PyTorch file"
+        raise FileError(f"{path}: {what} ({type(e).__name__}: {_first_line(e)})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    # PyTorch's weights-only errors put the reason ("Unsupported operand 149") after a paragraph of advice
+    reason = next((ln for ln in lines if ln.strip().startswith("Unsupported")), lines[0])
+    return reason.strip()[:200]
+
+
+def _is_zip_start(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
