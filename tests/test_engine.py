@@ -158,7 +158,7 @@ def test_unloaded_backbone_is_refused(data, tmp_path, capsys):
     [
         ("--train.amp=fp8", "train.amp must be none, bf16 or fp16"),
         ("--train.batch_sise=4", "train has no field 'batch_sise'"),
-        ("--data.sampling=random", "data.sampling must be 'dense' or 'uniform'"),
+        ("--data.sampling=random", "data.sampling must be one of 'dense', 'uniform', 'segments_seq', got 'random'"),
         ("--train.compile=yes", "train.compile must be auto, true or false, got 'yes'"),
         ("--train.frozen_dtype=bf16", "train.frozen_dtype=bf16 needs train.amp=bf16"),
         ("--train.frozen_dtype=int8", "train.frozen_dtype must be auto, fp32 or bf16, got 'int8'"),

@@ -233,8 +233,8 @@ def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
         frames, clips, crops = _parse_views(args.views)
         if frames != cfg.model.num_frames:
             raise ValueError(f"--views {args.views}: the model takes {cfg.model.num_frames} frames")
-        if cfg.data.sampling == "uniform" and clips != 1:
-            raise ValueError("uniform sampling has one clip of segment centres; use 1 clip")
+        if cfg.data.sampling != "dense" and clips != 1:
+            raise ValueError(f"{cfg.data.sampling} sampling has one clip of T segments; use 1 clip")
         cfg.data.test_clips, cfg.data.test_crops = clips, crops
     facts = model.backbone.facts
     ds, names = build_dataset(cfg.data, args.split, num_frames=cfg.model.num_frames,

@@ -44,15 +44,18 @@ class DataConfig:
     format: str = "auto"  # auto | list | csv | rawframes
     frame_template: str = "img_{:05d}.jpg"
     backend: str = "pyav"  # pyav | decord | torchcodec
-    sampling: str = "dense"  # dense (clip_len x frame_interval) | uniform (num_frames segments)
+    sampling: str = "dense"  # dense (clip_len x frame_interval) | uniform (TSN: num_frames segments, centres) |
+    # segments_seq (SlowFast's get_seq_frames: SSv2 and Diving-48 in the AIM reference), data/sampling.py
     frame_interval: int = 16  # dense only; clip_len is model.num_frames
-    test_clips: int = 3  # temporal views at test time (dense); uniform uses segment centres, 1 clip
+    test_clips: int = 3  # temporal views at test time (dense); uniform and segments_seq take 1 clip
     test_crops: int = 1  # spatial views at test time: 1 (centre) or 3
     size: int = 224
     short_side: int = 256  # train and val resize
     test_short_side: int = 224
     area: list[float] = field(default_factory=lambda: [0.08, 1.0])
     flip: float = 0.5
+    mean: list[float] | None = None  # normalisation on the 0-255 scale; None: the backbone's (ViTFacts)
+    std: list[float] | None = None
     randaugment: list[int] | None = None  # [n, m], e.g. [4, 7] on SSv2
     erasing: float = 0.0  # RandomErasing probability (0.25 on SSv2)
     color_jitter: list[float] | None = None  # [brightness, contrast, saturation, hue], MMAction2's ColorJitter;
@@ -66,14 +69,18 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW + cosine with linear warm-up (AIM_SPEC section 6). Decay 0 on norms, biases and embeddings."""
+    """AdamW + cosine with linear warm-up (AIM_SPEC section 6), parameter groups and schedule as the reference
+    configs by default (vidapter/optim.py explains both rules of each)."""
 
     lr: float = 3e-4  # for the global batch of the recipe (64); scale it yourself if you change the batch
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.05
     warmup_epochs: float = 2.5
     warmup_start: float = 0.1  # warm-up rises linearly from warmup_start * lr
-    backbone_lr_mult: float = 1.0  # 0.1 for ViT-L recipes: every backbone.* parameter (adapters included)
+    backbone_lr_mult: float = 1.0  # 0.1 for the ViT-L K400/SSv2 recipes: the backbone, its adapters and the
+    # temporal embedding (decay_groups=reference: the configs' "backbone" key; norm_bias_embed: backbone.* names)
+    decay_groups: str = "reference"  # reference (the configs' custom_keys, mmcv semantics) | norm_bias_embed
+    schedule: str = "epoch_cosine"  # epoch_cosine (mmcv CosineAnnealing by epoch + per-step warm-up) | step_cosine
     temporal_embed_lr_mult: float = 1.0
     clip_grad: float | None = None  # max gradient norm
     label_smoothing: float = 0.0  # 0.1 on SSv2

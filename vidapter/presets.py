@@ -1,7 +1,8 @@
 """Named recipes (AIM_SPEC section 6) as functions; derived recipes call and edit another.
 
-Model and data sections follow the reference configs (frames x interval, sampling, augmentation, test views);
-the optimisation section arrives with the engine. Dataset paths are the user's: set ``--data.train_list=...``.
+Every AIM recipe follows the reference's config file line by line (configs/recognition/vit/*.py at the commit named in
+docs/recipes.md, which lists each line, the field that reproduces it and the test that pins it, and the few stated
+deviations). Dataset paths are the user's: set ``--data.train_list=...``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,22 @@ from collections.abc import Callable
 
 from vidapter.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
 
+# Normalize(mean, std) of the reference configs (0-255 scale): CLIP's rounded otherwise than the backbone table's
+REFERENCE_CLIP_NORM = ((122.769, 116.74, 104.04), (68.493, 66.63, 70.321))
+REFERENCE_IMAGENET_NORM = ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+
+
+def _norm(table: tuple) -> dict:
+    return {"mean": list(table[0]), "std": list(table[1])}
+
 
 def k400_vitb16_8f() -> Config:
     """AIM ViT-B/16 (OpenAI CLIP) on Kinetics-400, 8 frames: s = 0.5, one temporal adapter."""
     model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8)
-    data = DataConfig(sampling="dense", frame_interval=16, test_clips=3, test_crops=1)  # 8x16, views 8x3x1
-    return Config("k400_vitb16_8f", model, data)
+    # 8x16, views 8x3x1
+    data = DataConfig(sampling="dense", frame_interval=16, test_clips=3, test_crops=1, **_norm(REFERENCE_CLIP_NORM))
+    train = TrainConfig(eval_every=5)  # evaluation = dict(interval=5)
+    return Config("k400_vitb16_8f", model, data, OptimConfig(), train)
 
 
 def _frames(cfg: Config, name: str, frames: int) -> Config:
@@ -26,10 +37,11 @@ def _frames(cfg: Config, name: str, frames: int) -> Config:
     return cfg
 
 
-def _vitl14(cfg: Config, name: str) -> Config:
-    """ViT-L/14: backbone lr x0.1 (adapters included, the head not), as the reference configs."""
+def _vitl14(cfg: Config, name: str, backbone_lr_mult: float = 0.1) -> Config:
+    """ViT-L/14; the K400 and SSv2 configs add the custom key ``backbone`` with lr x0.1 (every tensor but the head's),
+    the K700 and Diving-48 ones do not."""
     cfg.name, cfg.model.backbone, cfg.model.pretrained = name, "clip_vitl14", "openai:ViT-L/14"
-    cfg.optim.backbone_lr_mult = 0.1
+    cfg.optim.backbone_lr_mult = backbone_lr_mult
     return cfg
 
 
@@ -41,7 +53,7 @@ def k400_vitb16_32f() -> Config:
     return _frames(k400_vitb16_8f(), "k400_vitb16_32f", 32)
 
 
-_JITTER = [0.5, 0.5, 0.5, 0.1]  # MMAction2 ColorJitter's defaults: "colour jitter" in the K400/K700 ViT-L row
+_JITTER = [0.5, 0.5, 0.5, 0.1]  # MMAction2 ColorJitter's defaults: the K400 ViT-L config's dict(type='ColorJitter')
 
 
 def k400_vitl14_8f() -> Config:
@@ -66,9 +78,13 @@ def k700_vitb16_8f() -> Config:
 
 
 def k700_vitl14_8f() -> Config:
-    cfg = _vitl14(k700_vitb16_8f(), "k700_vitl14_8f")
-    cfg.data.color_jitter = list(_JITTER)
-    return cfg
+    """The K700 ViT-L config at 8 frames: no colour jitter and no backbone lr key there (unlike K400 ViT-L)."""
+    return _vitl14(k700_vitb16_8f(), "k700_vitl14_8f", backbone_lr_mult=1.0)
+
+
+def k700_vitl14_32f() -> Config:
+    """vitclip_large_k700.py itself: 32x4 dense, views 32x3x3."""
+    return _frames(k700_vitl14_8f(), "k700_vitl14_32f", 32)
 
 
 def ssv2_vitb16_8f() -> Config:
@@ -76,8 +92,9 @@ def ssv2_vitb16_8f() -> Config:
     cfg = k400_vitb16_8f()
     cfg.name = "ssv2_vitb16_8f"
     cfg.model.num_classes, cfg.model.scale, cfg.model.num_tadapter = 174, 1.0, 2
-    # uniform segments, no flip (left/right classes), RandAugment(4, 7), erasing 0.25; views T x 1 x 3
-    cfg.data = DataConfig(sampling="uniform", flip=0.0, randaugment=[4, 7], erasing=0.25, test_clips=1, test_crops=3)
+    # SlowFast's sequence segments, no flip, RandAugment(4, 7), erasing 0.25; views T x 1 x 3
+    cfg.data = DataConfig(sampling="segments_seq", flip=0.0, randaugment=[4, 7], erasing=0.25, test_clips=1,
+                          test_crops=3, **_norm(REFERENCE_CLIP_NORM))  # fmt: skip
     cfg.optim.label_smoothing, cfg.train.epochs = 0.1, 50
     return cfg
 
@@ -91,27 +108,31 @@ def ssv2_vitb16_32f() -> Config:
 
 
 def ssv2_vitl14_8f() -> Config:
+    """vitclip_large_sthv2.py, except two temporal adapters as the ViT-B config: the large file sets no num_tadapter
+    (so one), but the paper's 50M trainable parameters for this model count two (docs/recipes.md)."""
     return _vitl14(ssv2_vitb16_8f(), "ssv2_vitl14_8f")
 
 
 def diving48_vitb16_32f() -> Config:
-    """Diving-48: uniform 32 frames, flip 0.5; views 32 x 1 x 3 (three crops, as the reference ViT-B config)."""
+    """Diving-48: 32 sequence segments, flip 0.5; views 32 x 1 x 3 (three crops, as the reference ViT-B config)."""
     cfg = _frames(k400_vitb16_8f(), "diving48_vitb16_32f", 32)
     cfg.model.num_classes = 48
-    cfg.data = DataConfig(sampling="uniform", flip=0.5, test_clips=1, test_crops=3)
+    cfg.data = DataConfig(sampling="segments_seq", flip=0.5, test_clips=1, test_crops=3, **_norm(REFERENCE_CLIP_NORM))
     cfg.train.epochs = 50
     return cfg
 
 
 def diving48_vitl14_32f() -> Config:
-    """ViT-L/14 on Diving-48: views 32 x 1 x 1."""
-    cfg = _vitl14(diving48_vitb16_32f(), "diving48_vitl14_32f")
+    """ViT-L/14 on Diving-48: views 32 x 1 x 1; no backbone lr key in its config."""
+    cfg = _vitl14(diving48_vitb16_32f(), "diving48_vitl14_32f", backbone_lr_mult=1.0)
     cfg.data.test_crops = 1
     return cfg
 
 
 def _in21k(cfg: Config, name: str) -> Config:
+    """vit_imagenet_{k400,ssv2}.py: the same recipe on the IN-21K ViT-B/16 with ImageNet normalisation."""
     cfg.name, cfg.model.backbone, cfg.model.pretrained = name, "in21k_vitb16", "timm:vit_base_patch16_224_in21k"
+    cfg.data.mean, cfg.data.std = _norm(REFERENCE_IMAGENET_NORM).values()
     return cfg
 
 
@@ -143,8 +164,10 @@ def synthetic() -> Config:
         test_crops=1,
         workers=2,
     )
-    # A 10x learning rate on the zero-initialised temporal embedding makes order sensitivity start early.
-    optim = OptimConfig(lr=1e-3, warmup_epochs=0.5, weight_decay=0.05, temporal_embed_lr_mult=10.0)
+    # A 10x learning rate on the zero-initialised temporal embedding makes order sensitivity start early; vidapter's
+    # own decay groups and per-step cosine (short runs: per-epoch steps of the rate would be coarse)
+    optim = OptimConfig(lr=1e-3, warmup_epochs=0.5, weight_decay=0.05, temporal_embed_lr_mult=10.0,
+                        decay_groups="norm_bias_embed", schedule="step_cosine")  # fmt: skip
     train = TrainConfig(epochs=6, batch_size=16, amp="none", device="cpu", ckpt_every=200, log_every=20)
     return Config("synthetic", model, data, optim, train)
 
@@ -160,6 +183,7 @@ PRESETS: dict[str, Callable[[], Config]] = {
         k400_vitl14_32f,
         k700_vitb16_8f,
         k700_vitl14_8f,
+        k700_vitl14_32f,
         ssv2_vitb16_8f,
         ssv2_vitb16_16f,
         ssv2_vitb16_32f,

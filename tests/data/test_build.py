@@ -7,7 +7,6 @@ import pytest
 from vidapter.config import DataConfig
 from vidapter.data.build import build_dataset
 from vidapter.data.synthetic import CLASSES
-from vidapter.presets import get_preset
 
 
 def _cfg(synth, **kw) -> DataConfig:
@@ -25,7 +24,8 @@ def _cfg(synth, **kw) -> DataConfig:
 
 
 @pytest.mark.parametrize(
-    "sampling, clips, crops, views", [("dense", 2, 3, 6), ("dense", 1, 1, 1), ("uniform", 1, 3, 3)]
+    "sampling, clips, crops, views",
+    [("dense", 2, 3, 6), ("dense", 1, 1, 1), ("uniform", 1, 3, 3), ("segments_seq", 1, 3, 3)],
 )
 def test_splits_and_views(synth, sampling, clips, crops, views):
     cfg = _cfg(synth, sampling=sampling, frame_interval=2, test_clips=clips, test_crops=crops)
@@ -47,23 +47,6 @@ def test_class_count_must_match_the_model(synth):
 def test_unset_list_is_named(synth):
     with pytest.raises(ValueError, match="data.test_list is not set"):
         build_dataset(_cfg(synth, test_list=None), "test", num_frames=4, num_classes=13, mean=(0,) * 3, std=(1,) * 3)
-
-
-def test_recipes():
-    k400 = get_preset("k400_vitb16_8f").data
-    assert (k400.sampling, k400.frame_interval, k400.test_clips, k400.test_crops, k400.flip) == ("dense", 16, 3, 1, 0.5)
-    assert [get_preset(f"k400_vitb16_{t}f").data.frame_interval for t in (8, 16, 32)] == [16, 8, 4]
-    ssv2 = get_preset("ssv2_vitb16_8f").data
-    assert (ssv2.sampling, ssv2.flip, ssv2.randaugment, ssv2.erasing) == ("uniform", 0.0, [4, 7], 0.25)
-    assert (ssv2.test_clips, ssv2.test_crops) == (1, 3)
-    assert get_preset("k700_vitb16_8f").data.test_crops == 3
-    diving = get_preset("diving48_vitb16_32f")
-    assert (diving.data.sampling, diving.model.num_frames, diving.data.flip) == ("uniform", 32, 0.5)
-    jitter = [0.5, 0.5, 0.5, 0.1]  # AIM_SPEC section 6: colour jitter in the K400/K700 ViT-L recipes only
-    for name in ("k400_vitl14_8f", "k400_vitl14_16f", "k400_vitl14_32f", "k700_vitl14_8f"):
-        assert get_preset(name).data.color_jitter == jitter, name
-    for name in ("k400_vitb16_8f", "k700_vitb16_8f", "ssv2_vitl14_8f", "diving48_vitl14_32f"):
-        assert get_preset(name).data.color_jitter is None, name
 
 
 def test_color_jitter_reaches_the_train_clips(synth):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidapter.data.sampling import FrameSampler, dense, uniform
+from vidapter.data.sampling import FrameSampler, dense, segments_seq, uniform
 
 
 def test_dense_test_clips_evenly_spaced():
@@ -55,3 +55,42 @@ def test_train_sorted_random_when_between():
 def test_bad_sampler(bad):
     with pytest.raises(ValueError, match="must be >= 1"):
         FrameSampler(**bad)
+
+
+def _get_seq_frames(num_frames: int, clip_len: int, test_mode: bool) -> list:
+    """The AIM reference's SampleFrames.get_seq_frames (frame_uniform=True), transcribed; training returns the inclusive
+    range each frame is drawn from (random.randint(start, end)) instead of a draw."""
+    seg_size = float(num_frames - 1) / clip_len
+    seq = []
+    for i in range(clip_len):
+        start = int(np.round(seg_size * i))
+        end = int(np.round(seg_size * (i + 1)))
+        seq.append((start + end) // 2 if test_mode else (start, end))
+    return seq
+
+
+def test_segments_seq_matches_the_reference_example():
+    """40 frames at T = 8: the reference tests 2 7 12 17 22 26 31 36 (TSN centres would be 2 7 12 17 22 27 32 37)."""
+    np.testing.assert_array_equal(segments_seq(8)(40, train=False)[0], [2, 7, 12, 17, 22, 26, 31, 36])
+    np.testing.assert_array_equal(uniform(8)(40, train=False)[0], [2, 7, 12, 17, 22, 27, 32, 37])
+
+
+@pytest.mark.parametrize("t", [8, 16, 32])
+def test_segments_seq_equals_the_reference_for_every_length(t):
+    s = segments_seq(t)
+    for n in range(1, 401):
+        np.testing.assert_array_equal(s(n, train=False)[0], _get_seq_frames(n, t, test_mode=True), err_msg=f"n={n}")
+        start, end = s.bounds(n)
+        assert list(zip(start.tolist(), end.tolist(), strict=True)) == _get_seq_frames(n, t, test_mode=False), n
+        assert start.min() >= 0 and end.max() <= n - 1
+
+
+@pytest.mark.parametrize("n, t", [(40, 8), (5, 8), (1, 8), (301, 32)])
+def test_segments_seq_training_draws_cover_each_inclusive_range(n, t):
+    """Every frame's draw stays in its [start, end], both ends included, each value about equally often."""
+    ranges = _get_seq_frames(n, t, test_mode=False)
+    draws = np.concatenate([segments_seq(t)(n, train=True, rng=np.random.default_rng(k)) for k in range(400)])
+    for i, (start, end) in enumerate(ranges):
+        values, counts = np.unique(draws[:, i], return_counts=True)
+        assert values.tolist() == list(range(start, end + 1)), (i, values)
+        assert counts.min() > 400 / len(values) / 2

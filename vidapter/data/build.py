@@ -4,26 +4,32 @@ from __future__ import annotations
 
 from vidapter.config import DataConfig
 from vidapter.data.datasets import VideoDataset, read_annotations, read_class_names
-from vidapter.data.sampling import FrameSampler, dense, uniform
+from vidapter.data.sampling import FrameSampler, SeqSegments, dense, segments_seq, uniform
 from vidapter.data.transforms import ColorJitter, MultiViewTransform, train_transform, val_transform
 
 SPLITS = ("train", "val", "test")
+SAMPLINGS = ("dense", "uniform", "segments_seq")  # the last two: one clip of T segments (data/sampling.py)
 
 
-def frame_sampler(cfg: DataConfig, num_frames: int, split: str) -> FrameSampler:
+def frame_sampler(cfg: DataConfig, num_frames: int, split: str) -> FrameSampler | SeqSegments:
     if cfg.sampling == "uniform":
         return uniform(num_frames)
+    if cfg.sampling == "segments_seq":
+        return segments_seq(num_frames)
     if cfg.sampling == "dense":
         return dense(num_frames, cfg.frame_interval, cfg.test_clips if split == "test" else 1)
-    raise ValueError(f"data.sampling must be 'dense' or 'uniform', got {cfg.sampling!r}")
+    raise ValueError(f"data.sampling must be one of {', '.join(map(repr, SAMPLINGS))}, got {cfg.sampling!r}")
 
 
 def test_views(cfg: DataConfig) -> tuple[int, int]:
-    """(clips, crops) of the test protocol: uniform sampling has one clip of segment centres."""
+    """(clips, crops) of the test protocol: segment sampling has one clip (segment centres or midpoints)."""
     return (cfg.test_clips if cfg.sampling == "dense" else 1), cfg.test_crops
 
 
 def clip_transform(cfg: DataConfig, split: str, mean, std):
+    """The clip transform of ``split``; ``mean``/``std`` are the backbone's, unless ``data.mean``/``data.std`` say
+    otherwise (the AIM recipes: the reference configs' values)."""
+    mean, std = normalisation(cfg, mean, std)
     if split == "train":
         ra = tuple(cfg.randaugment) if cfg.randaugment else None
         if ra is not None and len(ra) != 2:
@@ -41,6 +47,14 @@ def clip_transform(cfg: DataConfig, split: str, mean, std):
     if split == "val":
         return val_transform(mean, std, size=cfg.size, short_side=cfg.short_side)
     return MultiViewTransform(mean, std, size=cfg.size, short_side=cfg.test_short_side, crops=cfg.test_crops)
+
+
+def normalisation(cfg: DataConfig, mean, std) -> tuple[list[float], list[float]]:
+    for name, value in (("mean", cfg.mean), ("std", cfg.std)):
+        if value is not None and (len(value) != 3 or (name == "std" and min(value) <= 0)):
+            raise ValueError(f"data.{name} must be 3 values on the 0-255 scale{' above 0' * (name == 'std')}, "
+                             f"got {value}")  # fmt: skip
+    return list(cfg.mean if cfg.mean is not None else mean), list(cfg.std if cfg.std is not None else std)
 
 
 def build_dataset(

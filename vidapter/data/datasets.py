@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from vidapter.data.decode import FrameFolder, VideoError, open_video
-from vidapter.data.sampling import FrameSampler
+from vidapter.data.sampling import FrameSampler, SeqSegments
 
 
 class AnnotationError(ValueError):
@@ -135,7 +135,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         samples: list[Sample],
-        sampler: FrameSampler,
+        sampler: FrameSampler | SeqSegments,
         transform: Callable[[torch.Tensor], torch.Tensor],
         *,
         train: bool,

@@ -65,7 +65,9 @@ def train_transform(
         steps.append(v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1]))
     steps += _finish(mean, std)
     if erasing > 0:
-        steps.append(v2.RandomErasing(erasing, value=0))
+        # timm's RandomErasing as the reference calls it (mode 'const', area 0.02-1/3 of the frame, aspect 0.3-1/0.3
+        # log-uniform, 10 attempts, one region): the same distribution as torchvision's with these bounds
+        steps.append(v2.RandomErasing(erasing, scale=(0.02, 1 / 3), ratio=(0.3, 1 / 0.3), value=0))
     return ClipTransform(steps)
 
 

@@ -62,7 +62,10 @@ _ALLOWED = {
 
 
 def is_torchscript_archive(path: str | os.PathLike) -> bool:
-    return zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist())
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/constants.pkl") for n in z.namelist())
 
 
 class _Unpickler(pickle.Unpickler):

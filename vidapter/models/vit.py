@@ -41,6 +41,7 @@ class ViTFacts:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     mlp_ratio: float = 4.0
+    layout: str = "openai"  # the key names of the family's original release: "openai" (CLIP) or "timm"
 
     @property
     def grid(self) -> int:
@@ -56,7 +57,8 @@ def _clip(width: int, depth: int, heads: int, patch: int, size: int = 224) -> Vi
 
 
 def _timm_in21k(width: int, depth: int, heads: int, patch: int, size: int = 224) -> ViTFacts:
-    return ViTFacts(width, depth, heads, patch, size, "gelu", 1e-6, False, False, True, IMAGENET_MEAN, IMAGENET_STD)
+    return ViTFacts(width, depth, heads, patch, size, "gelu", 1e-6, False, False, True, IMAGENET_MEAN, IMAGENET_STD,
+                    layout="timm")  # fmt: skip
 
 
 BACKBONES: dict[str, ViTFacts] = {
