@@ -26,7 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vidapter.models.build import build_model
+from vidapter.classifier import build_model
 from vidapter.presets import get_preset
 
 

@@ -27,8 +27,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import write_record  # noqa: E402
 
+from vidapter.classifier import build_model  # noqa: E402
 from vidapter.config import ModelConfig  # noqa: E402
-from vidapter.models.build import build_model  # noqa: E402
 from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
 
 

@@ -56,8 +56,8 @@ from record import write_record  # noqa: E402
 
 from vidapter.adapters.aim import set_temporal_attention  # noqa: E402
 from vidapter.adapters.peft import store_frozen_matrices_  # noqa: E402
+from vidapter.classifier import build_model  # noqa: E402
 from vidapter.config import apply_overrides  # noqa: E402
-from vidapter.models.build import build_model  # noqa: E402
 from vidapter.models.convert import aim_official_to_vidapter  # noqa: E402
 from vidapter.models.flops import count_macs  # noqa: E402
 from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402

@@ -88,8 +88,8 @@ def test_every_preset_builds_and_the_named_ones_exist(capsys):
 def test_count_macs_leaves_a_real_model_untouched():
     import torch
 
+    from vidapter.classifier import build_model
     from vidapter.config import ModelConfig
-    from vidapter.models.build import build_model
     from vidapter.models.flops import count_macs
 
     model = build_model(ModelConfig(backbone="tiny_clip", num_frames=2, num_classes=3))

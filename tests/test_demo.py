@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from vidapter.classifier import build_model
 from vidapter.config import ModelConfig
 from vidapter.demo.run import run_ablation
-from vidapter.models.build import build_model
 from vidapter.models.pretrained import WEIGHTS, sha256_file
 
 

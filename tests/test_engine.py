@@ -75,8 +75,8 @@ def test_train_eval_predict_export(data, tmp_path, capsys):
 
 
 def _trainable(state):
+    from vidapter.classifier import build_model
     from vidapter.config import from_dict
-    from vidapter.models.build import build_model
 
     model = build_model(from_dict(state["config"]).model)
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

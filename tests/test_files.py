@@ -305,7 +305,8 @@ def test_damaged_model_directories_give_one_line(run, tmp_path, capsys, damage, 
 
 def test_damaged_adapter_file_is_named(run, tmp_path):
     from vidapter.adapters.peft import load_adapters
-    from vidapter.models.pretrained import WeightsError, from_pretrained
+    from vidapter.classifier import from_pretrained
+    from vidapter.models.pretrained import WeightsError
 
     (tmp_path / "a.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(WeightsError, match=r"a.safetensors: not a readable safetensors file"):

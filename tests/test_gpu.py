@@ -9,8 +9,8 @@ import torch
 from peers import SIZE, randomize_
 
 from vidapter.adapters.aim import set_temporal_attention
+from vidapter.classifier import build_model
 from vidapter.config import ModelConfig
-from vidapter.models.build import build_model
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from peers import HEADS, PATCH, SIZE, WIDTH
 
+from vidapter.classifier import build_model
 from vidapter.config import ModelConfig, OptimConfig
-from vidapter.models.build import build_model
 from vidapter.models.convert import aim_official_to_vidapter
 from vidapter.optim import CosineWarmup, epoch_lr_at, lr_at, param_groups
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from peers import randomize_
 
+from vidapter.classifier import build_model, from_pretrained, save_pretrained
 from vidapter.config import Config, ModelConfig
-from vidapter.models.build import build_model
-from vidapter.models.pretrained import WEIGHTS, WeightsError, from_pretrained, resolve_weights, save_pretrained
+from vidapter.models.pretrained import WEIGHTS, WeightsError, resolve_weights
 
 
 def test_save_and_load_a_model_directory(tmp_path, video):

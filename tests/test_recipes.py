@@ -92,7 +92,7 @@ def test_views_are_fused_as_average_clips_prob():
     0 but whose mean probabilities favour class 1 tell it from averaging logits."""
     import torch
 
-    from vidapter.evaluate import evaluate
+    from vidapter.evaluation import evaluate
 
     logits = torch.tensor([[10.0, 0.0, 9.9], [0.0, 3.0, 0.0]])  # mean logits: class 0; mean probs: class 1
 

@@ -12,17 +12,20 @@ from pathlib import Path
 import torch
 
 from vidapter.adapters.peft import count_parameters, store_frozen_matrices_
+from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, ConfigError, apply_overrides
 from vidapter.data.prepare import KINETICS_TEMPLATE
 from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
 from vidapter.files import TRUST_HINT, FileError, write_text
-from vidapter.models.build import build_model
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter, detect_format
 from vidapter.models.flops import count_macs
-from vidapter.models.pretrained import WeightsError, check_keys, read_checkpoint, save_pretrained
-from vidapter.presets import PRESETS, get_preset
+from vidapter.models.pretrained import WEIGHTS, WeightsError, check_keys, read_checkpoint
+from vidapter.models.vit import BACKBONES, list_backbones
+from vidapter.presets import PRESETS, get_preset, list_presets
 
 log = logging.getLogger("vidapter")
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv"}
 
 
 def _config(args: argparse.Namespace, overrides: list[str]) -> Config:
@@ -79,6 +82,59 @@ def cmd_info(args: argparse.Namespace, overrides: list[str]) -> int:
         print(json.dumps(info, indent=2))
     else:
         _print_info(info)
+    return 0
+
+
+def preset_rows() -> list[dict]:
+    """One row per preset: what ``vidapter presets`` prints (counts and GFLOPs from a meta-device build)."""
+    rows = []
+    for name in list_presets():
+        info = model_info(get_preset(name))
+        rows.append({"name": name, "backbone": info["backbone"], "dataset": name.split("_")[0],
+                     "frames": info["view"]["frames"], "classes": get_preset(name).model.num_classes,
+                     "trainable": info["params"]["trainable"], "gflops_per_view": info["gflops_per_view"]})  # fmt: skip
+    return rows
+
+
+def backbone_rows() -> list[dict]:
+    """One row per backbone: its facts and the published weight names that load into it."""
+    rows = []
+    for name in list_backbones():
+        f = BACKBONES[name]
+        weights = [w for w, spec in WEIGHTS.items() if spec.backbone == name]
+        rows.append({"name": name, "width": f.width, "depth": f.depth, "heads": f.heads, "patch": f.patch_size,
+                     "image_size": f.image_size, "activation": f.act, "layout": f.layout,
+                     "weights": weights})  # fmt: skip
+    return rows
+
+
+def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    cells = [[fmt.format(r[key]) if not isinstance(r[key], list) else ", ".join(r[key]) or "-" for key, fmt in columns]
+             for r in rows]  # fmt: skip
+    heads = [key.replace("_", " ") for key, _ in columns]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
+    for line in [heads, *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+PRESET_COLUMNS = [("name", "{}"), ("backbone", "{}"), ("dataset", "{}"), ("frames", "{}"), ("classes", "{}"),
+                  ("trainable", "{:,}"), ("gflops_per_view", "{:.1f}")]  # fmt: skip
+BACKBONE_COLUMNS = [("name", "{}"), ("width", "{}"), ("depth", "{}"), ("heads", "{}"), ("patch", "{}"),
+                    ("image_size", "{}"), ("activation", "{}"), ("weights", "{}")]  # fmt: skip
+
+
+def cmd_listing(args: argparse.Namespace, overrides: list[str]) -> int:
+    """``vidapter presets`` and ``vidapter backbones``: a table, or JSON with --json."""
+    rows, columns = (
+        (preset_rows(), PRESET_COLUMNS) if args.command == "presets" else (backbone_rows(), BACKBONE_COLUMNS)
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_table(rows, columns)
+    if args.command == "backbones":
+        print("model.pretrained also takes a path to any file of the row's layouts (README, Weights); the tiny rows "
+              "are structures for tests")  # fmt: skip
     return 0
 
 
@@ -219,10 +275,10 @@ def _inference_setup(args: argparse.Namespace, model: torch.nn.Module) -> tuple[
 
 
 def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
+    from vidapter.classifier import load_model
     from vidapter.data.build import build_dataset, test_views
     from vidapter.data.loader import build_loader
-    from vidapter.evaluate import evaluate
-    from vidapter.predict import load_model
+    from vidapter.evaluation import evaluate
 
     model, cfg, _ = load_model(args.model, trust_pickle=args.trust_pickle)
     cfg = apply_overrides(cfg, overrides)  # returns a new config
@@ -260,9 +316,21 @@ def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; folders expanded to the video files inside (recursively, sorted)."""
+    out = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
 def cmd_predict(args: argparse.Namespace, overrides: list[str]) -> int:
+    from vidapter.classifier import load_model, predict_file
     from vidapter.data.decode import VideoError
-    from vidapter.predict import expand_inputs, load_model, predict_file
 
     model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
     cfg = apply_overrides(cfg, overrides)
@@ -289,8 +357,8 @@ def cmd_predict(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, overrides: list[str]) -> int:
     from vidapter.adapters.peft import export_adapters
+    from vidapter.classifier import load_model
     from vidapter.config import to_dict
-    from vidapter.predict import load_model
 
     if not (args.adapters or args.model_dir):
         raise ValueError("export needs --adapters FILE and/or --model-dir DIR")
@@ -330,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="parameters and GFLOPs per view of a preset")
     info.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME", help="one of: " + ", ".join(PRESETS))
     info.add_argument("--json", action="store_true")
+    for name, text in (
+        ("presets", "the named recipes: backbone, dataset, frames, classes, trainable, GFLOPs/view"),
+        ("backbones", "the image backbone rows and the weight names each accepts"),
+    ):
+        listing = sub.add_parser(name, help=text)
+        listing.add_argument("--json", action="store_true")
     conv = sub.add_parser("convert", help="convert a released checkpoint into a vidapter model directory")
     conv.add_argument("kind", choices=["aim-official"])
     conv.add_argument("checkpoint")
@@ -382,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     commands = {
         "info": cmd_info,
+        "presets": cmd_listing,
+        "backbones": cmd_listing,
         "convert": cmd_convert,
         "data": cmd_data,
         "train": cmd_train,

@@ -29,16 +29,16 @@ from vidapter.adapters.peft import (
     trainable_state_dict,
 )
 from vidapter.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, to_dict
 from vidapter.data.build import build_dataset
 from vidapter.data.loader import SkipLog, build_loader
 from vidapter.data.transforms import mixup_cutmix
 from vidapter.dist import DistInfo, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
-from vidapter.evaluate import evaluate
+from vidapter.evaluation import evaluate
 from vidapter.files import write_text
 from vidapter.log import RunLog, write_reports
-from vidapter.models.build import build_model
-from vidapter.models.pretrained import check_keys, save_pretrained
+from vidapter.models.pretrained import check_keys
 from vidapter.optim import CosineWarmup, build_optimizer
 
 log = logging.getLogger(__name__)

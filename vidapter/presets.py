@@ -197,6 +197,11 @@ PRESETS: dict[str, Callable[[], Config]] = {
 }
 
 
+def list_presets() -> list[str]:
+    """The names ``get_preset`` accepts (``vidapter presets`` prints them with their counts)."""
+    return list(PRESETS)
+
+
 def get_preset(name: str) -> Config:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")

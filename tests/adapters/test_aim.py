@@ -11,8 +11,8 @@ from peers import DEPTH, SIZE, WIDTH, hf_clip_vision, open_clip_model, randomize
 
 from vidapter.adapters.aim import AIMBlock, DropPath, resolve_layers
 from vidapter.adapters.peft import peft_parameter_names
+from vidapter.classifier import ABLATION_ROWS, build_model
 from vidapter.config import ModelConfig
-from vidapter.models.build import ABLATION_ROWS, build_model
 from vidapter.models.vit import build_vit
 
 

@@ -12,9 +12,9 @@ from peers import HEADS, PATCH, SIZE, WIDTH, randomize_
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP  # noqa: E402  (the reference design lives in benchmarks/)
 
+from vidapter.classifier import from_pretrained
 from vidapter.cli import main
 from vidapter.models.convert import ConversionError, aim_official_to_vidapter
-from vidapter.models.pretrained import from_pretrained
 
 T, K = 4, 7
 

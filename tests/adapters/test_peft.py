@@ -13,8 +13,8 @@ from vidapter.adapters.peft import (
     load_adapters,
     peft_parameter_names,
 )
+from vidapter.classifier import build_model
 from vidapter.config import ModelConfig
-from vidapter.models.build import build_model
 from vidapter.presets import get_preset
 
 

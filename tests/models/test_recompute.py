@@ -8,8 +8,8 @@ import pytest
 import torch
 from peers import DEPTH, SIZE, WIDTH, randomize_
 
+from vidapter.classifier import build_model
 from vidapter.config import ModelConfig
-from vidapter.models.build import build_model
 from vidapter.models.vit import set_recompute
 
 MODES = ("none", "pointwise", "mlp")

@@ -19,15 +19,14 @@ import numpy as np
 import torch
 
 from vidapter.adapters.peft import count_parameters
+from vidapter.classifier import ABLATION_ROWS, load_model, predict_file
 from vidapter.config import Config, apply_overrides
 from vidapter.data.build import build_dataset, test_views
 from vidapter.data.loader import build_loader
 from vidapter.data.synthetic import APPEARANCE, CLASSES, ORDER_PAIRS, make_synthetic
 from vidapter.engine import fit
-from vidapter.evaluate import evaluate
+from vidapter.evaluation import evaluate
 from vidapter.files import write_atomic, write_text
-from vidapter.models.build import ABLATION_ROWS
-from vidapter.predict import load_model, predict_file
 from vidapter.presets import synthetic
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ model's grid, and loads strictly: a missing, extra or misshapen key is an error 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -22,9 +21,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 
-from vidapter.files import FileError, load_torch_file, write_atomic, write_dir_atomic, write_text
+from vidapter.files import FileError, load_torch_file
 from vidapter.models.convert import CONVERTERS, ConversionError, detect_format, unwrap
 from vidapter.models.torchscript import is_torchscript_archive, read_torchscript_tensors
 from vidapter.models.vit import VisionTransformer, ViTFacts, resize_pos_embed
@@ -258,57 +256,3 @@ def load_backbone(vit: VisionTransformer, spec: str, fmt: str | None = None, tru
     vit.load_state_dict(sd, strict=True)
     log.info("%s", report)
     return report
-
-
-def save_pretrained(
-    model, cfg, directory: str | os.PathLike, class_names: list[str] | None = None, intact: str = ""
-) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and, when given, ``classes.txt`` as the folder ``directory``,
-    whole or not at all (files/write_dir_atomic); a failed write is a ``WriteError`` that ends with ``intact``."""
-    from vidapter.adapters.peft import backbone_digest
-    from vidapter.config import to_dict
-
-    d = Path(directory)
-    if class_names is not None and len(class_names) != model.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
-    meta = {"format": "vidapter-model", "version": 1, "config": to_dict(cfg), "backbone_sha256": backbone_digest(model)}
-    if getattr(model, "load_report", None) is not None:
-        meta["backbone_source"] = dataclasses.asdict(model.load_report)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-
-    def write(tmp: Path) -> None:
-        write_atomic(tmp / "model.safetensors", lambda f: f.write(safetensors_bytes(tensors)))
-        if class_names is not None:
-            write_text(tmp / "classes.txt", "\n".join(class_names) + "\n")
-        write_text(tmp / "config.json", json.dumps(meta, indent=2) + "\n")
-
-    return write_dir_atomic(d, write, intact)
-
-
-def from_pretrained(directory: str | os.PathLike):
-    """Rebuild a model saved by ``save_pretrained``. Returns (model, config, class names or None)."""
-    from vidapter.config import ConfigError, from_dict
-    from vidapter.models.build import build_model
-
-    d = Path(directory)
-    cfg_path = d / "config.json"
-    if not cfg_path.exists():
-        raise WeightsError(f"{d}: not a vidapter model directory (no config.json)")
-    meta = read_json(cfg_path)
-    if meta.get("format") != "vidapter-model":
-        raise WeightsError(f"{cfg_path}: format is {meta.get('format')!r}, expected 'vidapter-model'")
-    if not isinstance(meta.get("config"), dict):
-        raise WeightsError(f"{cfg_path}: missing 'config' (the resolved vidapter config, a JSON object)")
-    try:
-        cfg = from_dict(meta["config"])
-    except (ConfigError, KeyError, TypeError) as e:
-        raise WeightsError(f"{cfg_path}: its config is not valid ({e})") from e
-    cfg.model.pretrained = None  # the image weights are inside model.safetensors
-    model = build_model(cfg.model)
-    sd = read_safetensors(d / "model.safetensors")
-    check_keys(sd, model.state_dict(), f"{d / 'model.safetensors'} does not fit its config.json")
-    model.load_state_dict(sd, strict=True)
-    model.load_report = LoadReport(str(d), str(d / "model.safetensors"), "vidapter-model", len(sd))
-    names_path = d / "classes.txt"
-    names = names_path.read_text().splitlines() if names_path.exists() else None
-    return model, cfg, names

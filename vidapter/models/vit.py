@@ -282,6 +282,12 @@ class VisionTransformer(nn.Module):
         return self.norm(x[:, 0])
 
 
+def list_backbones() -> list[str]:
+    """The image backbone rows (``model.backbone``); ``vidapter backbones`` prints them with the weights each takes.
+    The tiny rows are structures for tests, with no published weights."""
+    return list(BACKBONES)
+
+
 def build_vit(name: str, image_size: int | None = None) -> VisionTransformer:
     """A randomly initialised image ViT for the named row of ``BACKBONES``; unknown names list the known ones."""
     if name not in BACKBONES:

@@ -1,0 +1,315 @@
+"""The video classifier users hold: its network, how it is built from a config, saved, loaded and run on files.
+
+Network as in AIM (arXiv 2302.03024) and shared/AIM_SPEC.md section 3: a temporal embedding (zeros, (1, T, D)) is added
+once to every token after the positional embedding and before the pre-norm; the head is mean over T -> Dropout(0.5)
+-> Linear(D, K) with weight ~ N(0, 0.01), bias 0.
+
+``build_model`` makes one from a ``ModelConfig`` (image ViT, pretrained weights, adapters, trainable set);
+``save_pretrained`` / ``from_pretrained`` write and read model directories (config.json + model.safetensors +
+classes.txt); ``load_model`` also reads run directories and training checkpoints; ``predict_file`` classifies a video
+file. This module sits above models/ and adapters/ (it composes them) and below the engine and the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
+from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
+from vidapter.checkpoint import CheckpointError, load_checkpoint
+from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
+from vidapter.data.build import clip_transform, frame_sampler
+from vidapter.files import write_atomic, write_dir_atomic, write_text
+from vidapter.models.pretrained import LoadReport, WeightsError, check_keys, load_backbone, read_json, read_safetensors
+from vidapter.models.vit import VisionTransformer, build_vit, set_recompute
+
+
+class VideoClassifier(nn.Module):
+    """Image backbone applied to video. Input (B, 3, T, H, W) normalised float video; output logits (B, K)."""
+
+    def __init__(
+        self,
+        backbone: VisionTransformer,
+        num_classes: int,
+        num_frames: int,
+        *,
+        temporal_embed: bool = True,
+        dropout: float = 0.5,
+        grad_checkpointing: bool = False,
+    ):
+        super().__init__()
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        self.backbone = backbone
+        self.num_frames = num_frames
+        self.grad_checkpointing = grad_checkpointing
+        d = backbone.width
+        self.temporal_embed = nn.Parameter(torch.zeros(1, num_frames, d)) if temporal_embed else None
+        self.head = nn.Module()
+        self.head.dropout = nn.Dropout(dropout)
+        self.head.fc = nn.Linear(d, num_classes)
+        nn.init.normal_(self.head.fc.weight, std=0.01)
+        nn.init.zeros_(self.head.fc.bias)
+        self.load_report = None  # what build_model loaded the image weights from (None: random init)
+        self.config: Config | None = None  # set by the loaders (from_pretrained, load_model); predict needs it
+        self.class_names: list[str] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.fc.out_features
+
+    def check_input(self, video: torch.Tensor) -> None:
+        if video.ndim != 5 or video.shape[1] != 3:
+            raise ValueError(f"expected video of shape (B, 3, T, H, W), got {tuple(video.shape)}")
+        if video.shape[2] != self.num_frames:
+            raise ValueError(
+                f"model was built for T={self.num_frames} frames, got {video.shape[2]}; sample {self.num_frames} "
+                "frames, or call set_num_frames(T) to interpolate the temporal embedding"
+            )
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, T, D): final-normed class token of every frame."""
+        self.check_input(video)
+        b, t = video.shape[0], video.shape[2]
+        vit = self.backbone
+        x = vit.embed(rearrange(video, "b c t h w -> (b t) c h w"))
+        if self.temporal_embed is not None:
+            x = rearrange(x, "(b t) n d -> b t n d", t=t) + self.temporal_embed.to(x.dtype).unsqueeze(2)
+            x = rearrange(x, "b t n d -> (b t) n d")
+        x = vit.norm_pre(x)
+        for blk in vit.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(blk, x, t, use_reentrant=False)
+            else:
+                x = blk(x, t)
+        return rearrange(vit.norm(x[:, 0]), "(b t) d -> b t d", b=b)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, K) logits."""
+        x = self.forward_features(video).mean(dim=1)
+        return self.head.fc(self.head.dropout(x))
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, trust_pickle: bool = False) -> VideoClassifier:
+        """Load a model directory, a run directory or a training checkpoint, ready for ``predict``
+        (``trust_pickle``: see ``load_model``)."""
+        return load_model(path, trust_pickle)[0]
+
+    def predict(self, path: str | os.PathLike, top_k: int = 5, window: float | None = None, amp=None) -> dict:
+        """Classify one video file under the test view protocol: {"file", "frames", "top": [{label, name, prob}]}
+        (with ``window``, seconds: one such result per window, under "windows"). Raises VideoError for an unreadable
+        file."""
+        if self.config is None:
+            raise ValueError("predict needs the model's config: load it with VideoClassifier.from_pretrained(path)")
+        device = next(self.parameters()).device
+        return predict_file(self, self.config, path, names=self.class_names, top_k=top_k, window=window,
+                            device=device, amp=amp)  # fmt: skip
+
+    @torch.no_grad()
+    def set_num_frames(self, num_frames: int) -> None:
+        """Change T, linearly interpolating the temporal embedding (a documented choice, not in the paper)."""
+        if self.temporal_embed is not None and num_frames != self.num_frames:
+            te = self.temporal_embed.detach().transpose(1, 2)  # (1, D, T)
+            te = F.interpolate(te.float(), size=num_frames, mode="linear", align_corners=False)
+            old = self.temporal_embed
+            self.temporal_embed = nn.Parameter(te.transpose(1, 2).to(old.dtype), requires_grad=old.requires_grad)
+        self.num_frames = num_frames
+
+
+# Table 1 rows as adapter sets; anything else must be a subset of ADAPTER_KINDS (joint without temporal is allowed).
+ABLATION_ROWS = {
+    "frozen space-only": ([], "adapters"),
+    "fine-tuned space-only": ([], "full"),
+    "spatial adaptation": (["spatial"], "adapters"),
+    "+ temporal adaptation": (["spatial", "temporal"], "adapters"),
+    "+ joint adaptation (AIM)": (["spatial", "temporal", "joint"], "adapters"),
+    "full fine-tuning of AIM": (["spatial", "temporal", "joint"], "full"),
+}
+
+
+def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier:
+    """Build the image ViT, load its pretrained weights (if named), inject AIM adapters, set the trainable set.
+
+    The load report is kept as ``model.load_report`` (None for a random backbone).
+    """
+    unknown = sorted(set(cfg.adapters) - set(ADAPTER_KINDS))
+    if unknown:
+        raise ValueError(f"model.adapters: unknown kinds {unknown}; allowed: {list(ADAPTER_KINDS)}")
+    check_temporal_attention(cfg.temporal_attention)  # before any weights are read
+    vit = build_vit(cfg.backbone, cfg.image_size)
+    report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
+    kinds = tuple(k for k in ADAPTER_KINDS if k in cfg.adapters)
+    apply_aim(
+        vit,
+        kinds=kinds,
+        layers=cfg.adapter_layers,
+        ratio=cfg.ratio,
+        scale=cfg.scale,
+        num_tadapter=cfg.num_tadapter,
+        drop_path_rate=cfg.drop_path_rate,
+    )
+    # The reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
+    # "space_only") have none. An explicit model.temporal_embed overrides both.
+    temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else bool(kinds)
+    model = VideoClassifier(
+        vit,
+        cfg.num_classes,
+        cfg.num_frames,
+        temporal_embed=temporal_embed,
+        dropout=cfg.dropout,
+        grad_checkpointing=cfg.grad_checkpointing,
+    )
+    set_trainable(model, cfg.finetune)
+    set_recompute(model, cfg.recompute)
+    set_temporal_attention(model, cfg.temporal_attention)
+    model.load_report = report
+    return model
+
+
+def save_pretrained(
+    model, cfg, directory: str | os.PathLike, class_names: list[str] | None = None, intact: str = ""
+) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and, when given, ``classes.txt`` as the folder ``directory``,
+    whole or not at all (files/write_dir_atomic); a failed write is a ``WriteError`` that ends with ``intact``."""
+    d = Path(directory)
+    if class_names is not None and len(class_names) != model.num_classes:
+        raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
+    meta = {"format": "vidapter-model", "version": 1, "config": to_dict(cfg), "backbone_sha256": backbone_digest(model)}
+    if getattr(model, "load_report", None) is not None:
+        meta["backbone_source"] = dataclasses.asdict(model.load_report)
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+    def write(tmp: Path) -> None:
+        write_atomic(tmp / "model.safetensors", lambda f: f.write(safetensors_bytes(tensors)))
+        if class_names is not None:
+            write_text(tmp / "classes.txt", "\n".join(class_names) + "\n")
+        write_text(tmp / "config.json", json.dumps(meta, indent=2) + "\n")
+
+    return write_dir_atomic(d, write, intact)
+
+
+def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Config, list[str] | None]:
+    """Rebuild a model saved by ``save_pretrained``. Returns (model, config, class names or None); the model keeps
+    both as ``model.config`` and ``model.class_names``."""
+    d = Path(directory)
+    cfg_path = d / "config.json"
+    if not cfg_path.exists():
+        raise WeightsError(f"{d}: not a vidapter model directory (no config.json)")
+    meta = read_json(cfg_path)
+    if meta.get("format") != "vidapter-model":
+        raise WeightsError(f"{cfg_path}: format is {meta.get('format')!r}, expected 'vidapter-model'")
+    if not isinstance(meta.get("config"), dict):
+        raise WeightsError(f"{cfg_path}: missing 'config' (the resolved vidapter config, a JSON object)")
+    try:
+        cfg = from_dict(meta["config"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise WeightsError(f"{cfg_path}: its config is not valid ({e})") from e
+    cfg.model.pretrained = None  # the image weights are inside model.safetensors
+    model = build_model(cfg.model)
+    sd = read_safetensors(d / "model.safetensors")
+    check_keys(sd, model.state_dict(), f"{d / 'model.safetensors'} does not fit its config.json")
+    model.load_state_dict(sd, strict=True)
+    model.load_report = LoadReport(str(d), str(d / "model.safetensors"), "vidapter-model", len(sd))
+    names_path = d / "classes.txt"
+    names = names_path.read_text().splitlines() if names_path.exists() else None
+    model.config, model.class_names = cfg, names
+    return model, cfg, names
+
+
+def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[VideoClassifier, Config, list[str] | None]:
+    """A model directory (config.json + model.safetensors), a run directory, or a training checkpoint file.
+
+    Checkpoints and the backbone weights they name are read with PyTorch's restricted loader, which runs no code;
+    ``trust_pickle`` reads them with full pickle (only for files from a source you trust)."""
+    path = Path(path)
+    if (path / "model.safetensors").exists():
+        return from_pretrained(path)
+    if (path / "model" / "model.safetensors").exists():
+        return from_pretrained(path / "model")
+    ckpt = path if path.is_file() else next((path / n for n in ("best.pt", "last.pt") if (path / n).exists()), None)
+    if ckpt is None:
+        if not path.exists():
+            raise CheckpointError(f"{path}: no such file or directory")
+        raise CheckpointError(f"{path}: no model directory, model/ folder, best.pt or last.pt")
+    state = load_checkpoint(ckpt, trust_pickle)
+    try:
+        cfg = from_dict(state["config"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{ckpt}: its config is not valid ({e})") from e
+    model = build_model(cfg.model, trust_pickle=trust_pickle)
+    if backbone_digest(model) != state["backbone"].get("sha256"):
+        raise CheckpointError(
+            f"{ckpt}: the backbone loaded from {cfg.model.pretrained!r} is not the one it was trained on"
+        )
+    check_keys(state["model"], trainable_state_dict(model), f"{ckpt} does not fit its config")
+    model.load_state_dict(state["model"], strict=False)
+    names_file = ckpt.parent / "classes.txt"
+    names = names_file.read_text().splitlines() if names_file.exists() else None
+    model.config, model.class_names = cfg, names
+    return model, cfg, names
+
+
+@torch.no_grad()
+def predict_file(
+    model: torch.nn.Module,
+    cfg: Config,
+    path: str | os.PathLike,
+    *,
+    names: list[str] | None = None,
+    top_k: int = 5,
+    window: float | None = None,
+    device: torch.device | str = "cpu",
+    amp: torch.dtype | None = None,
+) -> dict:
+    """Top-k classes for ``path`` under the test view protocol; with ``window`` (seconds) one result per window;
+    ``amp``: autocast dtype (None: the model's own precision).
+
+    Raises VideoError when the file cannot be read."""
+    from vidapter.data.decode import VideoError, open_video  # the video library loads on first use
+
+    model.eval()
+    device = torch.device(device)
+    facts = model.backbone.facts
+    transform = clip_transform(cfg.data, "test", facts.mean, facts.std)
+    sampler = frame_sampler(cfg.data, cfg.model.num_frames, "test")
+    with open_video(path, cfg.data.backend) as video:
+        n, fps = video.num_frames, getattr(video, "fps", 0.0) or 0.0
+        if window is None:
+            spans = [(0, n)]
+        else:
+            if not fps:
+                raise VideoError(path, "frame rate unknown: windows in seconds are not possible")
+            size = max(1, round(window * fps))
+            spans = [(s, min(s + size, n)) for s in range(0, n, size)]
+        results = []
+        for first, last in spans:
+            idx = sampler(last - first, train=False) + first
+            arr = video.get(idx.reshape(-1).tolist())
+            frames = torch.from_numpy(arr).view(*idx.shape, *arr.shape[1:])  # (clips, T, H, W, 3)
+            views = torch.cat([transform(c) for c in frames]).to(device)  # (V, C, T, H, W)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                logits = model(views)
+            probs = logits.float().softmax(-1).mean(0).cpu().numpy()
+            top = np.argsort(-probs)[:top_k]
+            entry = {"top": [{"label": int(i), "name": names[i] if names else str(i), "prob": float(probs[i])}
+                             for i in top]}  # fmt: skip
+            if window is not None:
+                entry.update(start_s=first / fps, end_s=last / fps)
+            results.append(entry)
+    out = {"file": str(path), "frames": n}
+    if window is None:
+        out.update(results[0])
+    else:
+        out["windows"] = results
+    return out
