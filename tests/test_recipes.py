@@ -21,7 +21,7 @@ COMMON = {
     "optim.lr": 3e-4, "optim.betas": [0.9, 0.999], "optim.weight_decay": 0.05, "optim.warmup_epochs": 2.5,
     "optim.warmup_start": 0.1, "optim.decay_groups": "reference", "optim.schedule": "epoch_cosine",
     "optim.clip_grad": None, "optim.mixup": 0.0, "optim.cutmix": 0.0,
-    "train.batch_size": 8, "train.accum_steps": 1, "train.eval_every": 5,
+    "train.batch_size": 8, "train.accum_steps": 1, "train.eval_every": 5, "data.randaugment_impl": "imgaug",
 }  # fmt: skip
 K400 = {
     **COMMON, **CLIP_NORM, "model.backbone": "clip_vitb16", "model.num_classes": 400, "model.scale": 0.5,

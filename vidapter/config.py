@@ -57,6 +57,8 @@ class DataConfig:
     mean: list[float] | None = None  # normalisation on the 0-255 scale; None: the backbone's (ViTFacts)
     std: list[float] | None = None
     randaugment: list[int] | None = None  # [n, m], e.g. [4, 7] on SSv2
+    randaugment_impl: str = "imgaug"  # imgaug (the AIM reference's; it also flips half the clips and crops) |
+    # torchvision (14 operations, no flip, no crop): data/randaugment.py
     erasing: float = 0.0  # RandomErasing probability (0.25 on SSv2)
     color_jitter: list[float] | None = None  # [brightness, contrast, saturation, hue], MMAction2's ColorJitter;
     # [0.5, 0.5, 0.5, 0.1] (its defaults) in the K400/K700 ViT-L recipes

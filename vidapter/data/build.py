@@ -42,8 +42,8 @@ def clip_transform(cfg: DataConfig, split: str, mean, std):
                 f"hue in [0, 0.5], got {cfg.color_jitter}"
             )
         return train_transform(mean, std, size=cfg.size, short_side=cfg.short_side, area=tuple(cfg.area),
-                               flip=cfg.flip, randaugment=ra, erasing=cfg.erasing, color_jitter=cj,
-                               seed=cfg.seed)  # fmt: skip
+                               flip=cfg.flip, randaugment=ra, randaugment_impl=cfg.randaugment_impl,
+                               erasing=cfg.erasing, color_jitter=cj, seed=cfg.seed)  # fmt: skip
     if split == "val":
         return val_transform(mean, std, size=cfg.size, short_side=cfg.short_side)
     return MultiViewTransform(mean, std, size=cfg.size, short_side=cfg.test_short_side, crops=cfg.test_crops)

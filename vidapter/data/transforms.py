@@ -5,7 +5,8 @@ applied to all frames of the clip, because v2 treats a ``tv_tensors.Video`` as o
 (C, T, H, W), normalised with mean/std on the 0-255 scale (AIM_SPEC section 6).
 
 Train: short side -> RandomResizedCrop(area 0.08-1, ratio 3/4-4/3) -> size -> flip(p) -> colour jitter (ViT-L) ->
-RandAugment(n, m) -> normalise -> RandomErasing(p) (erased pixels = 0 after normalisation, i.e. the mean colour).
+RandAugment(n, m) (imgaug's, as the AIM reference, or torchvision's) -> normalise -> RandomErasing(p) (erased pixels =
+0 after normalisation, i.e. the mean colour).
 Val: short side 256, centre crop 224. Test: short side 224, centre crop or three crops along the longer side.
 """
 
@@ -17,6 +18,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+
+from vidapter.data.randaugment import ImgaugRandAugment
 
 
 def _finish(mean: Sequence[float], std: Sequence[float]) -> list:
@@ -49,6 +52,7 @@ def train_transform(
     area: tuple[float, float] = (0.08, 1.0),
     flip: float = 0.5,
     randaugment: tuple[int, int] | None = None,
+    randaugment_impl: str = "imgaug",
     erasing: float = 0.0,
     color_jitter: tuple[float, float, float, float] | None = None,
     seed: int = 0,
@@ -62,7 +66,12 @@ def train_transform(
     if color_jitter is not None:
         steps.append(ColorJitter(*color_jitter, seed=seed))
     if randaugment is not None:
-        steps.append(v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1]))
+        if randaugment_impl == "imgaug":  # the AIM reference's, through MMAction2's Imgaug (data/randaugment.py)
+            steps.append(ImgaugRandAugment(*randaugment))
+        elif randaugment_impl == "torchvision":
+            steps.append(v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1]))
+        else:
+            raise ValueError(f"data.randaugment_impl must be 'imgaug' or 'torchvision', got {randaugment_impl!r}")
     steps += _finish(mean, std)
     if erasing > 0:
         # timm's RandomErasing as the reference calls it (mode 'const', area 0.02-1/3 of the frame, aspect 0.3-1/0.3
