@@ -6,7 +6,7 @@ an in-memory buffer (no I/O, no library threads). ``effective_cores`` = aggregat
 machine whose listed cores are all real it follows the process count up to ``os.cpu_count()``. Explains a loader
 that stops scaling with workers (benchmarks/loader_throughput.py).
 
-    python benchmarks/cpu_scaling.py --procs 1 2 4 8 16 --out $OUT/cpu_scaling.json
+    python benchmarks/cpu_scaling.py --procs 1 2 4 8 16 --out gpu-results/cpu_scaling.json
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Every GPU benchmark of issue 6 in one command, sized for under 8 minutes on one H100 or H200 (compile steps have their
-# own time limits; by the step times of the 2026-11-27 H200 runs the default steps add up to about 7.3 minutes, the
-# optional ones to about 8 more). Run from the repository root:
-#     OUT=$OUT bash benchmarks/gpu_suite.sh                  # on the GPU machine (the device tool sets $OUT)
-#     DRY_RUN=1 PIPELINE_STEPS=1 bash benchmarks/gpu_suite.sh   # the same steps on this CPU, tiny backbone
-#     ONLY="tests compile" OUT=$OUT bash benchmarks/gpu_suite.sh   # only the named steps (names: see `step` below)
-# The device machine has PyTorch but not PyAV and cannot reach PyPI: the script installs wheels found in .whl/
-# (fetch them here with `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
-# --platform manylinux_2_28_x86_64 -d .whl av==18.1.0`, carry .whl) and runs vidapter from the checkout.
-# Results: every JSON and the log go to a work folder, packed after each step into $OUT/gpu_results.tar.gz (the device
-# tool returns at most 8 files), so a run cut off at its limit still returns what it finished.
+# Every GPU benchmark of docs/benchmarks.md in one command, sized for under 8 minutes on one H100 or H200 (compile
+# steps have their own time limits; by the step times measured on an H200 with 16 CPU cores, 2026-11-27, the default
+# steps add up to about 7.3 minutes, the optional ones to about 8 more). Run from the repository root:
+#     OUT=gpu-results bash benchmarks/gpu_suite.sh                 # on the GPU machine; results under $OUT
+#     DRY_RUN=1 PIPELINE_STEPS=1 bash benchmarks/gpu_suite.sh       # the same steps on a CPU, tiny backbone
+#     ONLY="tests compile" OUT=gpu-results bash benchmarks/gpu_suite.sh   # only the named steps (names: `step` below)
+# On a GPU machine that has PyTorch but neither PyAV nor network access, the script installs wheels found in .whl/
+# (download them elsewhere with `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
+# --implementation cp --platform manylinux_2_28_x86_64 -d .whl av==18.1.0` and copy .whl/ into the checkout); it
+# runs vidapter from the checkout. Results: every JSON and the log go to a work folder, packed after each step into
+# $OUT/gpu_results.tar.gz (one file, read by benchmarks/summarize_gpu.py), so a run cut off at a time limit still
+# leaves what it finished.
 set -uo pipefail
 OUT="${OUT:-gpu-results}"
 PY="${PYTHON:-python3}"
@@ -73,14 +74,14 @@ step pipeline $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 
     --batch 8 --workers 12 --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" \
     --out "$WORK/train_pipeline_gpu.json"
 # torch.compile last: its compile time is the least predictable. `compile`: what `vidapter train` runs on CUDA (compiled,
-# frozen matrices in bf16), with its kernel split; then the compiled inference of the earlier runs
+# frozen matrices in bf16), with its kernel split; then the same model's compiled inference
 step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train \
     --variants baseline compile-bf16 --profile --out "$WORK/vs_baseline_compile.json"
 step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes inference \
     --variants baseline compile-bf16 --out "$WORK/vs_baseline_compile_inference.json"
 # optional compiled levers (ONLY="compile_graphs compile_levers"): batch 8 compiled, without and with CUDA graphs (the
 # step is launch-bound there), then at batch 32 the default against model.temporal_attention=frames ($COMPILE_LEVERS
-# picks others: compile-sdpa compile-budget compile-none ...). Each compile takes 40-70 s on the lent machine's CPU.
+# picks others: compile-sdpa compile-budget compile-none ...). Each compile took 40-70 s on the H200 machine's CPU.
 # The temporal attention alone, compiled three ways as the block runs it (SDPA, batched GEMMs, broadcast products from
 # the frame layout): time, batched GEMMs, layout copies (optional: ONLY=temporal_attention)
 step temporal_attention timeout 120 $B/temporal_attention.py $DEV $DT $( [ "${DRY_RUN:-0}" = 1 ] && echo --width 64 --heads 4 ) \

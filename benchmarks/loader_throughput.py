@@ -6,11 +6,12 @@ dataset of a preset exactly as ``vidapter train`` does (dense 8x16 sampling, PyA
 pinned memory on a GPU machine) and, for each worker count, iterates the loader: the first ``--warmup`` batches start
 the workers and are not timed, the next ``--batches`` are. No model runs, so the figure is what the CPUs can feed;
 compare it with the model's train-step rate (vs_baseline.py / model_step.py) and the pipeline's measured wait
-(train_pipeline.py). (Before 2026-11-27 the list held each video once: an epoch was one batch, the loader restarted
-every batch and one worker worked at a time, so the figure did not grow with workers.)
+(train_pipeline.py). (An earlier version listed each video once: an epoch was one batch, the loader restarted every
+batch and one worker worked at a time, so its figure did not grow with workers; the loader_throughput.json in
+docs/results/h200_2026-11-27_full_suite/ comes from it.)
 
     python benchmarks/loader_throughput.py --workers 1 2 --batches 20 --out docs/results/loader_throughput_cpu.json
-    python benchmarks/loader_throughput.py --workers 4 8 12 15 --out $OUT/loader_throughput.json   # GPU machine
+    python benchmarks/loader_throughput.py --workers 8 15 --batches 40 --out gpu-results/loader_throughput.json
 """
 
 from __future__ import annotations

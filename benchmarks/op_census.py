@@ -13,8 +13,8 @@ weights, for one). Kernel counts do not depend on the batch. Then it prints a ti
 rates given (defaults: an H100's 600 TFLOP/s achieved bf16 matmul rate, 2.5 TB/s achieved bandwidth, 5 us per kernel
 launch): a model, not a measurement; the GPU suite measures. CPU and CUDA dispatch mostly the same ATen ops here; the
 CPU's attention kernel may copy its inputs where CUDA's reads them strided, so copies are an upper bound.
-``--mode inference`` counts an eval-mode bf16 forward under ``no_grad`` instead (the issue's inference target: batch 32
-clips of 3 views each is ``--batch 32 --views 3``).
+``--mode inference`` counts an eval-mode bf16 forward under ``no_grad`` instead (the inference setting of
+docs/benchmarks.md, a batch of 32 clips of 3 views each, is ``--batch 32 --views 3``).
 
     python benchmarks/op_census.py --frames 8 --out docs/results/op_census_cpu.json
     python benchmarks/op_census.py --frames 8 --mode inference --views 3 --batch 32 \

@@ -6,7 +6,7 @@ attention) and other (elementwise, reductions, copies, casts, LayerNorm, optimiz
 ops' self CPU time. Per variant (vs_baseline.py's variants), per step, in ms, with the fraction of each kind, and the
 wall time of the same steps run without the profiler (kernel time / wall time = how busy the step keeps the GPU).
 
-    python benchmarks/profile_step.py --device cuda --batch 32 --out $OUT/profile_step.json
+    python benchmarks/profile_step.py --device cuda --batch 32 --out gpu-results/profile_step.json
 """
 
 from __future__ import annotations

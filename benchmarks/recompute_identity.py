@@ -8,7 +8,7 @@ plain-vs-recompute cannot be judged. H200, torch 2.11 (docs/benchmarks.md): plai
 backends; only the adapters' bias gradients differ (up to 3e-5), which tests/test_gpu.py holds to that bound. Then a
 probe on one linear layer: which reduction of the output gradient reproduces autograd's bias gradient on this device.
 
-    python benchmarks/recompute_identity.py --device cuda --out $OUT/recompute_identity.json
+    python benchmarks/recompute_identity.py --device cuda --out gpu-results/recompute_identity.json
     python benchmarks/recompute_identity.py --device cpu --backbones tiny_clip --out /tmp/recompute_identity.json
 """
 

@@ -11,8 +11,8 @@ CPU and CUDA autocast agree for this model (matmuls, convolutions and attention 
 fp32 itself on both; cross-entropy runs on float logits), so the counts made on a CPU hold for a GPU.
 
 Variants: ``baseline`` (benchmarks/baseline_aim.py), vidapter with ``recompute`` none / pointwise / mlp, whole-block
-checkpointing, and ``+bf16 frozen``: frozen matrices stored in bf16 (exact under bf16 autocast; measured here, not a
-library option: it would change the stored backbone).
+checkpointing, and ``+bf16 frozen``: frozen matrices stored in bf16 (exact under bf16 autocast; what
+``train.frozen_dtype=auto`` does under ``train.amp=bf16``).
 
     python benchmarks/saved_memory.py --frames 8 16 32 --out docs/results/saved_memory_cpu.json
 """

@@ -6,7 +6,7 @@ calls, the largest buffer in the generated code (whether the compiler materialis
 products) and the layout copies (generated kernels named for a clone or permute).
 
     python benchmarks/temporal_attention.py --device cpu --dtype fp32 --out docs/results/temporal_attention_cpu.json
-    python benchmarks/temporal_attention.py --device cuda --dtype bf16 --batch 32 --out $OUT/temporal_attention.json
+    python benchmarks/temporal_attention.py --device cuda --dtype bf16 --batch 32 --out temporal_attention.json
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ epoch, clips/s and the fraction of wall time the loop waited for data. Writes JS
 
     python benchmarks/train_pipeline.py --preset synthetic --epochs 3 --workers 2 --out results.json
     python benchmarks/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 224 --batch 8 --workers 12 \
-        --device cuda --amp bf16 --steps 50 --out $OUT/train_pipeline.json     # GPU: random-weight backbone
+        --device cuda --amp bf16 --steps 50 --out gpu-results/train_pipeline.json     # GPU: random-weight backbone
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ weights (the baseline's state dict, converted by ``vidapter convert``'s converte
 vidapter and the baseline give the same logits (fp32, eval). Only the model being measured is on the device, so a
 CUDA peak (``max_memory_allocated``) is that model's weights, gradients, AdamW state and activations.
 
-Variants (the levers of issue 6; ``--variants`` picks them):
+Variants (the levers measured in docs/benchmarks.md; ``--variants`` picks them):
   baseline           the reference design
   vidapter           the library's defaults (recompute=pointwise, SDPA on fused qkv, batch-first, no layout copies)
   recompute-none     plain autograd (LayerNorm keeps fp32 copies, QuickGELU two tensors)
@@ -19,7 +19,7 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   compile-budget     compile-bf16 under torch._functorch.config.activation_memory_budget=--memory-budget
   compile-graphs     compile-bf16 in mode="reduce-overhead": the training step's forward and backward as CUDA graphs
   compile-regional   compile-bf16 block by block (on the H200 it recompiled per block: drop-path rates differ)
-  compile-sdpa       compile-bf16 with the temporal pass's attention on SDPA (on CUDA the library's before run 3)
+  compile-sdpa       compile-bf16 with the temporal pass's attention on SDPA (model.temporal_attention=sdpa)
   compile-fused      compile-bf16 with model.temporal_attention=frames: the temporal pass read in the frame layout,
                      its attention as broadcast products the compiler fuses (no regrouping copies, no 8x8 GEMMs)
   compile-autotune   compile-fused in mode="max-autotune-no-cudagraphs": Triton matmul templates that can take the
@@ -30,11 +30,11 @@ Variants (the levers of issue 6; ``--variants`` picks them):
   no-temporal        vidapter without the temporal pass (not AIM: it prices the temporal pass, 1 - its time / AIM's)
 
 MFU = FLOPs per step x steps/s / the GPU's dense peak, with FLOPs from torch.utils.flop_counter (2 per
-multiply-accumulate): inference 1 x forward, training 2 x forward (forward plus input-gradient backward, the issue's
-definition; the frozen weights need no weight gradients).
+multiply-accumulate): inference 1 x forward, training 2 x forward (forward plus input-gradient backward; the frozen
+weights need no weight gradients).
 
     python benchmarks/vs_baseline.py --device cpu --dtype fp32 --frames 8 --batch 1 --out results.json
-    python benchmarks/vs_baseline.py --device cuda --dtype bf16 --frames 8 --batch 8 32 --out $OUT/vs_baseline.json
+    python benchmarks/vs_baseline.py --device cuda --dtype bf16 --frames 8 --batch 8 32 --out vs_baseline.json
     python benchmarks/vs_baseline.py --device cuda --variants baseline vidapter compile cudagraph --batch 32 ...
 """
 

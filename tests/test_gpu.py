@@ -79,7 +79,7 @@ def test_cuda_training_defaults_compile_and_store_frozen_bf16(tmp_path, caplog):
     """``vidapter train`` on CUDA with the defaults (train.compile=auto, train.frozen_dtype=auto, amp=bf16) compiles
     the model, stores frozen matrices in bf16 and ends within a tenth of its own update of the eager fp32-storage run;
     so does train.compile_mode=reduce-overhead (CUDA graphs). ``vidapter eval``'s CUDA defaults (bf16, compiled) give
-    the loss of fp32 on the CPU. Passed on an H200 without the CUDA-graph run and the eval part (run 4)."""
+    the loss of fp32 on the CPU. Passed on an H200 (2026-11-27) before the CUDA-graph and eval parts were added."""
     from vidapter.checkpoint import load_checkpoint
     from vidapter.cli import main
     from vidapter.data.synthetic import make_synthetic

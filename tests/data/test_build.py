@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from vidapter.config import DataConfig
 from vidapter.data.build import build_dataset
@@ -77,3 +78,29 @@ def test_decode_resize_reads_at_the_transform_size(synth):
         a, b = plain[0]["video"], lean[0]["video"]
         assert a.shape == b.shape
         assert (a - b).abs().mean() < 6  # 0-255 scale (mean 0, std 1): different resampling, the same picture
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_cached_decoding_gives_the_same_clips(synth, split, tmp_path):
+    """data.cache_decoded keeps decoded videos in memory: the same items as decoding each time, and a second epoch
+    reads no file (the files are gone by then)."""
+    import shutil
+
+    for f in ("train.txt", "val.txt", "classes.txt"):
+        shutil.copy(synth / f, tmp_path / f)
+    for folder in ("train", "val"):
+        shutil.copytree(synth / folder, tmp_path / folder)
+    kw = dict(num_frames=4, num_classes=len(CLASSES), mean=(0, 0, 0), std=(1, 1, 1))
+    plain, _ = build_dataset(_cfg(tmp_path, sampling="dense", frame_interval=2, test_crops=3), split, **kw)
+    cached, _ = build_dataset(_cfg(tmp_path, sampling="dense", frame_interval=2, test_crops=3, cache_decoded=True),
+                              split, **kw)  # fmt: skip
+    keys = [(0, i) for i in range(len(plain))]
+    first = [cached[k]["video"] for k in keys]
+    for k, video in zip(keys, first, strict=True):
+        assert torch.equal(video, plain[k]["video"])
+    for folder in ("train", "val"):
+        shutil.rmtree(tmp_path / folder)
+    for e in (1, 2):
+        for i in range(len(plain)):
+            item = cached[(e, i)]
+            assert item["skipped"] == [] and item["video"].shape == first[i].shape

@@ -83,5 +83,6 @@ def build_dataset(
         frame_template=cfg.frame_template,
         strict_decode=cfg.strict_decode,
         decode_short_side=(cfg.test_short_side if split == "test" else cfg.short_side) if cfg.decode_resize else None,
+        cache_decoded=cfg.cache_decoded,
     )
     return dataset, names

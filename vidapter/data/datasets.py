@@ -125,6 +125,22 @@ def read_annotations(
     return samples
 
 
+class DecodedVideo:
+    """A video's decoded frames (N, H, W, 3) uint8 held in memory, read like an opened video."""
+
+    def __init__(self, frames: np.ndarray, fps: float):
+        self.frames, self.fps, self.num_frames = frames, fps, len(frames)
+
+    def get(self, indices: list[int]) -> np.ndarray:
+        return self.frames[indices]
+
+    def __enter__(self) -> DecodedVideo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
 class VideoDataset(torch.utils.data.Dataset):
     """Decoded, sampled, transformed clips. Index with ``i`` or ``(epoch, i)``; randomness is a function of
     (seed, epoch, i), so the same run gives the same clips whatever the number of workers or processes.
@@ -145,6 +161,7 @@ class VideoDataset(torch.utils.data.Dataset):
         max_retries: int = 20,
         strict_decode: bool = False,
         decode_short_side: int | None = None,
+        cache_decoded: bool = False,
     ):
         if not samples:
             raise ValueError("dataset has no samples")
@@ -152,6 +169,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.train, self.backend, self.seed = train, backend, seed
         self.frame_template, self.max_retries, self.strict_decode = frame_template, max_retries, strict_decode
         self.decode_short_side = decode_short_side  # resize in the decoder (PyAV), so the transform's Resize is a no-op
+        # every decoded frame of every video this process reads, kept for the next epochs (datasets that fit in RAM)
+        self.cache: dict[int, DecodedVideo] | None = {} if cache_decoded else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -161,10 +180,20 @@ class VideoDataset(torch.utils.data.Dataset):
             return FrameFolder(s.path, s.num_frames, self.frame_template)
         return open_video(s.path, self.backend, strict=self.strict_decode, short_side=self.decode_short_side)
 
+    def _video(self, i: int):
+        """The video of sample ``i``: opened, or from the cache of decoded videos (filled on first use)."""
+        if self.cache is None:
+            return self._open(self.samples[i])
+        if i not in self.cache:
+            with self._open(self.samples[i]) as video:
+                frames = video.get(list(range(video.num_frames)))
+                self.cache[i] = DecodedVideo(frames, getattr(video, "fps", 0.0))
+        return self.cache[i]
+
     def load(self, i: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode and transform sample ``i``; raises VideoError when it cannot be read."""
         s = self.samples[i]
-        with self._open(s) as video:
+        with self._video(i) as video:
             n = video.num_frames
             first = 0
             if s.start is not None:
