@@ -179,10 +179,20 @@ def test_checkpoints_of_the_first_format_still_resume(tmp_path):
 
 
 class _Filling(io.FileIO):
-    """A file on a disk that fills up: the first write stores half its bytes, then fails with ENOSPC."""
+    """A file on a disk with ``free`` bytes left: writes succeed until those are used, the one that crosses the limit
+    stores what fits and fails with ENOSPC (so torch.save sees its first writes succeed, as on a real disk)."""
+
+    def __init__(self, path, mode: str, free: int):
+        super().__init__(path, mode)
+        self.free = free
 
     def write(self, b):
-        super().write(bytes(b)[: len(b) // 2])
+        data = bytes(b)
+        if len(data) <= self.free:
+            self.free -= len(data)
+            return super().write(data)
+        super().write(data[: self.free])
+        self.free = 0
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
@@ -190,14 +200,14 @@ class _FullDisk:
     """Replaces the writer of vidapter.files: files whose name contains ``name`` are written whole ``after`` times,
     then every such file is on a full disk."""
 
-    def __init__(self, name: str, after: int = 0):
-        self.name, self.after, self.opened = name, after, 0
+    def __init__(self, name: str, after: int = 0, free: int = 100):
+        self.name, self.after, self.free, self.opened = name, after, free, 0
 
     def __call__(self, path, mode="wb"):
         if self.name in str(path).rsplit("/", 1)[-1]:
             self.opened += 1
             if self.opened > self.after:
-                return _Filling(path, mode.replace("b", ""))
+                return _Filling(path, mode.replace("b", ""), self.free)
         return open(path, mode)
 
 
@@ -238,7 +248,7 @@ def test_a_full_disk_in_the_run_logs_names_the_last_checkpoint(tmp_path, monkeyp
 
     log = RunLog(tmp_path, tensorboard=False)
     log.intact = "last.pt is complete (epoch 1, batch 0, step 4)"
-    monkeypatch.setattr(files, "_open_for_write", _FullDisk("metrics.jsonl"))
+    monkeypatch.setattr(files, "_open_for_write", _FullDisk("metrics.jsonl", free=10))
     with pytest.raises(WriteError, match=r"metrics.jsonl: could not write \(No space left on device\); last.pt is"):
         log.record("train", 1, loss=0.5)
     monkeypatch.setattr(files, "_open_for_write", _FullDisk("confusion.png"))
@@ -261,17 +271,54 @@ def test_export_to_a_full_disk_leaves_the_old_model_directory(run, tmp_path, mon
     assert main(["export", str(run / "last.pt"), "--adapters", str(tmp_path / "adapters.safetensors")]) == 1
     _one_error_line(capsys, "adapters.safetensors: could not write", "was not created")
     assert _leftovers(tmp_path) == []
+    monkeypatch.undo()
+    (out / "model.safetensors").write_bytes(b"stale")  # replaced whole by a successful export
+    assert main(["export", str(run / "last.pt"), "--model-dir", str(out)]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and _leftovers(tmp_path) == []
+
+
+def test_export_never_replaces_a_folder_that_is_not_a_model_directory(run, tmp_path, capsys):
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "chapter1.tex").write_text("keep me")
+    assert main(["export", str(run / "last.pt"), "--model-dir", str(tmp_path / "thesis")]) == 1
+    _one_error_line(capsys, "thesis: already exists and is not a folder this command writes; not replaced")
+    assert [p.name for p in (tmp_path / "thesis").iterdir()] == ["chapter1.tex"] and _leftovers(tmp_path) == []
+
+
+def test_resume_refuses_another_optimizer_layout(data, run, tmp_path, capsys):
+    """The parameter groups depend on optim.decay_groups: resuming under another rule is refused, naming the flag."""
+    import shutil
+
+    shutil.copy(run / "last.pt", tmp_path / "last.pt")
+    args = train_args(data, tmp_path / "r", "--train.epochs=2", f"--train.resume={tmp_path / 'last.pt'}")
+    assert main(["train", *args, "--optim.decay_groups=reference"]) == 2
+    _one_error_line(capsys, "written with optim.decay_groups=norm_bias_embed, this run has reference",
+                    "--optim.decay_groups=norm_bias_embed")  # fmt: skip
+
+
+def test_damaged_torchscript_archive_is_one_line(tmp_path):
+    from vidapter.models.pretrained import WeightsError, read_checkpoint
+
+    with zipfile.ZipFile(tmp_path / "ViT-B-16.pt", "w") as z:
+        z.writestr("ViT-B-16/constants.pkl", b"\x80\x02).")
+        z.writestr("ViT-B-16/data.pkl", b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(Q")  # cut mid-record
+    with pytest.raises(WeightsError, match=r"ViT-B-16.pt: damaged TorchScript archive"):
+        read_checkpoint(tmp_path / "ViT-B-16.pt")
+    raw = (tmp_path / "ViT-B-16.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) - 30])  # no central directory
+    with pytest.raises(WeightsError, match=r"cut.pt: truncated or damaged"):
+        read_checkpoint(tmp_path / "cut.pt")
 
 
 def test_write_atomic_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "a.json"
     write_atomic(target, lambda f: f.write(b'{"v": 1}'))
-    monkeypatch.setattr(files, "_open_for_write", _FullDisk("a.json"))
+    monkeypatch.setattr(files, "_open_for_write", _FullDisk("a.json", free=3))
     with pytest.raises(WriteError, match="a.json is unchanged; run again"):
         write_atomic(target, lambda f: f.write(b'{"v": 2}'), intact="run again")
     assert json.loads(target.read_text()) == {"v": 1} and _leftovers(tmp_path) == []
     with pytest.raises(WriteError, match="d/ was not created"):
-        write_dir_atomic(tmp_path / "d", lambda tmp: write_atomic(tmp / "a.json", lambda f: f.write(b"{}")))
+        write_dir_atomic(tmp_path / "d", lambda tmp: write_atomic(tmp / "a.json", lambda f: f.write(b'{"v": 3}')))
     assert not (tmp_path / "d").exists() and _leftovers(tmp_path) == []
 
 

@@ -3,7 +3,8 @@
 
 The RNG states are stored in those types too (NumPy's and Python's Mersenne Twister keys as int64 tensors) and restore
 bit for bit. Checkpoints of vidapter 0.1 held the NumPy state as an array: the restricted loader reads those as well
-(a NumPy array of a plain dtype is data), so they still resume.
+(a NumPy array of a plain dtype is data), so they still load, and resume under the optimizer rules they were trained
+with (``--optim.decay_groups=norm_bias_embed --optim.schedule=step_cosine``; the engine names what differs).
 """
 
 from __future__ import annotations

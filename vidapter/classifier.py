@@ -196,7 +196,17 @@ def save_pretrained(
             write_text(tmp / "classes.txt", "\n".join(class_names) + "\n")
         write_text(tmp / "config.json", json.dumps(meta, indent=2) + "\n")
 
-    return write_dir_atomic(d, write, intact)
+    return write_dir_atomic(d, write, intact, replaceable=_is_model_directory)
+
+
+def _is_model_directory(d: Path) -> bool:
+    """A folder save_pretrained may replace: empty, or a vidapter model directory (never any other folder)."""
+    if not any(d.iterdir()):
+        return True
+    try:
+        return read_json(d / "config.json").get("format") == "vidapter-model"
+    except WeightsError:
+        return False
 
 
 def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Config, list[str] | None]:

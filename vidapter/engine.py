@@ -28,7 +28,7 @@ from vidapter.adapters.peft import (
     store_frozen_matrices_,
     trainable_state_dict,
 )
-from vidapter.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vidapter.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, to_dict
 from vidapter.data.build import build_dataset
@@ -231,8 +231,30 @@ def _find_resume(cfg: Config, run_dir: Path) -> Path | None:
         return last if last.exists() else None
     path = Path(mode)
     if not path.exists():
-        raise TrainError(f"train.resume: {path} does not exist")
+        raise CheckpointError(f"{path}: no such file (train.resume)")
     return path
+
+
+# Optimizer settings that shape the optimizer's state (its parameter groups) or the schedule: a resumed run keeps
+# them. Checkpoints written before decay_groups and schedule existed were trained with the values given here.
+_RESUME_OPTIM = {"decay_groups": "norm_bias_embed", "schedule": "step_cosine", "backbone_lr_mult": 1.0,
+                 "temporal_embed_lr_mult": 1.0}  # fmt: skip
+
+
+def _check_resumable(state: dict, resume: Path, cfg: Config, digest: str) -> None:
+    """Refuse, naming the setting, a checkpoint whose model, backbone weights or optimizer layout differ."""
+    if state["config"].get("model") != to_dict(cfg)["model"]:
+        raise TrainError(f"{resume}: its model config differs from this run's; use a new train.run_dir")
+    if state["backbone"].get("sha256") != digest:
+        raise TrainError(
+            f"{resume}: trained on other backbone weights ({str(state['backbone'].get('sha256'))[:12]}...)"
+        )
+    saved = state["config"].get("optim", {})
+    for key, legacy in _RESUME_OPTIM.items():
+        was, now = saved.get(key, legacy), getattr(cfg.optim, key)
+        if was != now:
+            raise TrainError(f"{resume}: written with optim.{key}={was}, this run has {now}; its optimizer state fits "
+                             f"only the former: add --optim.{key}={was} (or use a new train.run_dir)")  # fmt: skip
 
 
 def fit(cfg: Config, trust_pickle: bool = False) -> dict:
@@ -287,19 +309,19 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
     resume = _find_resume(cfg, run_dir)
     if resume is not None:
         state = load_checkpoint(resume, trust_pickle=trust_pickle, resume=True)
-        if state["config"].get("model") != to_dict(cfg)["model"]:
-            raise TrainError(f"{resume}: its model config differs from this run's; use a new train.run_dir")
-        if state["backbone"].get("sha256") != digest:
-            raise TrainError(f"{resume}: trained on other backbone weights ({state['backbone']['sha256'][:12]}...)")
+        _check_resumable(state, resume, cfg, digest)
         check_keys(state["model"], trainable_state_dict(model), f"{resume} does not fit the model's trainable set")
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"][min(dist_info.rank, len(state["rng"]) - 1)])
-        start_epoch, first_batch, step = state["epoch"], state["batch"], state["step"]
-        best, history = state["best"], state["history"]
+        try:
+            model.load_state_dict(state["model"], strict=False)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"][min(dist_info.rank, len(state["rng"]) - 1)])
+            start_epoch, first_batch, step = int(state["epoch"]), int(state["batch"]), int(state["step"])
+            best, history = float(state["best"]), list(state["history"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{resume}: its training state cannot be restored ({type(e).__name__}: {e})") from e
         if main:
             log.info("resumed from %s at epoch %d, batch %d (step %d)", resume, start_epoch + 1, first_batch, step)
 
@@ -322,13 +344,13 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
     runlog = RunLog(run_dir, enabled=main)
     skiplog = SkipLog(run_dir if main else None)
     # what a failed write (a full disk) leaves whole: the last checkpoint written, and how to go on from it
-    saved = {"at": (start_epoch, first_batch, step) if resume is not None else None}
+    last_good = {"at": (start_epoch, first_batch, step), "path": resume} if resume is not None else {"at": None}
 
     def intact() -> str:
-        if saved["at"] is None:
+        if last_good["at"] is None:
             return "no checkpoint of this run is written yet; free space and run the same command again"
-        e, b, s = saved["at"]
-        return (f"{run_dir / 'last.pt'} is complete (epoch {e + 1}, batch {b}, step {s}); free space and run the same "
+        e, b, s = last_good["at"]
+        return (f"{last_good['path']} is complete (epoch {e + 1}, batch {b}, step {s}); free space and run the same "
                 "command to resume from it")  # fmt: skip
 
     if main:
@@ -349,7 +371,6 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
         rngs = all_gather_objects(rng_state())
         if main:
             state = {
-                "format": "vidapter-checkpoint",
                 "model": {k: v.cpu() for k, v in trainable_state_dict(model).items()},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -365,7 +386,7 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
             }
             save_checkpoint(state, run_dir / name, intact())
             if name == "last.pt":
-                saved["at"] = (epoch, batch, step)
+                last_good.update(at=(epoch, batch, step), path=run_dir / name)
                 runlog.intact = skiplog.intact = intact()
         barrier()
 

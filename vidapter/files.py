@@ -13,6 +13,7 @@ raises ``WriteError`` naming the path, the cause and what is still intact, after
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import re
@@ -39,9 +40,11 @@ TRUST_HINT = "pass --trust-pickle (Python: trust_pickle=True) only for a file fr
 
 # NumPy arrays of plain dtypes: data only (the array's bytes and its dtype), as PyTorch's documentation allows them.
 # Checkpoints written by vidapter 0.1 held the NumPy RNG state as such an array.
+_np_core = np._core if hasattr(np, "_core") else np.core  # NumPy 2 / 1.x
 _NUMPY_ARRAYS = [
-    np._core.multiarray._reconstruct,
-    (np._core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+    _np_core.multiarray._reconstruct,
+    (_np_core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+    (_np_core.multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
     np.ndarray,
     np.dtype,
     *(getattr(np.dtypes, n) for n in ("UInt32DType", "Int64DType", "Float64DType", "Float32DType", "BoolDType")),
@@ -59,6 +62,31 @@ def _describe(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # temporary files are created private (0600, 0700); the result gets the usual permissions
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+    """The OSError behind ``e``: itself, or one it was raised from or while handling (``torch.save`` reports a failed
+    write as a RuntimeError raised during the OSError)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _kept(path: Path, slash: str = "") -> str:
+    return f"{path.name}{slash} is unchanged" if path.exists() else f"{path.name}{slash} was not created"
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None], intact: str = "") -> Path:
     """Write ``path`` by calling ``write(f)`` on a temporary file in the same folder, then ``os.replace``.
 
@@ -74,11 +102,16 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None], int
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
         tmp = None
-    except OSError as e:
-        kept = f"{path.name} is unchanged" if path.exists() else f"{path.name} was not created"
-        raise WriteError(f"{path}: could not write ({_describe(e)}); {kept}" + (f"; {intact}" if intact else "")) from e
+    except Exception as e:
+        cause = _os_error(e)
+        if cause is None:
+            raise
+        raise WriteError(
+            f"{path}: could not write ({_describe(cause)}); {_kept(path)}" + (f"; {intact}" * bool(intact))
+        ) from e
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -89,32 +122,64 @@ def write_text(path: str | os.PathLike, text: str, intact: str = "") -> Path:
     return write_atomic(path, lambda f: f.write(text.encode()), intact)
 
 
-def write_dir_atomic(directory: str | os.PathLike, write: Callable[[Path], None], intact: str = "") -> Path:
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def write_dir_atomic(
+    directory: str | os.PathLike,
+    write: Callable[[Path], None],
+    intact: str = "",
+    replaceable: Callable[[Path], bool] = lambda d: not any(d.iterdir()),
+) -> Path:
     """Make ``directory`` whole or not at all: ``write(tmp)`` fills a temporary sibling folder, which then takes the
-    directory's name (an existing directory is moved aside first and removed after)."""
+    directory's name. An existing directory is replaced only when ``replaceable(directory)`` says so (by default: it
+    is empty), by swapping the two in one step where the system can (Linux); elsewhere it is moved aside, the new one
+    renamed in, and the old one removed, or put back if that fails."""
     directory = Path(directory)
-    tmp = old = None
+    if directory.exists() and not (directory.is_dir() and replaceable(directory)):
+        raise WriteError(f"{directory}: already exists and is not a folder this command writes; not replaced "
+                         "(remove it or choose another path)")  # fmt: skip
+    tmp = aside = None
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
         write(tmp)
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old."))
-            os.replace(directory, old / directory.name)
-        os.replace(tmp, directory)
-        tmp = None
-    except (OSError, WriteError) as e:
-        if old is not None and not directory.exists():  # put the previous directory back
-            os.replace(old / directory.name, directory)
-        kept = f"{directory.name}/ is unchanged" if directory.exists() else f"{directory.name}/ was not created"
-        cause = e.__cause__ if isinstance(e, WriteError) and e.__cause__ is not None else e
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        if not directory.exists():
+            os.replace(tmp, directory)
+            tmp = None
+        elif not _exchange(tmp, directory):  # after an exchange tmp holds the old directory, removed below
+            aside = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old.")) / directory.name
+            os.replace(directory, aside)
+            try:
+                os.replace(tmp, directory)
+            except OSError:
+                os.replace(aside, directory)  # if this fails too, the error below names where the old one is
+                raise
+            tmp = None
+    except Exception as e:
+        cause = _os_error(e)
+        if cause is None:
+            raise
+        kept = _kept(directory, "/")
+        if aside is not None and aside.exists():
+            kept = f"{directory.name}/ was moved to {aside}"
+            aside = None  # keep it
         raise WriteError(
-            f"{directory}: could not write ({_describe(cause)}); {kept}" + (f"; {intact}" if intact else "")
+            f"{directory}: could not write ({_describe(cause)}); {kept}" + (f"; {intact}" * bool(intact))
         ) from e
     finally:
-        for leftover in (tmp, old):
-            if leftover is not None:
-                shutil.rmtree(leftover, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside.parent, ignore_errors=True)
     return directory
 
 
@@ -123,7 +188,7 @@ def append_line(path: str | os.PathLike, line: str, intact: str = "") -> None:
     try:
         with _open_for_write(path, "ab") as f:
             f.write((line + "\n").encode())
-    except OSError as e:
+    except OSError as e:  # a plain write: the OSError itself
         raise WriteError(f"{path}: could not write ({_describe(e)})" + (f"; {intact}" if intact else "")) from e
 
 
@@ -170,5 +235,8 @@ def _first_line(e: BaseException) -> str:
 
 
 def _is_zip_start(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False

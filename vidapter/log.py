@@ -96,8 +96,10 @@ def write_reports(
     axes[1].set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy", ylim=(0, 1))
     axes[1].legend()
     fig.tight_layout()
-    write_atomic(run_dir / "curves.png", lambda f: fig.savefig(f, format="png", dpi=100), intact)
-    plt.close(fig)
+    try:
+        write_atomic(run_dir / "curves.png", lambda f: fig.savefig(f, format="png", dpi=100), intact)
+    finally:
+        plt.close(fig)
     if confusion is None:
         return
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
@@ -116,5 +118,7 @@ def write_reports(
         ax.set_yticks(range(k), names, fontsize=7)
     ax.set(xlabel="predicted", ylabel="true", title="confusion (row-normalised)")
     fig.tight_layout()
-    write_atomic(run_dir / "confusion.png", lambda f: fig.savefig(f, format="png", dpi=100), intact)
-    plt.close(fig)
+    try:
+        write_atomic(run_dir / "confusion.png", lambda f: fig.savefig(f, format="png", dpi=100), intact)
+    finally:
+        plt.close(fig)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 M_MAX = 30
 # imgaug's order of the operations (the order matters only to draws, not to the distribution)
@@ -95,7 +95,10 @@ def autocontrast(frame: np.ndarray) -> np.ndarray:
 
 
 def equalize(frame: np.ndarray) -> np.ndarray:
-    """imgaug's _equalize_no_pil_ (used for images of 64 x 64 x C values or more): step from all bins but 255."""
+    """imgaug's equalize: PIL's ImageOps.equalize below 64 * 64 array values (H * W * C), else imgaug's own
+    _equalize_no_pil_, whose step counts all bins but 255 (PIL's: all but the highest occupied one)."""
+    if frame.size < 64 * 64:
+        return np.asarray(ImageOps.equalize(Image.fromarray(frame)))
     out = np.empty_like(frame)
     for ch in range(frame.shape[2]):
         x = frame[..., ch]

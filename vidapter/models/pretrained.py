@@ -190,8 +190,8 @@ def read_checkpoint(path: str | os.PathLike, facts: ViTFacts | None = None, trus
         raw = load_torch_file(path, trust_pickle)
     except FileError as e:
         raise WeightsError(str(e)) from e
-    except (OSError, ValueError, EOFError) as e:  # np.load on a damaged or foreign file
-        raise WeightsError(f"{path}: not a readable {path.suffix} file ({type(e).__name__}: {e})") from e
+    except Exception as e:  # np.load, zipfile, safetensors on a damaged or foreign file raise many kinds
+        raise WeightsError(f"{path}: not a readable {path.suffix or 'weights'} file ({type(e).__name__}: {e})") from e
     if not isinstance(raw, Mapping):
         raise WeightsError(f"{path}: holds a {type(raw).__name__}, expected a dict of tensors (a state dict)")
     return unwrap(raw)

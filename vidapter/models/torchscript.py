@@ -62,10 +62,11 @@ _ALLOWED = {
 
 
 def is_torchscript_archive(path: str | os.PathLike) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("/constants.pkl") for n in z.namelist())
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False  # not a zip, or a damaged one: the reader that tries it next says what is wrong
 
 
 class _Unpickler(pickle.Unpickler):
@@ -112,7 +113,9 @@ def read_torchscript_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]
             root = _Unpickler(archive, pkl[: -len("data.pkl")], path).load()
     except StopIteration:
         raise FileError(f"{path}: a TorchScript archive without data.pkl") from None
-    except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, ValueError, TypeError, OSError) as e:
+    except FileError:
+        raise
+    except Exception as e:  # a damaged or crafted archive: zip, pickle, or tensor-rebuild errors of any kind
         raise FileError(f"{path}: damaged TorchScript archive ({type(e).__name__}: {e})") from e
     out: dict[str, torch.Tensor] = {}
     _tensors(root, "", out)
