@@ -1,5 +1,5 @@
 """The reference design of AIM, as a baseline: an independent transcription of vit_clip.py
-(taoyang1122/adapt-image-models) written from AIM_SPEC sections 2-3 without sharing code with vidapter.
+(taoyang1122/adapt-image-models) written from the reference code without sharing code with vidapter.
 
 Sequence-first tokens (N, B*T, D), one ``nn.MultiheadAttention`` per block shared by the temporal and spatial passes,
 einops rearranges between ``n (b t) d`` and ``t (b n) d`` around every temporal pass, LayerNorm cast to fp32, the

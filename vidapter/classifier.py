@@ -1,8 +1,8 @@
 """The video classifier users hold: its network, how it is built from a config, saved, loaded and run on files.
 
-Network as in AIM (arXiv 2302.03024) and shared/AIM_SPEC.md section 3: a temporal embedding (zeros, (1, T, D)) is added
-once to every token after the positional embedding and before the pre-norm; the head is mean over T -> Dropout(0.5)
--> Linear(D, K) with weight ~ N(0, 0.01), bias 0.
+Network as in AIM (arXiv 2302.03024) and its reference code (docs/model.md): a temporal embedding (zeros,
+(1, T, D)) is added once to every token after the positional embedding and before the pre-norm; the head is mean over
+T -> Dropout(0.5) -> Linear(D, K) with weight ~ N(0, 0.01), bias 0.
 
 ``build_model`` makes one from a ``ModelConfig`` (image ViT, pretrained weights, adapters, trainable set);
 ``save_pretrained`` / ``from_pretrained`` write and read model directories (config.json + model.safetensors +

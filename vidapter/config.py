@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ModelConfig:
-    """What to build. Defaults are AIM ViT-B/16 on Kinetics-400 at 8 frames (AIM_SPEC sections 2-4)."""
+    """What to build. Defaults are AIM ViT-B/16 on Kinetics-400 at 8 frames (docs/model.md)."""
 
     backbone: str = "clip_vitb16"  # a row of vidapter.models.vit.BACKBONES
     pretrained: str | None = None  # weights name ("openai:ViT-B/16") or path; None = random init
@@ -73,7 +73,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW + cosine with linear warm-up (AIM_SPEC section 6), parameter groups and schedule as the reference
+    """AdamW + cosine with linear warm-up (docs/recipes.md), parameter groups and schedule as the reference
     configs by default (vidapter/optim.py explains both rules of each)."""
 
     lr: float = 3e-4  # for the global batch of the recipe (64); scale it yourself if you change the batch

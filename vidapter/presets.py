@@ -1,4 +1,4 @@
-"""Named recipes (AIM_SPEC section 6) as functions; derived recipes call and edit another.
+"""Named recipes as functions; derived recipes call and edit another.
 
 Every AIM recipe follows the reference's config file line by line (configs/recognition/vit/*.py at the commit named in
 docs/recipes.md, which lists each line, the field that reproduces it and the test that pins it, and the few stated

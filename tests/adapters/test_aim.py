@@ -1,4 +1,4 @@
-"""AIM's block, network and switches, checked by numbers (AIM_SPEC sections 2-3)."""
+"""AIM's block, network and switches, checked by numbers (docs/model.md)."""
 
 from __future__ import annotations
 

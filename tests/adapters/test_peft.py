@@ -1,4 +1,4 @@
-"""Exact trainable sets and counts (AIM_SPEC section 4), adapter-only export and its backbone identity check."""
+"""Exact trainable sets and counts (the paper's), adapter-only export and its backbone identity check."""
 
 from __future__ import annotations
 

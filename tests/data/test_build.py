@@ -1,4 +1,4 @@
-"""Config sections -> datasets, and the recipes' data settings (AIM_SPEC section 6)."""
+"""Config sections -> datasets, and the recipes' data settings."""
 
 from __future__ import annotations
 

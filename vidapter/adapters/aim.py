@@ -1,7 +1,7 @@
 """AIM: spatial, temporal and joint adapters around a frozen image ViT block.
 
 Yang et al., "AIM: Adapting Image Models for Efficient Video Action Recognition", ICLR 2023, arXiv 2302.03024.
-Behaviour follows shared/AIM_SPEC.md sections 2-3 and is checked against a line-by-line transcription of the reference
+Behaviour follows the reference code (docs/model.md), checked against a line-by-line transcription of its
 ``ViT_CLIP`` block (github.com/taoyang1122/adapt-image-models) in tests/adapters/test_aim_reference.py.
 
 Injection keeps the backbone's parameter names: ``blocks.{i}.norm1`` stays ``blocks.{i}.norm1``; the adapters add

@@ -1,6 +1,6 @@
 """Trainable sets, parameter counts and the identity of frozen backbone weights.
 
-The trainable set of AIM (AIM_SPEC section 3) is declared, not matched by substrings: every adapter a block declares
+The trainable set of AIM (docs/model.md) is declared, not matched by substrings: every adapter a block declares
 (``AIMBlock.adapter_names``), the temporal embedding, the final norm (ln_post) and the head.
 """
 

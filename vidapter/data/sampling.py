@@ -1,4 +1,4 @@
-"""Which frames a clip uses: MMAction2's ``SampleFrames`` semantics, exactly (AIM_SPEC section 6).
+"""Which frames a clip uses: MMAction2's ``SampleFrames`` semantics, exactly (docs/recipes.md).
 
 Dense (Kinetics): a clip spans ``clip_len * frame_interval`` frames; train takes one clip at a random offset, test
 ``num_clips`` evenly spaced clips. Uniform (TSN / SSv2 / Diving-48) is the same rule with ``clip_len=1,

@@ -2,7 +2,7 @@
 
 Every random parameter (crop box, flip, RandAugment ops and magnitudes, erased region) is drawn once per call and
 applied to all frames of the clip, because v2 treats a ``tv_tensors.Video`` as one sample. Outputs are float
-(C, T, H, W), normalised with mean/std on the 0-255 scale (AIM_SPEC section 6).
+(C, T, H, W), normalised with mean/std on the 0-255 scale (docs/recipes.md).
 
 Train: short side -> RandomResizedCrop(area 0.08-1, ratio 3/4-4/3) -> size -> flip(p) -> colour jitter (ViT-L) ->
 RandAugment(n, m) (imgaug's, as the AIM reference, or torchvision's) -> normalise -> RandomErasing(p) (erased pixels =

@@ -1,4 +1,4 @@
-"""Pure state-dict converters: foreign checkpoint layouts -> vidapter's names (timm's, AIM_SPEC section 8).
+"""Pure state-dict converters: foreign checkpoint layouts -> vidapter's names (timm's).
 
 Each format is one declarative table of ``(source regex, target template, transform)`` rows and an explicit ignore
 list. A key that matches neither raises ``ConversionError`` naming it. Rows whose transform is a ``Fuse`` marker are
@@ -56,7 +56,7 @@ OPENAI: list[Row] = [
     (rf"transformer\.resblocks\.(\d+)\.mlp\.c_proj\.{_B}", r"blocks.\1.mlp.fc2.\2", None),
     (rf"ln_post\.{_B}", r"norm.\1", None),
 ]
-OPENAI_IGNORE = [r"proj"]  # CLIP's image-to-text projection is dropped (AIM_SPEC section 3)
+OPENAI_IGNORE = [r"proj"]  # CLIP's image-to-text projection is dropped, as in AIM
 # Keys of the text tower and TorchScript attributes that sit beside "visual.*" in a full CLIP file.
 CLIP_TEXT_TOWER = [
     r"positional_embedding",

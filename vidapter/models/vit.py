@@ -26,7 +26,7 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 @dataclass(frozen=True)
 class ViTFacts:
-    """Architecture facts of one image backbone. Mean/std are on the 0-255 scale (AIM_SPEC section 6)."""
+    """Architecture facts of one image backbone. Mean/std are on the 0-255 scale, as the reference configs."""
 
     width: int
     depth: int
