@@ -232,9 +232,19 @@ def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Conf
     model.load_state_dict(sd, strict=True)
     model.load_report = LoadReport(str(d), str(d / "model.safetensors"), "vidapter-model", len(sd))
     names_path = d / "classes.txt"
-    names = names_path.read_text().splitlines() if names_path.exists() else None
+    names = read_class_names_file(names_path)
     model.config, model.class_names = cfg, names
     return model, cfg, names
+
+
+def read_class_names_file(path: Path) -> list[str] | None:
+    """The ``classes.txt`` beside a model or checkpoint (one name per line), or None when there is none."""
+    if not path.exists():
+        return None
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path}: not a readable text file of class names ({type(e).__name__})") from e
 
 
 def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[VideoClassifier, Config, list[str] | None]:
@@ -265,7 +275,7 @@ def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[Vid
     check_keys(state["model"], trainable_state_dict(model), f"{ckpt} does not fit its config")
     model.load_state_dict(state["model"], strict=False)
     names_file = ckpt.parent / "classes.txt"
-    names = names_file.read_text().splitlines() if names_file.exists() else None
+    names = read_class_names_file(names_file)
     model.config, model.class_names = cfg, names
     return model, cfg, names
 
