@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
+from vidapter.adapters.lora import apply_lora
 from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
 from vidapter.checkpoint import CheckpointError, load_checkpoint
 from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
@@ -127,6 +128,8 @@ class VideoClassifier(nn.Module):
         self.num_frames = num_frames
 
 
+METHODS = ("aim", "lora")  # the ways to adapt the image blocks (model.method)
+
 # Table 1 rows as adapter sets; anything else must be a subset of ADAPTER_KINDS (joint without temporal is allowed).
 ABLATION_ROWS = {
     "frozen space-only": ([], "adapters"),
@@ -139,10 +142,13 @@ ABLATION_ROWS = {
 
 
 def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier:
-    """Build the image ViT, load its pretrained weights (if named), inject AIM adapters, set the trainable set.
+    """Build the image ViT, load its pretrained weights (if named), inject AIM adapters (and LoRA with
+    ``method="lora"``), set the trainable set.
 
     The load report is kept as ``model.load_report`` (None for a random backbone).
     """
+    if cfg.method not in METHODS:
+        raise ValueError(f"model.method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     unknown = sorted(set(cfg.adapters) - set(ADAPTER_KINDS))
     if unknown:
         raise ValueError(f"model.adapters: unknown kinds {unknown}; allowed: {list(ADAPTER_KINDS)}")
@@ -159,9 +165,11 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         num_tadapter=cfg.num_tadapter,
         drop_path_rate=cfg.drop_path_rate,
     )
+    if cfg.method == "lora":
+        apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
     # The reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
     # "space_only") have none. An explicit model.temporal_embed overrides both.
-    temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else bool(kinds)
+    temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else bool(kinds) or cfg.method != "aim"
     model = VideoClassifier(
         vit,
         cfg.num_classes,

@@ -30,6 +30,12 @@ class ModelConfig:
     grad_checkpointing: bool = False  # whole-block activation checkpointing (least memory, one more forward)
     recompute: str = "pointwise"  # none | pointwise | mlp: what backward keeps vs recomputes (vit.set_recompute)
     temporal_attention: str = "auto"  # auto | sdpa | products | frames (aim.set_temporal_attention; same function)
+    method: str = "aim"  # aim: AIM's adapters (model.adapters); lora: also LoRA on the blocks' linear layers, with
+    # AIM's adapters of model.adapters ([] for LoRA alone, [temporal] for LoRA + AIM's temporal pass)
+    lora_r: int = 8  # PEFT's defaults (adapters/lora.py)
+    lora_alpha: float = 8.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
 
 
 @dataclass

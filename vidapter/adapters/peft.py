@@ -17,6 +17,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from vidapter.adapters.aim import AIMBlock
+from vidapter.adapters.lora import lora_modules
 from vidapter.files import write_atomic
 from vidapter.models.pretrained import WeightsError, check_keys
 
@@ -24,12 +25,14 @@ FINETUNE_MODES = ("adapters", "full")
 
 
 def adapter_parameter_names(model: nn.Module) -> list[str]:
-    """Names of every adapter parameter of a VideoClassifier, in module order."""
+    """Names of every adapter parameter of a VideoClassifier (AIM's adapters, LoRA updates), in module order."""
     names = []
     for i, blk in enumerate(model.backbone.blocks):
         if isinstance(blk, AIMBlock):
             for a in blk.adapter_names():
                 names += [f"backbone.blocks.{i}.{a}.{p}" for p, _ in getattr(blk, a).named_parameters()]
+        for holder, lora in lora_modules(blk).items():
+            names += [f"backbone.blocks.{i}.{holder}.{p}" for p, _ in lora.named_parameters()]
     return names
 
 

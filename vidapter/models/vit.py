@@ -94,12 +94,18 @@ class Linear(lean.Lean, nn.Linear):
     function cannot reproduce bit for bit.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.delta: nn.Module | None = None  # a trained module whose output is added (LoRA: adapters/lora.py)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         lean_path = self.recompute and x.is_contiguous() and lean.needs_graph(x, w, self.bias)
         if lean_path and (not w.requires_grad or lean.compute_dtype(x) == w.dtype):
-            return lean.Linear.apply(x, w, self.bias)
-        return F.linear(x, w, self.bias)
+            y = lean.Linear.apply(x, w, self.bias)
+        else:
+            y = F.linear(x, w, self.bias)
+        return y if self.delta is None else y + self.delta(x)
 
 
 class LayerNorm(lean.Lean, nn.LayerNorm):
@@ -193,7 +199,7 @@ class Mlp(nn.Module):
         """(..., D) -> (..., D). ``normed_from=(norm, src)`` says that x is ``norm(src)``: with ``recompute_hidden``
         backward then keeps ``src`` (the norm keeps it anyway) instead of x."""
         w, b = self.fc1.weight, self.fc1.bias
-        if self.recompute_hidden and lean.needs_graph(x, w, b):
+        if self.recompute_hidden and self.fc1.delta is None and lean.needs_graph(x, w, b):
             return self.fc2(lean.Recompute.apply(self._hidden, norm_source(normed_from), x, w, b))
         return self.fc2(self.act(self.fc1(x)))
 

@@ -1,0 +1,78 @@
+"""LoRA on the frozen linear layers of an image ViT, with Hugging Face PEFT's conventions (huggingface/peft at
+5d602fdb, ``src/peft/tuners/lora/layer.py``): Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", arXiv
+2106.09685.
+
+Each chosen layer computes ``W x + b + (alpha / r) * B(A(dropout(x)))`` with A: Linear(in, r, no bias) initialised
+kaiming-uniform (a = sqrt(5)), B: Linear(r, out, no bias) initialised to zeros, so the adapted model equals the image
+model at initialisation. The targets are the block's ``qkv`` (q, k and v share one A and one B, as PEFT on timm's fused
+projection), ``proj``, ``fc1`` and ``fc2``. LoRA has no temporal modelling of its own: with ``model.adapters`` it
+combines with AIM's adapters (``[temporal]``: AIM's temporal pass through the same frozen attention).
+
+Injection keeps the backbone's names; the LoRA weights are ``blocks.{i}.{attn.qkv,attn.proj,mlp.fc1,mlp.fc2}.delta.
+lora_{A,B}.weight`` (PEFT saves ``<layer>.lora_{A,B}.weight``: drop ``delta.``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vidapter.models.vit import VisionTransformer
+
+TARGETS = {"qkv": ("attn", "qkv"), "proj": ("attn", "proj"), "fc1": ("mlp", "fc1"), "fc2": ("mlp", "fc2")}
+
+
+class LoRA(nn.Module):
+    """The low-rank update of one linear layer: ``(alpha / r) * B(A(dropout(x)))``, (..., in) -> (..., out)."""
+
+    def __init__(self, in_features: int, out_features: int, r: int, alpha: float, dropout: float = 0.0):
+        super().__init__()
+        if r < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {r}")
+        self.lora_A = nn.Linear(in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, out_features, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.scaling = alpha / r
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
+
+    @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        """The (out, in) matrix this update adds to the layer's weight: scaling * B @ A."""
+        return (self.lora_B.weight.float() @ self.lora_A.weight.float()) * self.scaling
+
+
+def apply_lora(
+    vit: VisionTransformer,
+    *,
+    r: int = 8,
+    alpha: float = 8.0,
+    dropout: float = 0.0,
+    targets: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2"),
+    layers: list[int] | None = None,
+) -> list[str]:
+    """Add LoRA to the ``targets`` of every block (or of ``layers``) of ``vit`` in place; returns the names of the LoRA
+    parameters, relative to ``vit``. Works on plain blocks and on AIM blocks (which keep the block's attention and MLP).
+    """
+    unknown = sorted(set(targets) - set(TARGETS))
+    if unknown or not targets:
+        raise ValueError(f"LoRA targets must be a non-empty subset of {list(TARGETS)}, got {list(targets)}")
+    names = []
+    for i in range(len(vit.blocks)) if layers is None else layers:
+        blk = vit.blocks[i]
+        for t in targets:
+            part, attr = TARGETS[t]
+            linear = getattr(getattr(blk, part), attr)
+            linear.delta = LoRA(linear.in_features, linear.out_features, r, alpha, dropout).to(linear.weight.device)
+            names += [f"blocks.{i}.{part}.{attr}.delta.{p}" for p, _ in linear.delta.named_parameters()]
+    return names
+
+
+def lora_modules(model: nn.Module) -> dict[str, LoRA]:
+    """Every LoRA update in ``model``, by the name of the module that holds it."""
+    return {name: mod for name, mod in model.named_modules() if isinstance(mod, LoRA)}
