@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
-from vidapter.adapters.lora import apply_lora
+from vidapter.adapters.lora import apply_lora, merge_lora_
 from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
 from vidapter.checkpoint import CheckpointError, load_checkpoint
 from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
@@ -243,6 +243,30 @@ def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Conf
     names = read_class_names_file(names_path)
     model.config, model.class_names = cfg, names
     return model, cfg, names
+
+
+@torch.no_grad()
+def merge_adapters(model: VideoClassifier, cfg: Config, tolerance: float = 1e-4) -> tuple[Config, float]:
+    """Fold the model's mergeable adapters (LoRA) into its frozen weights, in place, so that it runs as the plain
+    image blocks (plus whatever AIM adapters it has); returns the config of the merged model and the largest logit
+    difference on a fixed random clip, checked against ``tolerance`` x (1 + the largest logit)."""
+    if cfg.model.method != "lora":
+        raise ValueError(f"nothing to merge: model.method is {cfg.model.method!r} (merging folds LoRA updates)")
+    g = torch.Generator().manual_seed(0)
+    size = model.backbone.image_size
+    clip = torch.randn(2, 3, model.num_frames, size, size, generator=g).to(next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    before = model(clip).double()
+    merge_lora_(model)
+    after = model(clip).double()
+    model.train(was_training)
+    diff = float((after - before).abs().max())
+    if diff > tolerance * (1 + float(before.abs().max())):
+        raise ValueError(f"merged logits differ from the unmerged ones by {diff:.3g}, above the tolerance")
+    merged = from_dict(to_dict(cfg))
+    merged.model.method = "aim"  # the LoRA updates are in the weights now; AIM's adapters, if any, stay
+    return merged, diff
 
 
 def read_class_names_file(path: Path) -> list[str] | None:

@@ -357,12 +357,17 @@ def cmd_predict(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, overrides: list[str]) -> int:
     from vidapter.adapters.peft import export_adapters
-    from vidapter.classifier import load_model
+    from vidapter.classifier import load_model, merge_adapters
     from vidapter.config import to_dict
 
     if not (args.adapters or args.model_dir):
         raise ValueError("export needs --adapters FILE and/or --model-dir DIR")
+    if args.merge and (args.adapters or not args.model_dir):
+        raise ValueError("export --merge writes a model directory: give --model-dir DIR (and no --adapters)")
     model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
+    if args.merge:
+        cfg, diff = merge_adapters(model, cfg)
+        print(f"merged the LoRA updates into the frozen weights (largest logit change {diff:.2g})")
     if args.adapters:
         path = export_adapters(model, args.adapters, backbone=cfg.model.pretrained or cfg.model.backbone,
                                config=to_dict(cfg))  # fmt: skip
@@ -436,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("model")
     exp.add_argument("--adapters", help="output .safetensors with the trainable tensors and the backbone identity")
     exp.add_argument("--model-dir", help="output model directory (config.json + model.safetensors + classes.txt)")
+    merge_help = "fold LoRA updates into the frozen weights first (checked against the unmerged logits)"
+    exp.add_argument("--merge", action="store_true", help=merge_help)
     _trust_option(exp)
     demo = sub.add_parser("demo", help="AIM on synthetic videos with vidapter's own image ViT, on CPU in minutes")
     demo.add_argument("--ablation", action="store_true", help="Table 1 in miniature: six rows, same budget")

@@ -120,3 +120,37 @@ def test_bad_settings_are_named():
         build_model(_cfg(lora_targets=["qkv", "out_proj"]))
     with pytest.raises(ValueError, match="model.method must be one of aim, lora, got 'evl'"):
         build_model(_cfg(method="evl"))
+
+
+@pytest.mark.parametrize("alpha", [2.0, 4.0])  # scaling alpha / r = 0.5 and 1
+def test_merge_per_layer_in_float64(alpha):
+    from vidapter.adapters.lora import merge_lora_
+    from vidapter.models.vit import Linear
+
+    layer = Linear(6, 5).double()
+    layer.delta = LoRA(6, 5, r=4, alpha=alpha).double()
+    with torch.no_grad():
+        layer.delta.lora_B.weight.normal_()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    before = layer(x)
+    assert merge_lora_(layer) == 1 and layer.delta is None
+    torch.testing.assert_close(layer(x), before, atol=1e-10, rtol=0)
+
+
+def test_export_merge_gives_a_plain_model_with_the_same_logits(tmp_path, video, capsys):
+    from vidapter.classifier import from_pretrained, save_pretrained
+    from vidapter.cli import main
+    from vidapter.config import Config
+
+    cfg = Config("lora", _cfg(adapters=["temporal"]))
+    model = _random_lora_(randomize_(build_model(cfg.model))).eval()
+    save_pretrained(model, cfg, tmp_path / "lora")
+    assert main(["export", str(tmp_path / "lora"), "--merge", "--model-dir", str(tmp_path / "merged")]) == 0
+    assert "merged the LoRA updates" in capsys.readouterr().out
+    merged, merged_cfg, _ = from_pretrained(tmp_path / "merged")
+    assert merged_cfg.model.method == "aim" and merged_cfg.model.adapters == ["temporal"]
+    assert not lora_modules(merged) and any("t_adapter" in n for n, _ in merged.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(merged.eval()(video), model(video), atol=1e-5, rtol=0)
+    assert main(["export", str(tmp_path / "merged"), "--merge", "--model-dir", str(tmp_path / "again")]) == 2
+    assert "nothing to merge: model.method is 'aim'" in capsys.readouterr().err

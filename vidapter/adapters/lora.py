@@ -43,8 +43,9 @@ class LoRA(nn.Module):
 
     @torch.no_grad()
     def merged_weight(self) -> torch.Tensor:
-        """The (out, in) matrix this update adds to the layer's weight: scaling * B @ A."""
-        return (self.lora_B.weight.float() @ self.lora_A.weight.float()) * self.scaling
+        """The (out, in) matrix this update adds to the layer's weight: scaling * B @ A, in fp32 or wider."""
+        dtype = torch.promote_types(self.lora_B.weight.dtype, torch.float32)
+        return (self.lora_B.weight.to(dtype) @ self.lora_A.weight.to(dtype)) * self.scaling
 
 
 def apply_lora(
@@ -76,3 +77,18 @@ def apply_lora(
 def lora_modules(model: nn.Module) -> dict[str, LoRA]:
     """Every LoRA update in ``model``, by the name of the module that holds it."""
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, LoRA)}
+
+
+@torch.no_grad()
+def merge_lora_(model: nn.Module) -> int:
+    """Fold every LoRA update into its layer's weight (``W += scaling * B @ A``, summed in fp32) and remove it, in
+    place; returns how many were merged. The layer then computes what it computed with the update, up to rounding."""
+    merged = 0
+    for module in model.modules():
+        lora = getattr(module, "delta", None)
+        if isinstance(lora, LoRA):
+            w, update = module.weight, lora.merged_weight().to(module.weight.device)
+            w.copy_((w.to(update.dtype) + update).to(w.dtype))
+            module.delta = None
+            merged += 1
+    return merged
