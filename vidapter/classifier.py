@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
 from vidapter.adapters.lora import apply_lora, merge_lora_
 from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
+from vidapter.adapters.stdha import apply_stdha
 from vidapter.checkpoint import CheckpointError, load_checkpoint
 from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
 from vidapter.data.build import clip_transform, frame_sampler
@@ -167,6 +168,7 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     )
     if cfg.method == "lora":
         apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
+    apply_stdha(vit, tuple(cfg.head_shifts))
     # The reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
     # "space_only") have none. An explicit model.temporal_embed overrides both.
     temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else bool(kinds) or cfg.method != "aim"

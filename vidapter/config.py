@@ -36,6 +36,8 @@ class ModelConfig:
     lora_alpha: float = 8.0
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
+    head_shifts: list[int] = field(default_factory=list)  # STDHA (adapters/stdha.py): frame offset of heads 0, 1, ...
+    # in every block's attention, e.g. [-1, 1] (ZeroI2V's ViT-B K400); [] = none
 
 
 @dataclass

@@ -143,7 +143,7 @@ class AIMBlock(nn.Module):
                 xt = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
                 xt = self._temporal(xt, lambda xt: self.attn(xt, math=products))
                 x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
-        y = self.attn(self.norm1(x))
+        y = self.attn(self.norm1(x), num_frames=num_frames)
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
         xn = self.norm2(x)
         normed_from = (self.norm2, x)

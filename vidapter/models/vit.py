@@ -154,11 +154,18 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = Linear(dim, 3 * dim)
         self.proj = Linear(dim, dim)
+        # frame offset each head reads its keys and values from (ZeroI2V's spatio-temporal dual-headed attention,
+        # adapters/stdha.py); empty: every head attends within its own frame
+        self.head_shifts: tuple[int, ...] = ()
 
-    def forward(self, x: torch.Tensor, math: bool = False) -> torch.Tensor:
-        """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence."""
+    def forward(self, x: torch.Tensor, math: bool = False, num_frames: int | None = None) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence. With ``head_shifts`` and
+        ``num_frames`` the B sequences are frames of B/T videos, and head h of frame t takes its keys and values from
+        frame t + head_shifts[h]."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.head_shifts and num_frames is not None:  # images, and AIM's temporal pass, give no num_frames
+            k, v = shift_heads(k, num_frames, self.head_shifts), shift_heads(v, num_frames, self.head_shifts)
         if not math:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
@@ -181,6 +188,19 @@ class Attention(nn.Module):
         scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1, dtype=torch.float32) * q.shape[-1] ** -0.5  # (B,Tq,Tk,N,H)
         out = (torch.softmax(scores, dim=2).unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B, T, N, H, hd)
         return self.proj(out.to(qkv.dtype).reshape(bt, n, d))
+
+
+def shift_heads(x: torch.Tensor, frames: int, shifts: tuple[int, ...]) -> torch.Tensor:
+    """(B*T, H, N, hd) -> the same shape, head h of frame t taken from frame t + shifts[h] where that frame exists
+    (else its own frame's, as ZeroI2V's TemporalShift, which starts from a copy); heads past len(shifts) unshifted."""
+    out = x.clone().view(-1, frames, *x.shape[1:])
+    src = x.view(-1, frames, *x.shape[1:])
+    for h, s in enumerate(shifts):
+        if s > 0:
+            out[:, : frames - s, h] = src[:, s:, h]
+        elif s < 0:
+            out[:, -s:, h] = src[:, : frames + s, h]
+    return out.view_as(x)
 
 
 class Mlp(nn.Module):
@@ -219,8 +239,8 @@ class Block(nn.Module):
         self.mlp = Mlp(d, int(d * facts.mlp_ratio), facts.act)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """(B*T, N, D) -> (B*T, N, D). ``num_frames`` is accepted for a uniform block interface and unused."""
-        x = x + self.attn(self.norm1(x))
+        """(B*T, N, D) -> (B*T, N, D). ``num_frames``: frames per video, for attention heads shifted in time."""
+        x = x + self.attn(self.norm1(x), num_frames=num_frames)
         return x + self.mlp(self.norm2(x), normed_from=(self.norm2, x))
 
 
