@@ -46,6 +46,9 @@ def model_info(cfg: Config) -> dict:
         "backbone": m.backbone,
         "pretrained": cfg.model.pretrained,
         "view": {"frames": m.num_frames, "height": size, "width": size},
+        "method": m.method,
+        "lora": {"r": m.lora_r, "alpha": m.lora_alpha, "targets": m.lora_targets} if m.method == "lora" else None,
+        "head_shifts": m.head_shifts,
         "adapters": m.adapters,
         "adapter_layers": m.adapter_layers,
         "finetune": m.finetune,
@@ -69,6 +72,11 @@ def _print_info(info: dict) -> None:
     print(f"{info['preset']}: {info['backbone']} (weights: {info['pretrained'] or 'random init'})")
     kinds = ",".join(info["adapters"]) or "none"
     print(f"adapters: {kinds} on layers {info['adapter_layers']}, finetune={info['finetune']}")
+    if info["lora"]:
+        lora = info["lora"]
+        print(f"LoRA: r={lora['r']}, alpha={lora['alpha']:g} on {','.join(lora['targets'])} of every block")
+    if info["head_shifts"]:
+        print(f"STDHA: head offsets {info['head_shifts']} (head h reads keys and values from frame t + offset)")
     for name, n in rows:
         print(f"  {name:<26}{n:>14,}  {n / 1e6:8.2f}M")
     print(f"  {'trainable share':<26}{100 * p['trainable'] / p['total']:>13.1f}%")

@@ -190,7 +190,9 @@ def _parse(text: str, hint: typing.Any) -> typing.Any:
     """Command-line text -> Python value: JSON when it parses (numbers, true/false/null, lists), else a string.
     A list field also takes a comma list (``spatial,temporal``) and the empty string for []."""
     if typing.get_origin(hint) is list and not text.startswith("["):
-        return [p for p in text.split(",") if p]
+        items = [p for p in text.split(",") if p]
+        element = (typing.get_args(hint) or (str,))[0]
+        return [_parse(p, element) for p in items] if element in (int, float) else items
     if text in ("none", "None", "null"):
         return None if type(None) in typing.get_args(hint) else text
     try:
