@@ -97,9 +97,10 @@ def preset_rows() -> list[dict]:
     """One row per preset: what ``vidapter presets`` prints (counts and GFLOPs from a meta-device build)."""
     rows = []
     for name in list_presets():
-        info = model_info(get_preset(name))
+        cfg = get_preset(name)
+        info = model_info(cfg)
         rows.append({"name": name, "backbone": info["backbone"], "dataset": name.split("_")[0],
-                     "frames": info["view"]["frames"], "classes": get_preset(name).model.num_classes,
+                     "frames": info["view"]["frames"], "classes": cfg.model.num_classes,
                      "trainable": info["params"]["trainable"], "gflops_per_view": info["gflops_per_view"]})  # fmt: skip
     return rows
 

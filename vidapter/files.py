@@ -19,7 +19,6 @@ import pickle
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -42,7 +41,6 @@ TRUST_HINT = "pass --trust-pickle (Python: trust_pickle=True) only for a file fr
 # Checkpoints written by vidapter 0.1 held the NumPy RNG state as such an array.
 _np_core = np._core if hasattr(np, "_core") else np.core  # NumPy 2 / 1.x
 _NUMPY_ARRAYS = [
-    _np_core.multiarray._reconstruct,
     (_np_core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
     (_np_core.multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
     np.ndarray,
@@ -87,6 +85,11 @@ def _kept(path: Path, slash: str = "") -> str:
     return f"{path.name}{slash} is unchanged" if path.exists() else f"{path.name}{slash} was not created"
 
 
+def _write_error(path: Path, cause: OSError, kept: str, intact: str) -> WriteError:
+    """The one-line error of a failed write: the path, the cause, what is as it was, and how to go on."""
+    return WriteError(f"{path}: could not write ({_describe(cause)})" + "".join(f"; {t}" for t in (kept, intact) if t))
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None], intact: str = "") -> Path:
     """Write ``path`` by calling ``write(f)`` on a temporary file in the same folder, then ``os.replace``.
 
@@ -109,9 +112,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None], int
         cause = _os_error(e)
         if cause is None:
             raise
-        raise WriteError(
-            f"{path}: could not write ({_describe(cause)}); {_kept(path)}" + (f"; {intact}" * bool(intact))
-        ) from e
+        raise _write_error(path, cause, _kept(path), intact) from e
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -172,9 +173,7 @@ def write_dir_atomic(
         if aside is not None and aside.exists():
             kept = f"{directory.name}/ was moved to {aside}"
             aside = None  # keep it
-        raise WriteError(
-            f"{directory}: could not write ({_describe(cause)}); {kept}" + (f"; {intact}" * bool(intact))
-        ) from e
+        raise _write_error(directory, cause, kept, intact) from e
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -189,7 +188,7 @@ def append_line(path: str | os.PathLike, line: str, intact: str = "") -> None:
         with _open_for_write(path, "ab") as f:
             f.write((line + "\n").encode())
     except OSError as e:  # a plain write: the OSError itself
-        raise WriteError(f"{path}: could not write ({_describe(e)})" + (f"; {intact}" if intact else "")) from e
+        raise _write_error(Path(path), e, "", intact) from e
 
 
 def _refused_globals(path: Path, error: Exception) -> list[str]:
@@ -221,7 +220,7 @@ def load_torch_file(path: str | os.PathLike, trust_pickle: bool = False):
             ) from e
         raise FileError(f"{path}: not a PyTorch file the safe loader can read ({_first_line(e)})") from e
     except Exception as e:  # torch.load raises EOFError, OSError, KeyError, RuntimeError... on damaged files
-        what = "truncated or damaged" if zipfile.is_zipfile(path) or _is_zip_start(path) else "not a PyTorch file"
+        what = "truncated or damaged" if _is_zip_start(path) else "not a PyTorch file"  # torch.save writes zips
         raise FileError(f"{path}: {what} ({type(e).__name__}: {_first_line(e)})") from e
 
 

@@ -56,15 +56,20 @@ def reference_name(name: str, layout: str) -> str:
     return name
 
 
-def _reference_options(name: str, layout: str, cfg: OptimConfig) -> tuple[float, float]:
-    """(weight decay, lr multiplier) by mmcv's DefaultOptimizerConstructor with the reference's custom keys."""
+def _reference_keys(cfg: OptimConfig) -> list[tuple[str, dict]]:
+    """The reference's custom_keys in mmcv's order of matching: longest first, ties alphabetical."""
     keys = {k: {"decay_mult": 0.0} for k in REFERENCE_NO_DECAY_KEYS}
     if cfg.backbone_lr_mult != 1.0:
         keys["backbone"] = {"lr_mult": cfg.backbone_lr_mult}
+    return [(k, keys[k]) for k in sorted(sorted(keys), key=len, reverse=True)]
+
+
+def _reference_options(name: str, layout: str, cfg: OptimConfig, keys: list[tuple[str, dict]]) -> tuple[float, float]:
+    """(weight decay, lr multiplier) by mmcv's DefaultOptimizerConstructor: the first key contained in the name."""
     ref = reference_name(name, layout)
-    for key in sorted(sorted(keys), key=len, reverse=True):
+    for key, options in keys:
         if key in ref:
-            return cfg.weight_decay * keys[key].get("decay_mult", 1.0), keys[key].get("lr_mult", 1.0)
+            return cfg.weight_decay * options.get("decay_mult", 1.0), options.get("lr_mult", 1.0)
     return cfg.weight_decay, 1.0
 
 
@@ -77,13 +82,13 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     """Trainable parameters grouped by (weight decay, lr multiplier), in a fixed order; empty groups are dropped."""
     if cfg.decay_groups not in DECAY_GROUPS:
         raise ValueError(f"optim.decay_groups must be one of {DECAY_GROUPS}, got {cfg.decay_groups!r}")
-    layout = model.backbone.facts.layout
+    layout, keys = model.backbone.facts.layout, _reference_keys(cfg)
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         if cfg.decay_groups == "reference":
-            decay, mult = _reference_options(name, layout, cfg)
+            decay, mult = _reference_options(name, layout, cfg, keys)
         else:
             decay, mult = _vidapter_options(name, p, cfg)
         if name.endswith("temporal_embed"):

@@ -90,9 +90,9 @@ def build_loader(
 class SkipLog:
     """Counts replaced samples per epoch; reports them in the log and as JSON lines in the run directory."""
 
-    def __init__(self, run_dir: str | os.PathLike | None = None, intact: str = ""):
+    def __init__(self, run_dir: str | os.PathLike | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.intact = intact  # what a failed write of the report says is still whole (the engine's checkpoints)
+        self.intact = ""  # what a failed write of the report says is still whole; the engine keeps it current
         self.current: list[tuple[str, str]] = []
 
     def add(self, skipped: list[tuple[str, str]]) -> None:

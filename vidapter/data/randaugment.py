@@ -25,10 +25,13 @@ not give imgaug's draws, only the same distribution.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from torchvision import tv_tensors
 
 M_MAX = 30
 # imgaug's order of the operations (the order matters only to draws, not to the distribution)
@@ -58,10 +61,10 @@ def magnitudes(m: int) -> dict[str, float]:
     }
 
 
-def _affine(frame: np.ndarray, *, rotate=0.0, shear=(0.0, 0.0), translate=(0.0, 0.0), center=(0.0, 0.0), cval=128):
-    """imgaug's pillike.Affine: forward matrix centre^-1 . translate . shear . rotate . centre in float32, inverted,
-    handed to PIL's AFFINE transform (nearest neighbour, fill (cval, cval, cval))."""
-    h, w = frame.shape[:2]
+@functools.lru_cache(maxsize=64)
+def _affine_coeffs(h: int, w: int, rotate: float, shear: tuple, translate: tuple, center: tuple) -> tuple:
+    """imgaug's pillike.Affine matrix: forward centre^-1 . translate . shear . rotate . centre in float32, inverted;
+    the six coefficients PIL's AFFINE transform takes. Cached: every frame of a clip uses the same."""
     cx, cy = w * center[0], h * center[1]
     f32 = np.float32
     move_in = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=f32)
@@ -72,9 +75,13 @@ def _affine(frame: np.ndarray, *, rotate=0.0, shear=(0.0, 0.0), translate=(0.0, 
     shx, shy = np.tanh(np.deg2rad(shear[0])), np.tanh(np.deg2rad(shear[1]))
     shr = np.array([[1, shx, 0], [shy, 1, 0], [0, 0, 1]], dtype=f32)
     trans = np.array([[1, 0, translate[0] * w], [0, 1, translate[1] * h], [0, 0, 1]], dtype=f32)
-    forward = move_out @ trans @ shr @ rot @ move_in
-    inv = np.linalg.inv(forward).astype(f32)
-    coeffs = tuple(float(v) for v in inv[:2].reshape(-1))
+    inv = np.linalg.inv(move_out @ trans @ shr @ rot @ move_in).astype(f32)
+    return tuple(float(v) for v in inv[:2].reshape(-1))
+
+
+def _affine(frame: np.ndarray, *, rotate=0.0, shear=(0.0, 0.0), translate=(0.0, 0.0), center=(0.0, 0.0), cval=128):
+    """imgaug's pillike.Affine on one frame: PIL's AFFINE transform (nearest neighbour, fill (cval, cval, cval))."""
+    coeffs = _affine_coeffs(*frame.shape[:2], rotate, shear, translate, center)
     img = Image.fromarray(frame)
     return np.asarray(img.transform(img.size, Image.AFFINE, coeffs, fillcolor=(cval, cval, cval)))
 
@@ -206,7 +213,5 @@ class ImgaugRandAugment:
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        from torchvision import tv_tensors
-
         out = self.apply(video.as_subclass(torch.Tensor), self.draw(video.shape[-2], video.shape[-1]))
         return tv_tensors.wrap(out, like=video) if isinstance(video, tv_tensors.Video) else out
