@@ -119,8 +119,14 @@ def test_ddp_two_processes_agree_with_one(data, tmp_path, compiled, port):
     torch.manual_seed(0)  # train.seed: the initial weights of both runs
     init = dict(_trainable(load_checkpoint(tmp_path / "one" / "last.pt")))
     assert all(not torch.equal(a[k], init[k].detach()) for k in ("head.fc.weight", "temporal_embed"))
+    # Measured against how far training moved each tensor: AdamW divides by sqrt(v), so an element whose gradient sits
+    # at rounding level (fc1 right after its zero-initialised fc2 starts moving) turns float noise into a full-size
+    # step, and elementwise tolerances flake across CPUs (compiled kernels round differently). A wrong shard, a missed
+    # all-reduce or a wrong learning rate moves the ratio to order 1; rounding keeps it near 1e-5.
     for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
+        moved = (a[k] - init[k].detach()).norm()
+        ratio = ((a[k] - b[k]).norm() / moved).item()
+        assert ratio < 1e-3, (k, ratio, (a[k] - b[k]).abs().max().item())
 
 
 def test_sigterm_saves_and_exits_cleanly(data, tmp_path):
