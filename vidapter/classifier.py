@@ -26,9 +26,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
+from vidapter.adapters.evl import apply_evl, tapped_forward
 from vidapter.adapters.lora import apply_lora, merge_lora_
 from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
+from vidapter.adapters.st_adapter import apply_st_adapter
 from vidapter.adapters.stdha import apply_stdha
+from vidapter.adapters.zeroi2v import apply_zeroi2v, merge_zeroi2v_
 from vidapter.checkpoint import CheckpointError, load_checkpoint
 from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
 from vidapter.data.build import clip_transform, frame_sampler
@@ -36,9 +39,17 @@ from vidapter.files import write_atomic, write_dir_atomic, write_text
 from vidapter.models.pretrained import LoadReport, WeightsError, check_keys, load_backbone, read_json, read_safetensors
 from vidapter.models.vit import VisionTransformer, build_vit, set_recompute
 
+READOUTS = ("norm_mean", "mean_norm", "decoder")
+
 
 class VideoClassifier(nn.Module):
-    """Image backbone applied to video. Input (B, 3, T, H, W) normalised float video; output logits (B, K)."""
+    """Image backbone applied to video. Input (B, 3, T, H, W) normalised float video; output logits (B, K).
+
+    ``readout``: ``norm_mean`` (AIM, ZeroI2V, LoRA) puts every frame's class token through the final norm, then takes
+    the mean over T; ``mean_norm`` (ST-Adapter) takes the mean first; ``decoder`` (EVL) runs the backbone without
+    gradient while its weights are frozen and hands the last blocks to ``decoder``, whose output the head reads.
+    ``head_std``: the head's weights ~ N(0, head_std^2), bias 0; None: PyTorch's default init of a Linear.
+    """
 
     def __init__(
         self,
@@ -49,11 +60,18 @@ class VideoClassifier(nn.Module):
         temporal_embed: bool = True,
         dropout: float = 0.5,
         grad_checkpointing: bool = False,
+        readout: str = "norm_mean",
+        decoder: nn.Module | None = None,
+        head_std: float | None = 0.01,
     ):
         super().__init__()
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        if readout not in READOUTS or (readout == "decoder") != (decoder is not None):
+            raise ValueError(f"readout must be one of {READOUTS}, 'decoder' exactly when a decoder is given")
         self.backbone = backbone
+        self.readout = readout
+        self.decoder = decoder
         self.num_frames = num_frames
         self.grad_checkpointing = grad_checkpointing
         d = backbone.width
@@ -61,8 +79,9 @@ class VideoClassifier(nn.Module):
         self.head = nn.Module()
         self.head.dropout = nn.Dropout(dropout)
         self.head.fc = nn.Linear(d, num_classes)
-        nn.init.normal_(self.head.fc.weight, std=0.01)
-        nn.init.zeros_(self.head.fc.bias)
+        if head_std is not None:
+            nn.init.normal_(self.head.fc.weight, std=head_std)
+            nn.init.zeros_(self.head.fc.bias)
         self.load_report = None  # what build_model loaded the image weights from (None: random init)
         self.config: Config | None = None  # set by the loaders (from_pretrained, load_model); predict needs it
         self.class_names: list[str] | None = None
@@ -80,26 +99,46 @@ class VideoClassifier(nn.Module):
                 "frames, or call set_num_frames(T) to interpolate the temporal embedding"
             )
 
-    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, T, D): final-normed class token of every frame."""
+    def _tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B*T, N, D): embedded frames, temporal embedding added, pre-normed."""
         self.check_input(video)
-        b, t = video.shape[0], video.shape[2]
-        vit = self.backbone
-        x = vit.embed(rearrange(video, "b c t h w -> (b t) c h w"))
+        t = video.shape[2]
+        x = self.backbone.embed(rearrange(video, "b c t h w -> (b t) c h w"))
         if self.temporal_embed is not None:
             x = rearrange(x, "(b t) n d -> b t n d", t=t) + self.temporal_embed.to(x.dtype).unsqueeze(2)
             x = rearrange(x, "b t n d -> (b t) n d")
-        x = vit.norm_pre(x)
-        for blk in vit.blocks:
+        return self.backbone.norm_pre(x)
+
+    def _blocks(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        for blk in self.backbone.blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(blk, x, t, use_reentrant=False)
             else:
                 x = blk(x, t)
-        return rearrange(vit.norm(x[:, 0]), "(b t) d -> b t d", b=b)
+        return x
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, T, D): final-normed class token of every frame (readouts other than ``decoder``)."""
+        if self.decoder is not None:
+            raise ValueError("a model with a decoder readout (EVL) has no per-frame features")
+        b, t = video.shape[0], video.shape[2]
+        x = self._blocks(self._tokens(video), t)
+        return rearrange(self.backbone.norm(x[:, 0]), "(b t) d -> b t d", b=b)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K) logits."""
-        x = self.forward_features(video).mean(dim=1)
+        if self.readout == "norm_mean":
+            x = self.forward_features(video).mean(dim=1)
+        elif self.readout == "mean_norm":
+            b, t = video.shape[0], video.shape[2]
+            x = self._blocks(self._tokens(video), t)
+            x = self.backbone.norm(rearrange(x[:, 0], "(b t) d -> b t d", b=b).mean(dim=1))
+        else:
+            # a frozen backbone runs without gradient: nothing of it is kept for backward
+            frozen = not any(p.requires_grad for p in self.backbone.parameters())
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+                taps = tapped_forward(self.backbone, self._tokens(video), video.shape[2], self.decoder.num_layers)
+            x = self.decoder(taps)
         return self.head.fc(self.head.dropout(x))
 
     @classmethod
@@ -129,7 +168,24 @@ class VideoClassifier(nn.Module):
         self.num_frames = num_frames
 
 
-METHODS = ("aim", "lora")  # the ways to adapt the image blocks (model.method)
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """How a method reads the video out of the blocks and what it trains besides its adapters (``model.method``)."""
+
+    readout: str  # VideoClassifier's readout
+    temporal_embed: bool  # a temporal embedding when model.temporal_embed is None (AIM: only with adapters)
+    train_norm: bool  # the final norm (CLIP's ln_post) trains
+    head_std: float | None  # head weights ~ N(0, std^2); None: PyTorch's default
+    combines_aim: bool  # AIM's adapters of model.adapters may sit beside it
+
+
+METHODS: dict[str, Method] = {
+    "aim": Method("norm_mean", True, True, 0.01, True),
+    "lora": Method("norm_mean", True, True, 0.01, True),
+    "zeroi2v": Method("norm_mean", True, True, 0.01, False),  # MMAction2's I3DHead: init_std 0.01
+    "st_adapter": Method("mean_norm", False, False, 0.02, False),
+    "evl": Method("decoder", False, False, None, False),
+}
 
 # Table 1 rows as adapter sets; anything else must be a subset of ADAPTER_KINDS (joint without temporal is allowed).
 ABLATION_ROWS = {
@@ -143,16 +199,20 @@ ABLATION_ROWS = {
 
 
 def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier:
-    """Build the image ViT, load its pretrained weights (if named), inject AIM adapters (and LoRA with
-    ``method="lora"``), set the trainable set.
+    """Build the image ViT, load its pretrained weights (if named), adapt it with ``model.method`` (AIM's adapters of
+    ``model.adapters``; LoRA; ZeroI2V; ST-Adapter; EVL's decoder), set the time shifts and the trainable set.
 
     The load report is kept as ``model.load_report`` (None for a random backbone).
     """
     if cfg.method not in METHODS:
         raise ValueError(f"model.method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    method = METHODS[cfg.method]
     unknown = sorted(set(cfg.adapters) - set(ADAPTER_KINDS))
     if unknown:
         raise ValueError(f"model.adapters: unknown kinds {unknown}; allowed: {list(ADAPTER_KINDS)}")
+    if cfg.adapters and not method.combines_aim:
+        raise ValueError(f"model.method={cfg.method} replaces AIM's adapters: set --model.adapters= (empty), got "
+                         f"{cfg.adapters}")  # fmt: skip
     check_temporal_attention(cfg.temporal_attention)  # before any weights are read
     vit = build_vit(cfg.backbone, cfg.image_size)
     report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
@@ -166,20 +226,32 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         num_tadapter=cfg.num_tadapter,
         drop_path_rate=cfg.drop_path_rate,
     )
+    decoder = None
     if cfg.method == "lora":
         apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
+    elif cfg.method == "zeroi2v":
+        apply_zeroi2v(vit, ratio=cfg.ratio, scale=cfg.scale, num_tadapter=cfg.num_tadapter,
+                      dropout=cfg.zeroi2v_dropout)  # fmt: skip
+    elif cfg.method == "st_adapter":
+        apply_st_adapter(vit, width=cfg.st_width, positions=tuple(cfg.st_positions), kernel=cfg.st_kernel)
+    elif cfg.method == "evl":
+        decoder = apply_evl(vit, num_frames=cfg.num_frames, num_layers=cfg.evl_layers)
     apply_stdha(vit, tuple(cfg.head_shifts))
-    # The reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
-    # "space_only") have none. An explicit model.temporal_embed overrides both.
-    temporal_embed = cfg.temporal_embed if cfg.temporal_embed is not None else bool(kinds) or cfg.method != "aim"
+    # The AIM reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
+    # "space_only") have none. An explicit model.temporal_embed overrides the method's default.
+    default_te = method.temporal_embed and (bool(kinds) or cfg.method != "aim")
     model = VideoClassifier(
         vit,
         cfg.num_classes,
         cfg.num_frames,
-        temporal_embed=temporal_embed,
+        temporal_embed=cfg.temporal_embed if cfg.temporal_embed is not None else default_te,
         dropout=cfg.dropout,
         grad_checkpointing=cfg.grad_checkpointing,
+        readout=method.readout,
+        decoder=decoder,
+        head_std=method.head_std,
     )
+    model.train_norm = method.train_norm
     set_trainable(model, cfg.finetune)
     set_recompute(model, cfg.recompute)
     set_temporal_attention(model, cfg.temporal_attention)
@@ -247,27 +319,37 @@ def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Conf
     return model, cfg, names
 
 
+MERGEABLE = ("lora", "zeroi2v")
+
+
 @torch.no_grad()
 def merge_adapters(model: VideoClassifier, cfg: Config, tolerance: float = 1e-4) -> tuple[Config, float]:
-    """Fold the model's mergeable adapters (LoRA) into its frozen weights, in place, so that it runs as the plain
-    image blocks (plus whatever AIM adapters it has); returns the config of the merged model and the largest logit
-    difference on a fixed random clip, checked against ``tolerance`` x (1 + the largest logit)."""
-    if cfg.model.method != "lora":
-        raise ValueError(f"nothing to merge: model.method is {cfg.model.method!r} (merging folds LoRA updates)")
+    """Fold the model's mergeable adapters (LoRA updates, ZeroI2V's linear adapters) into its frozen weights, in
+    place, so that it runs as the plain image blocks (plus AIM's adapters, if any, and its time shifts, which stay in
+    its config); returns the config of the merged model and the largest logit difference on a fixed random clip,
+    checked against ``tolerance`` x (1 + the largest logit)."""
+    if cfg.model.method not in MERGEABLE:
+        raise ValueError(f"nothing to merge: model.method is {cfg.model.method!r} (merging folds LoRA updates and "
+                         "ZeroI2V's linear adapters)")  # fmt: skip
     g = torch.Generator().manual_seed(0)
     size = model.backbone.image_size
     clip = torch.randn(2, 3, model.num_frames, size, size, generator=g).to(next(model.parameters()).device)
     was_training = model.training
     model.eval()
     before = model(clip).double()
-    merge_lora_(model)
+    merged_layers = merge_lora_(model) + merge_zeroi2v_(model.backbone)
     after = model(clip).double()
     model.train(was_training)
     diff = float((after - before).abs().max())
     if diff > tolerance * (1 + float(before.abs().max())):
         raise ValueError(f"merged logits differ from the unmerged ones by {diff:.3g}, above the tolerance")
+    if not merged_layers:
+        raise ValueError("nothing to merge: the model has no LoRA update and no ZeroI2V block")
     merged = from_dict(to_dict(cfg))
-    merged.model.method = "aim"  # the LoRA updates are in the weights now; AIM's adapters, if any, stay
+    # the updates are in the weights now; AIM's adapters (model.adapters), the head shifts and the temporal embedding
+    # stay as they were, the last stated explicitly since the "aim" default depends on model.adapters
+    merged.model.method = "aim"
+    merged.model.temporal_embed = model.temporal_embed is not None
     return merged, diff
 
 

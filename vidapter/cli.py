@@ -11,13 +11,20 @@ from pathlib import Path
 
 import torch
 
-from vidapter.adapters.peft import count_parameters, store_frozen_matrices_
+from vidapter.adapters.peft import count_parameters, store_frozen_matrices_, trainable_state_dict
 from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, ConfigError, apply_overrides
 from vidapter.data.prepare import KINETICS_TEMPLATE
 from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
 from vidapter.files import TRUST_HINT, FileError, write_text
-from vidapter.models.convert import ConversionError, aim_official_to_vidapter, detect_format
+from vidapter.models.convert import (
+    ConversionError,
+    aim_official_to_vidapter,
+    detect_format,
+    evl_official_to_vidapter,
+    st_adapter_official_to_vidapter,
+    zeroi2v_official_to_vidapter,
+)
 from vidapter.models.flops import count_macs
 from vidapter.models.pretrained import WEIGHTS, WeightsError, check_keys, read_checkpoint
 from vidapter.models.vit import BACKBONES, list_backbones
@@ -48,6 +55,7 @@ def model_info(cfg: Config) -> dict:
         "view": {"frames": m.num_frames, "height": size, "width": size},
         "method": m.method,
         "lora": {"r": m.lora_r, "alpha": m.lora_alpha, "targets": m.lora_targets} if m.method == "lora" else None,
+        "method_settings": _method_settings(m),
         "head_shifts": m.head_shifts,
         "adapters": m.adapters,
         "adapter_layers": m.adapter_layers,
@@ -56,6 +64,20 @@ def model_info(cfg: Config) -> dict:
         "gflops_per_view": macs / 1e9,
         "flops_convention": "multiply-accumulates (fvcore/paper), torch.utils.flop_counter on meta tensors",
     }
+
+
+def _method_settings(m) -> str:
+    """The method's own sizes, in one line (AIM's and LoRA's are printed apart)."""
+    if m.method == "zeroi2v":
+        return f"linear adapters x{2 + m.num_tadapter} per block, ratio {m.ratio:g}, scale {m.scale:g}, dropout " \
+               f"{m.zeroi2v_dropout:g} (mergeable)"  # fmt: skip
+    if m.method == "st_adapter":
+        return (
+            f"ST-Adapters of {m.st_width} channels before {' and '.join(m.st_positions)}, temporal kernel {m.st_kernel}"
+        )
+    if m.method == "evl":
+        return f"decoder of {m.evl_layers} layers on the last {m.evl_layers} blocks, backbone without gradient"
+    return ""
 
 
 def _print_info(info: dict) -> None:
@@ -71,7 +93,9 @@ def _print_info(info: dict) -> None:
     ]
     print(f"{info['preset']}: {info['backbone']} (weights: {info['pretrained'] or 'random init'})")
     kinds = ",".join(info["adapters"]) or "none"
-    print(f"adapters: {kinds} on layers {info['adapter_layers']}, finetune={info['finetune']}")
+    print(f"method: {info['method']}" + (f": {info['method_settings']}" if info["method_settings"] else ""))
+    if info["adapters"] or info["method"] in ("aim", "lora"):
+        print(f"AIM adapters: {kinds} on layers {info['adapter_layers']}, finetune={info['finetune']}")
     if info["lora"]:
         lora = info["lora"]
         print(f"LoRA: r={lora['r']}, alpha={lora['alpha']:g} on {','.join(lora['targets'])} of every block")
@@ -147,23 +171,56 @@ def cmd_listing(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+# released checkpoint kinds: (layout, converter, whether the file holds the image weights too); AIM and ZeroI2V
+# share MMAction2's layout (their tables tell their adapters apart)
+OFFICIAL_KINDS = {
+    "aim-official": ("aim_official", aim_official_to_vidapter, True),
+    "zeroi2v-official": ("aim_official", zeroi2v_official_to_vidapter, True),
+    "st-adapter-official": ("st_adapter_official", st_adapter_official_to_vidapter, False),
+    "evl-official": ("evl_official", evl_official_to_vidapter, False),
+}
+
+
+def _shape_from_tensors(cfg, sd: dict) -> None:
+    """What a released file fixes about the model: classes, frames, and the method's sizes."""
+    m = cfg.model
+    m.num_classes = sd["head.fc.weight"].shape[0]
+    if "temporal_embed" in sd:
+        m.num_frames = sd["temporal_embed"].shape[1]
+    if m.method == "zeroi2v" and not any(".t_adapter_in." in k for k in sd):
+        m.method, m.adapters, m.temporal_embed = "aim", [], True  # merged: plain blocks + time shifts
+    if m.method == "zeroi2v":
+        m.num_tadapter = 2 if any(".mlp_adapter_out." in k for k in sd) else 1
+    if m.method == "st_adapter":
+        m.st_positions = [p for p in ("attn", "mlp") if any(f".adapter_pre_{p}." in k for k in sd)]
+        m.st_width = next(v.shape[0] for k, v in sd.items() if k.endswith(".fc1.weight"))
+    if m.method == "evl":
+        m.num_frames = sd["decoder.temporal_pos_embed.0"].shape[0]
+        m.evl_layers = sum(k.startswith("decoder.temporal_pos_embed.") for k in sd)
+
+
 def cmd_convert(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg = _config(args, overrides)
+    layout, converter, whole = OFFICIAL_KINDS[args.kind]
     raw = read_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle)
     try:
-        fmt = detect_format(raw)
-        if fmt != "aim_official":
-            raise ConversionError(f"layout is {fmt!r}, expected a released AIM (MMAction2) checkpoint")
-        sd = aim_official_to_vidapter(raw)
+        fmt = detect_format(raw) if whole else layout
+        if fmt != layout:
+            raise ConversionError(f"layout is {fmt!r}, expected a released {args.kind} (MMAction2) checkpoint")
+        sd = converter(raw)
     except ConversionError as e:
         raise WeightsError(f"{args.checkpoint}: {e}") from e
-    cfg.model.pretrained = None  # every weight comes from the checkpoint
-    if "temporal_embed" in sd:
-        cfg.model.num_frames = sd["temporal_embed"].shape[1]
-    cfg.model.num_classes = sd["head.fc.weight"].shape[0]
-    model = build_model(cfg.model)
-    check_keys(sd, model.state_dict(), f"{args.checkpoint} does not fit preset {cfg.name}")
-    model.load_state_dict(sd, strict=True)
+    if whole and args.backbone:
+        raise ConfigError(f"{args.kind} files hold their image weights: --backbone does not apply")
+    # every weight comes from the checkpoint, or the trained ones from it and the image ones from --backbone
+    cfg.model.pretrained = None if whole else (args.backbone or cfg.model.pretrained)
+    if not whole and not cfg.model.pretrained:
+        raise ConfigError(f"{args.kind} files hold only the trained tensors: name the image weights with --backbone")
+    _shape_from_tensors(cfg, sd)
+    model = build_model(cfg.model, trust_pickle=args.trust_pickle)
+    target = model.state_dict() if whole else trainable_state_dict(model)
+    check_keys(sd, target, f"{args.checkpoint} does not fit preset {cfg.name}")
+    model.load_state_dict(sd, strict=whole)
     names = Path(args.class_names).read_text().splitlines() if args.class_names else None
     out = save_pretrained(model, cfg, args.out_dir, names)
     print(f"wrote {out} ({len(sd)} tensors, {cfg.model.num_frames} frames, {cfg.model.num_classes} classes)")
@@ -375,8 +432,9 @@ def cmd_export(args: argparse.Namespace, overrides: list[str]) -> int:
         raise ValueError("export --merge writes a model directory: give --model-dir DIR (and no --adapters)")
     model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
     if args.merge:
+        method = cfg.model.method
         cfg, diff = merge_adapters(model, cfg)
-        print(f"merged the LoRA updates into the frozen weights (largest logit change {diff:.2g})")
+        print(f"merged the {method} model's adapters into its frozen weights (largest logit change {diff:.2g})")
     if args.adapters:
         path = export_adapters(model, args.adapters, backbone=cfg.model.pretrained or cfg.model.backbone,
                                config=to_dict(cfg))  # fmt: skip
@@ -387,10 +445,14 @@ def cmd_export(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, overrides: list[str]) -> int:
-    from vidapter.demo.run import run_ablation, run_demo
+    from vidapter.demo.run import run_ablation, run_demo, run_methods
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    if args.ablation:
+    if args.ablation and args.methods:
+        raise ValueError("vidapter demo takes --ablation or --methods, not both")
+    if args.methods:
+        run_methods(data_dir, Path(args.run_dir or "runs/methods"), overrides=overrides)
+    elif args.ablation:
         run_ablation(data_dir, Path(args.run_dir or "runs/ablation"), overrides=overrides)
     else:
         run_demo(data_dir, Path(args.run_dir or "runs/demo"), overrides=overrides)
@@ -419,11 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
         listing = sub.add_parser(name, help=text)
         listing.add_argument("--json", action="store_true")
     conv = sub.add_parser("convert", help="convert a released checkpoint into a vidapter model directory")
-    conv.add_argument("kind", choices=["aim-official"])
+    conv.add_argument("kind", choices=list(OFFICIAL_KINDS))
     conv.add_argument("checkpoint")
     conv.add_argument("out_dir")
     conv.add_argument("--preset", required=True, choices=sorted(PRESETS), metavar="NAME")
     conv.add_argument("--class-names", help="text file, one class name per line")
+    conv.add_argument("--backbone", help="image weights the trained tensors sit on (st-adapter-official, "
+                      "evl-official): any name or file model.pretrained takes; default: the preset's")  # fmt: skip
     _trust_option(conv)
     train = sub.add_parser("train", help="train a preset; --section.field=value overrides")
     train.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME", help="one of: " + ", ".join(PRESETS))
@@ -450,13 +514,20 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("model")
     exp.add_argument("--adapters", help="output .safetensors with the trainable tensors and the backbone identity")
     exp.add_argument("--model-dir", help="output model directory (config.json + model.safetensors + classes.txt)")
-    merge_help = "fold LoRA updates into the frozen weights first (checked against the unmerged logits)"
+    merge_help = (
+        "fold LoRA updates or ZeroI2V's adapters into the frozen weights first (checked against the unmerged logits)"
+    )
     exp.add_argument("--merge", action="store_true", help=merge_help)
     _trust_option(exp)
     demo = sub.add_parser("demo", help="AIM on synthetic videos with vidapter's own image ViT, on CPU in minutes")
     demo.add_argument("--ablation", action="store_true", help="Table 1 in miniature: six rows, same budget")
+    demo.add_argument(
+        "--methods",
+        action="store_true",
+        help="every method (AIM, ST-Adapter, EVL, ZeroI2V, LoRA) on the same data, steps and evaluation",
+    )
     demo.add_argument("--data-dir", help="synthetic dataset cache (default ~/.cache/vidapter/demo-data)")
-    demo.add_argument("--run-dir", help="default runs/demo or runs/ablation")
+    demo.add_argument("--run-dir", help="default runs/demo, runs/ablation or runs/methods")
     _add_data_parser(sub)
     return parser
 

@@ -31,13 +31,20 @@ class ModelConfig:
     recompute: str = "pointwise"  # none | pointwise | mlp: what backward keeps vs recomputes (vit.set_recompute)
     temporal_attention: str = "auto"  # auto | sdpa | products | frames (aim.set_temporal_attention; same function)
     method: str = "aim"  # aim: AIM's adapters (model.adapters); lora: also LoRA on the blocks' linear layers, with
-    # AIM's adapters of model.adapters ([] for LoRA alone, [temporal] for LoRA + AIM's temporal pass)
+    # AIM's adapters of model.adapters ([] for LoRA alone, [temporal] for LoRA + AIM's temporal pass); zeroi2v,
+    # st_adapter, evl (model.adapters must be []): vidapter/adapters/, README "Methods"
     lora_r: int = 8  # PEFT's defaults (adapters/lora.py)
     lora_alpha: float = 8.0
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
     head_shifts: list[int] = field(default_factory=list)  # STDHA (adapters/stdha.py): frame offset of heads 0, 1, ...
     # in every block's attention, e.g. [-1, 1] (ZeroI2V's ViT-B K400); [] = none
+    zeroi2v_dropout: float = 0.1  # ZeroI2V's adapter dropout (its adapters also take ratio, scale, num_tadapter)
+    st_width: int = 384  # ST-Adapter bottleneck channels
+    st_positions: list[str] = field(default_factory=lambda: ["mlp"])  # [mlp]: the official 12x384 on ViT-B;
+    # [attn, mlp]: 24x384
+    st_kernel: int = 3  # temporal kernel of the depthwise conv
+    evl_layers: int = 4  # EVL decoder layers (reading the last this many blocks)
 
 
 @dataclass
@@ -61,6 +68,8 @@ class DataConfig:
     short_side: int = 256  # train and val resize
     test_short_side: int = 224
     area: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    short_side_range: list[int] | None = None  # [a, b]: train resizes the short side to a random a..b (bicubic)
+    # and crops size x size at random, instead of short_side + random resized crop (ST-Adapter's K400 recipe)
     flip: float = 0.5
     mean: list[float] | None = None  # normalisation on the 0-255 scale; None: the backbone's (ViTFacts)
     std: list[float] | None = None
@@ -91,7 +100,8 @@ class OptimConfig:
     warmup_start: float = 0.1  # warm-up rises linearly from warmup_start * lr
     backbone_lr_mult: float = 1.0  # 0.1 for the ViT-L K400/SSv2 recipes: the backbone, its adapters and the
     # temporal embedding (decay_groups=reference: the configs' "backbone" key; norm_bias_embed: backbone.* names)
-    decay_groups: str = "reference"  # reference (the configs' custom_keys, mmcv semantics) | norm_bias_embed
+    decay_groups: str = "reference"  # reference (the configs' custom_keys, mmcv semantics) | norm_bias_embed |
+    # norms_embeds (ZeroI2V) | bias (ST-Adapter) | none (EVL): vidapter/optim.py
     schedule: str = "epoch_cosine"  # epoch_cosine (mmcv CosineAnnealing by epoch + per-step warm-up) | step_cosine
     temporal_embed_lr_mult: float = 1.0
     clip_grad: float | None = None  # max gradient norm

@@ -10,6 +10,11 @@ Weight decay (``optim.decay_groups``):
   longer key it also takes ``backbone.ln_post`` back to full decay.
 - ``norm_bias_embed``: no decay on tensors of one dimension or less and on the class, positional and temporal
   embeddings; ``backbone_lr_mult`` on ``backbone.*`` names.
+- ``norms_embeds`` (ZeroI2V's configs): no decay on norms and on the class, positional and temporal embeddings;
+  biases decay.
+- ``bias`` (ST-Adapter's code): no decay on biases alone.
+- ``none`` (EVL's code): every trainable tensor decays.
+Under the last four, ``backbone_lr_mult`` applies to ``backbone.*`` names.
 
 Schedule (``optim.schedule``):
 - ``epoch_cosine``: mmcv 1.x ``CosineAnnealing`` updated per epoch (``by_epoch=True``, min 0): constant within epoch
@@ -29,7 +34,8 @@ from torch import nn
 
 from vidapter.config import OptimConfig
 
-DECAY_GROUPS = ("reference", "norm_bias_embed")
+DECAY_GROUPS = ("reference", "norm_bias_embed", "norms_embeds", "bias", "none")
+_EMBEDS = ("cls_token", "pos_embed", "temporal_embed")
 SCHEDULES = ("epoch_cosine", "step_cosine")
 REFERENCE_NO_DECAY_KEYS = ("class_embedding", "positional_embedding", "ln_1", "ln_2", "ln_pre", "ln_post")
 
@@ -73,8 +79,16 @@ def _reference_options(name: str, layout: str, cfg: OptimConfig, keys: list[tupl
     return cfg.weight_decay, 1.0
 
 
-def _vidapter_options(name: str, p: nn.Parameter, cfg: OptimConfig) -> tuple[float, float]:
-    exempt = p.ndim <= 1 or name.endswith(("cls_token", "pos_embed", "temporal_embed"))
+def _vidapter_options(name: str, p: nn.Parameter, cfg: OptimConfig, norms: set[str]) -> tuple[float, float]:
+    rule = cfg.decay_groups
+    if rule == "norm_bias_embed":
+        exempt = p.ndim <= 1 or name.endswith(_EMBEDS)
+    elif rule == "norms_embeds":
+        exempt = name in norms or name.endswith(_EMBEDS)
+    elif rule == "bias":
+        exempt = name.endswith(".bias")
+    else:
+        exempt = False
     return (0.0 if exempt else cfg.weight_decay), (cfg.backbone_lr_mult if name.startswith("backbone.") else 1.0)
 
 
@@ -83,6 +97,8 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     if cfg.decay_groups not in DECAY_GROUPS:
         raise ValueError(f"optim.decay_groups must be one of {DECAY_GROUPS}, got {cfg.decay_groups!r}")
     layout, keys = model.backbone.facts.layout, _reference_keys(cfg)
+    norms = {f"{m}.{p}" if m else p for m, mod in model.named_modules() if isinstance(mod, nn.LayerNorm)
+             for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -90,7 +106,7 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
         if cfg.decay_groups == "reference":
             decay, mult = _reference_options(name, layout, cfg, keys)
         else:
-            decay, mult = _vidapter_options(name, p, cfg)
+            decay, mult = _vidapter_options(name, p, cfg, norms)
         if name.endswith("temporal_embed"):
             mult *= cfg.temporal_embed_lr_mult
         groups.setdefault((decay, mult), []).append(p)

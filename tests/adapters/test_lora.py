@@ -118,8 +118,8 @@ def test_merged_weight_equals_the_update():
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="LoRA targets must be a non-empty subset"):
         build_model(_cfg(lora_targets=["qkv", "out_proj"]))
-    with pytest.raises(ValueError, match="model.method must be one of aim, lora, got 'evl'"):
-        build_model(_cfg(method="evl"))
+    with pytest.raises(ValueError, match="model.method must be one of aim, lora, zeroi2v, st_adapter, evl, got 'x'"):
+        build_model(_cfg(method="x"))
 
 
 @pytest.mark.parametrize("alpha", [2.0, 4.0])  # scaling alpha / r = 0.5 and 1
@@ -146,7 +146,7 @@ def test_export_merge_gives_a_plain_model_with_the_same_logits(tmp_path, video, 
     model = _random_lora_(randomize_(build_model(cfg.model))).eval()
     save_pretrained(model, cfg, tmp_path / "lora")
     assert main(["export", str(tmp_path / "lora"), "--merge", "--model-dir", str(tmp_path / "merged")]) == 0
-    assert "merged the LoRA updates" in capsys.readouterr().out
+    assert "merged the lora model's adapters into its frozen weights" in capsys.readouterr().out
     merged, merged_cfg, _ = from_pretrained(tmp_path / "merged")
     assert merged_cfg.model.method == "aim" and merged_cfg.model.adapters == ["temporal"]
     assert not lora_modules(merged) and any("t_adapter" in n for n, _ in merged.named_parameters())

@@ -1,7 +1,8 @@
 """Trainable sets, parameter counts and the identity of frozen backbone weights.
 
-The trainable set of AIM (docs/model.md) is declared, not matched by substrings: every adapter a block declares
-(``AIMBlock.adapter_names``), the temporal embedding, the final norm (ln_post) and the head.
+A trainable set is declared, not matched by substrings: every adapter a block declares (its ``adapter_names()``:
+AIM, ZeroI2V, ST-Adapter blocks), every LoRA update, a decoder (EVL), the temporal embedding, the final norm (ln_post)
+where the method trains it (``model.train_norm``) and the head.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from vidapter.adapters.aim import AIMBlock
 from vidapter.adapters.lora import lora_modules
 from vidapter.files import write_atomic
 from vidapter.models.pretrained import WeightsError, check_keys
@@ -25,23 +25,26 @@ FINETUNE_MODES = ("adapters", "full")
 
 
 def adapter_parameter_names(model: nn.Module) -> list[str]:
-    """Names of every adapter parameter of a VideoClassifier (AIM's adapters, LoRA updates), in module order."""
+    """Names of every adapter parameter of a VideoClassifier (the blocks' adapters, LoRA updates, a decoder), in
+    module order."""
     names = []
     for i, blk in enumerate(model.backbone.blocks):
-        if isinstance(blk, AIMBlock):
-            for a in blk.adapter_names():
-                names += [f"backbone.blocks.{i}.{a}.{p}" for p, _ in getattr(blk, a).named_parameters()]
+        for a in blk.adapter_names() if hasattr(blk, "adapter_names") else []:
+            names += [f"backbone.blocks.{i}.{a}.{p}" for p, _ in getattr(blk, a).named_parameters()]
         for holder, lora in lora_modules(blk).items():
             names += [f"backbone.blocks.{i}.{holder}.{p}" for p, _ in lora.named_parameters()]
+    if getattr(model, "decoder", None) is not None:
+        names += [f"decoder.{p}" for p, _ in model.decoder.named_parameters()]
     return names
 
 
 def peft_parameter_names(model: nn.Module) -> list[str]:
-    """AIM's trainable set: adapters, temporal embedding, final norm, head."""
+    """The method's trainable set: adapters, temporal embedding, final norm (where trained), head."""
     names = adapter_parameter_names(model)
     if model.temporal_embed is not None:
         names.append("temporal_embed")
-    names += [f"backbone.norm.{p}" for p, _ in model.backbone.norm.named_parameters()]
+    if getattr(model, "train_norm", True):
+        names += [f"backbone.norm.{p}" for p, _ in model.backbone.norm.named_parameters()]
     names += [f"head.fc.{p}" for p, _ in model.head.fc.named_parameters()]
     return names
 
@@ -77,12 +80,14 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 def image_weight_names(model: nn.Module) -> list[str]:
-    """Backbone parameters that came from the image model and stay frozen under AIM (all but adapters and norm)."""
+    """Backbone parameters that came from the image model and stay frozen under the method (all but adapters and,
+    where the method trains it, the final norm)."""
     adapters = set(adapter_parameter_names(model))
+    trained_norm = getattr(model, "train_norm", True)
     return [
         n
         for n, _ in model.named_parameters()
-        if n.startswith("backbone.") and n not in adapters and not n.startswith("backbone.norm.")
+        if n.startswith("backbone.") and n not in adapters and not (trained_norm and n.startswith("backbone.norm."))
     ]
 
 

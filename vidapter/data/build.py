@@ -41,7 +41,12 @@ def clip_transform(cfg: DataConfig, split: str, mean, std):
                 f"data.color_jitter must be [brightness, contrast, saturation, hue] with the first three in [0, 1] and "
                 f"hue in [0, 0.5], got {cfg.color_jitter}"
             )
+        jitter = tuple(cfg.short_side_range) if cfg.short_side_range is not None else None
+        if jitter is not None and (len(jitter) != 2 or not cfg.size <= jitter[0] <= jitter[1]):
+            raise ValueError(f"data.short_side_range must be [a, b] with {cfg.size} (data.size) <= a <= b, got "
+                             f"{cfg.short_side_range}")  # fmt: skip
         return train_transform(mean, std, size=cfg.size, short_side=cfg.short_side, area=tuple(cfg.area),
+                               short_side_range=jitter,
                                flip=cfg.flip, randaugment=ra, randaugment_impl=cfg.randaugment_impl,
                                erasing=cfg.erasing, color_jitter=cj, seed=cfg.seed)  # fmt: skip
     if split == "val":

@@ -50,6 +50,7 @@ def train_transform(
     size: int = 224,
     short_side: int = 256,
     area: tuple[float, float] = (0.08, 1.0),
+    short_side_range: tuple[int, int] | None = None,
     flip: float = 0.5,
     randaugment: tuple[int, int] | None = None,
     randaugment_impl: str = "imgaug",
@@ -57,10 +58,15 @@ def train_transform(
     color_jitter: tuple[float, float, float, float] | None = None,
     seed: int = 0,
 ) -> ClipTransform:
-    steps = [
-        v2.Resize(short_side, antialias=True),
-        v2.RandomResizedCrop(size, scale=area, ratio=(3 / 4, 4 / 3), antialias=True),
-    ]
+    if short_side_range is not None:  # ST-Adapter's K400 recipe: scale jitter, then a plain random crop
+        lo, hi = short_side_range
+        steps = [v2.RandomShortestSize(list(range(lo, hi + 1)), interpolation=v2.InterpolationMode.BICUBIC,
+                                       antialias=True), v2.RandomCrop(size)]  # fmt: skip
+    else:
+        steps = [
+            v2.Resize(short_side, antialias=True),
+            v2.RandomResizedCrop(size, scale=area, ratio=(3 / 4, 4 / 3), antialias=True),
+        ]
     if flip > 0:
         steps.append(v2.RandomHorizontalFlip(flip))
     if color_jitter is not None:

@@ -1,4 +1,5 @@
-"""``vidapter demo``: adapt the shipped image ViT to synthetic videos with AIM; ``--ablation``: Table 1 in miniature.
+"""``vidapter demo``: adapt the shipped image ViT to synthetic videos with AIM; ``--ablation``: Table 1 in miniature;
+``--methods``: every method on the same data, steps and evaluation.
 
 The synthetic dataset (docs/synthetic.md) has order classes in time-reversed pairs and appearance classes. The
 headline number is the *pair accuracy*: for videos of an order class, how often the model prefers the right member
@@ -131,6 +132,59 @@ def run_demo(data_dir: Path | None = None, run_dir: Path = Path("runs/demo"), ov
     return result
 
 
+# Every method on the same image ViT (demo_vit: 4 blocks, 3 heads), data, steps, optimizer and evaluation. LoRA has
+# no temporal modelling of its own: it is run with ZeroI2V's head shifts and with AIM's temporal pass.
+METHOD_ROWS = {
+    "frozen space-only (no temporal modelling)": ["model.adapters=", "model.temporal_embed=false"],
+    "AIM": [],
+    "ST-Adapter (before attention and MLP)": ["model.method=st_adapter", "model.adapters=", "model.st_width=48",
+                                              "model.st_positions=attn,mlp"],
+    "EVL (decoder on all 4 blocks)": ["model.method=evl", "model.adapters=", "model.evl_layers=4"],
+    "ZeroI2V (head shifts -1, +1)": ["model.method=zeroi2v", "model.adapters=", "model.head_shifts=-1,1"],
+    "LoRA r=8 + head shifts -1, +1": ["model.method=lora", "model.adapters=", "model.head_shifts=-1,1"],
+    "LoRA r=8 + AIM's temporal pass": ["model.method=lora", "model.adapters=temporal"],
+}  # fmt: skip
+
+
+def training_memory(model: torch.nn.Module, batch: int, frames: int, size: int) -> dict:
+    """Bytes one training step holds beyond the frozen weights, measured on this model: trainable weights, their
+    gradients and AdamW's two moments, plus every tensor autograd keeps for backward (counted once per storage) for
+    a batch of ``batch`` random clips. The same on any device; a GPU adds its allocator's rounding and workspaces."""
+    storages: dict[int, int] = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    params = {id(p) for p in model.parameters()}
+    model.train()
+    clip = torch.randn(batch, 3, frames, size, size)
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        loss = model(clip).logsumexp(-1).mean()
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved = sum(n for ptr, n in storages.items() if ptr not in weights)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad and id(p) in params)
+    return {"saved_for_backward": saved, "trainable_state": 4 * trainable, "total": saved + 4 * trainable}
+
+
+def run_methods(
+    data_dir: Path | None = None,
+    run_dir: Path = Path("runs/methods"),
+    rows: list[str] | None = None,
+    per_class: dict[str, int] | None = None,
+    classes: list[int] | None = None,
+    overrides: list[str] = (),
+) -> list[dict]:
+    """Train every method of ``METHOD_ROWS`` with the same data and budget; write methods.md, methods.json and
+    methods.png (accuracy, and training memory per step)."""
+    table = _run_rows({r: METHOD_ROWS[r] for r in rows or METHOD_ROWS}, data_dir, run_dir, "methods", per_class,
+                      classes, overrides, memory=True)  # fmt: skip
+    return table
+
+
 def run_ablation(
     data_dir: Path | None = None,
     run_dir: Path = Path("runs/ablation"),
@@ -140,35 +194,51 @@ def run_ablation(
     overrides: list[str] = (),
 ) -> list[dict]:
     """Train every row of Table 1 with the same data and budget; write ablation.md, ablation.json, ablation.png."""
+    chosen = {}
+    for row in rows or list(ROWS):
+        kinds, finetune, extra = ROWS[row]
+        chosen[row] = [f"model.adapters={','.join(kinds)}", f"model.finetune={finetune}", *extra]
+    return _run_rows(chosen, data_dir, run_dir, "ablation", per_class, classes, overrides)
+
+
+def _run_rows(rows: dict[str, list[str]], data_dir, run_dir: Path, name: str, per_class, classes, overrides,
+              memory: bool = False) -> list[dict]:  # fmt: skip
+    """Train each row (its overrides on the demo config) with the same data and budget; write a table, JSON, chart."""
     per_class = per_class or {"train": 200, "val": 20, "test": 40}
     data_dir = ensure_data(data_dir or default_data_dir(), per_class, classes)
     results = []
-    for row in rows or list(ROWS):
-        kinds, finetune, extra = ROWS[row]
-        slug = row.replace(" ", "_").replace("+", "plus").replace("(", "").replace(")", "").replace(",", "")
+    for row, row_overrides in rows.items():
+        slug = "".join(c if c.isalnum() else "_" for c in row.lower()).strip("_")
         print(f"\n== {row} ==", file=sys.stderr, flush=True)
-        cfg = demo_config(data_dir, run_dir / slug, [
-            f"model.adapters={','.join(kinds)}", f"model.finetune={finetune}", "train.resume=never", *extra, *overrides,
-        ])  # fmt: skip
-        results.append({"row": row, **train_and_test(cfg)})
-    table = ["| row | total params | trainable | order pairs (chance 50 %) | rotation pair | appearance | all classes "
-             "| train time |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        cfg = demo_config(data_dir, run_dir / slug, [*row_overrides, "train.resume=never", *overrides])
+        result = {"row": row, **train_and_test(cfg)}
+        if memory:
+            model, _, _ = load_model(Path(cfg.train.run_dir) / "model")
+            size = model.backbone.image_size
+            result["memory"] = training_memory(model, cfg.train.batch_size, cfg.model.num_frames, size)
+        results.append(result)
+    head = "| row | total params | trainable | order pairs (chance 50 %) | rotation pair | appearance | all classes "
+    head += "| train time |" + (" training memory per step |" if memory else "")
+    table = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in results:
         rot = r["per_pair"].get("rotate_cw/rotate_ccw")
         pct = [f"{100 * r[k]:.1f} %" for k in ("pair_accuracy", "appearance_accuracy", "top1")]
         pct.insert(1, f"{100 * rot:.1f} %" if rot is not None else "-")
         cells = [r["row"], f"{r['params']:,}", f"{r['trainable']:,}", *pct, f"{r['train_seconds']:.0f} s"]
+        if memory:
+            cells.append(f"{r['memory']['total'] / 2**20:.1f} MiB")
         table.append("| " + " | ".join(cells) + " |")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "ablation.md", "\n".join(table) + "\n")
-    rows = [{k: v for k, v in r.items() if k != "names"} for r in results]
-    write_text(run_dir / "ablation.json", json.dumps(rows, indent=2) + "\n")
-    _bar_chart(results, run_dir / "ablation.png")
+    write_text(run_dir / f"{name}.md", "\n".join(table) + "\n")
+    out = [{k: v for k, v in r.items() if k != "names"} for r in results]
+    write_text(run_dir / f"{name}.json", json.dumps(out, indent=2) + "\n")
+    title = ("vidapter's methods" if memory else "AIM ablation (Table 1 in miniature)") + " on synthetic videos"
+    _bar_chart(results, run_dir / f"{name}.png", title)
     print("\n" + "\n".join(table))
     return results
 
 
-def _bar_chart(results: list[dict], path: Path) -> None:
+def _bar_chart(results: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,7 +250,7 @@ def _bar_chart(results: list[dict], path: Path) -> None:
     ax.bar(x + 0.2, [100 * r["appearance_accuracy"] for r in results], 0.4, label="appearance classes")
     ax.axhline(50, color="grey", linestyle="--", linewidth=1, label="chance within a pair")
     ax.set_xticks(x, [r["row"] for r in results], rotation=15, ha="right", fontsize=8)
-    ax.set(ylabel="test accuracy (%)", ylim=(0, 105), title="AIM ablation on synthetic videos (Table 1 in miniature)")
+    ax.set(ylabel="test accuracy (%)", ylim=(0, 105), title=title)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, fontsize=8)
     fig.tight_layout()
     write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))

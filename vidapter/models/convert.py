@@ -179,6 +179,43 @@ AIM_OFFICIAL: list[Row] = [
 AIM_OFFICIAL_IGNORE = [r"backbone\.proj"]
 
 
+# Released ST-Adapter checkpoints (linziyi96/st-adapter): the trained tensors only; the image weights are CLIP's.
+ST_ADAPTER_OFFICIAL: list[Row] = [
+    (rf"transformer\.resblocks\.(\d+)\.adapter_pre_(attn|mlp)\.(fc1|conv|fc2)\.{_B}",
+     r"backbone.blocks.\1.adapter_pre_\2.\3.\4", None),
+    (rf"fc\.{_B}", r"head.fc.\1", None),
+]  # fmt: skip
+
+# Released EVL checkpoints (OpenGVLab/efficient-video-recognition), ``module.`` stripped: the decoder and the head.
+EVL_OFFICIAL: list[Row] = [
+    (r"decoder\.(cls_token|temporal_pos_embed\.\d+|cross_attention\.\d+\.w[12])", r"decoder.\1", None),
+    (rf"decoder\.temporal_conv\.(\d+)\.{_B}", r"decoder.temporal_conv.\1.\2", None),
+    (rf"decoder\.decoder_layers\.(\d+)\.(attn\.[qkv]_proj|attn\.out_proj|mlp\.fc[12]|norm[123])\.{_B}",
+     r"decoder.decoder_layers.\1.\2.\3", None),
+    (rf"proj\.0\.{_B}", r"decoder.norm.\1", None),
+    (rf"proj\.2\.{_B}", r"head.fc.\1", None),
+]  # fmt: skip
+
+# Released ZeroI2V checkpoints (MMAction2 1.x): AIM's layout with linear adapters; a merged (reparameterised) one
+# has no adapter keys.
+_ZEROI2V_ADAPTERS = {
+    "T_Adapter_in": "t_adapter_in",
+    "S_Adapter": "s_adapter",
+    "MLP_Adapter": "mlp_adapter",
+    "MLP_Adapter_out": "mlp_adapter_out",
+}
+ZEROI2V_OFFICIAL: list[Row] = [
+    *[(r"backbone\." + src, "backbone." + dst, fn) for src, dst, fn in OPENAI],
+    *[
+        (rf"backbone\.transformer\.resblocks\.(\d+)\.{src}\.D_fc([12])\.{_B}",
+         rf"backbone.blocks.\1.{dst}.fc\2.\3", None)
+        for src, dst in _ZEROI2V_ADAPTERS.items()
+    ],
+    (r"backbone\.temporal_embedding", "temporal_embed", None),
+    (rf"cls_head\.fc_cls\.{_B}", r"head.fc.\1", None),
+]  # fmt: skip
+
+
 def convert(state_dict: Mapping[str, Tensor], table: list[Row], ignore: list[str], fmt: str) -> dict[str, Tensor]:
     """Apply one format's table. Unknown keys raise, listing them; fused parts must all be present."""
     out: dict[str, Tensor] = {}
@@ -255,6 +292,22 @@ def jax_npz_to_vit(arrays: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def aim_official_to_vidapter(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Released AIM (MMAction2) checkpoint -> a full ``VideoClassifier`` state dict."""
     return convert(state_dict, AIM_OFFICIAL, AIM_OFFICIAL_IGNORE, "aim_official")
+
+
+def st_adapter_official_to_vidapter(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Released ST-Adapter checkpoint (its ``model`` dict) -> the trained tensors of a ``VideoClassifier``."""
+    return convert(state_dict, ST_ADAPTER_OFFICIAL, [], "st_adapter_official")
+
+
+def evl_official_to_vidapter(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Released EVL checkpoint (its ``model`` dict, ``module.`` stripped) -> the trained tensors of a
+    ``VideoClassifier``."""
+    return convert(state_dict, EVL_OFFICIAL, [], "evl_official")
+
+
+def zeroi2v_official_to_vidapter(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Released ZeroI2V checkpoint (MMAction2, adapters or merged) -> a full ``VideoClassifier`` state dict."""
+    return convert(state_dict, ZEROI2V_OFFICIAL, AIM_OFFICIAL_IGNORE, "zeroi2v_official")
 
 
 CONVERTERS: dict[str, Callable[[Mapping[str, Tensor]], dict[str, Tensor]]] = {

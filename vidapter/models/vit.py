@@ -238,6 +238,14 @@ class Block(nn.Module):
         self.norm2 = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
         self.mlp = Mlp(d, int(d * facts.mlp_ratio), facts.act)
 
+    @classmethod
+    def from_parts(cls, norm1: LayerNorm, attn: Attention, norm2: LayerNorm, mlp: Mlp) -> Block:
+        """A block made of existing layers (a merged adapted block hands its frozen layers back)."""
+        blk = cls.__new__(cls)
+        nn.Module.__init__(blk)
+        blk.norm1, blk.attn, blk.norm2, blk.mlp = norm1, attn, norm2, mlp
+        return blk
+
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D). ``num_frames``: frames per video, for attention heads shifted in time."""
         x = x + self.attn(self.norm1(x), num_frames=num_frames)
