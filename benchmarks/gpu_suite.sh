@@ -47,6 +47,8 @@ step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not 
 }
 B="$PY benchmarks"
 step tests "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+# every method at ViT-B/16, T=8: train step, memory, inference before and after merging (one process, side by side)
+step methods timeout 150 $B/methods.py $DEV $DT $SMALL $IT --batch 16 --out "$WORK/methods.json"
 # recompute modes vs plain autograd, gradient bit-identity per SDPA backend (explains the test's choice of backend)
 step identity $B/recompute_identity.py $DEV $( [ "${DRY_RUN:-0}" = 1 ] && echo --backbones tiny_clip ) \
     --out "$WORK/recompute_identity.json"

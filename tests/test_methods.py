@@ -140,3 +140,53 @@ def test_other_methods_refuse_aim_adapters():
     cfg = get_preset("st_adapter_k400_vitb16_8f").model
     with pytest.raises(ValueError, match="replaces AIM's adapters: set --model.adapters="):
         build_model(dataclasses.replace(cfg, backbone="tiny_clip", pretrained=None, adapters=["spatial"]))
+
+
+METHOD_ARGS = {
+    "st_adapter": ["--model.method=st_adapter", "--model.adapters=", "--model.st_width=16",
+                   "--model.st_positions=attn,mlp"],
+    "evl": ["--model.method=evl", "--model.adapters=", "--model.evl_layers=2"],
+    "zeroi2v": ["--model.method=zeroi2v", "--model.adapters=", "--model.head_shifts=-1,1"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_ARGS))
+def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, capsys):
+    """The engine knows no method: train (dropout, drop-path, RandAugment on), kill at a step, resume bit-exactly,
+    then eval, predict and an adapter-only export that loads back onto the same backbone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from runs import train_args
+
+    from vidapter.adapters.peft import load_adapters
+    from vidapter.checkpoint import load_checkpoint
+    from vidapter.classifier import load_model
+    from vidapter.cli import main
+
+    extra = [*METHOD_ARGS[method], "--train.epochs=2", "--train.ckpt_every=2", "--model.dropout=0.5",
+             "--data.randaugment=[2,9]", "--data.randaugment_impl=torchvision",
+             "--train.max_steps_per_epoch=3"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(run_dir, **kw):
+        cmd = [sys.executable, "-m", "vidapter", "train", *train_args(data, run_dir, *extra)]
+        return subprocess.run(cmd, env={**env, **kw}, capture_output=True, text=True, timeout=300)
+
+    assert run(tmp_path / "whole").returncode == 0
+    assert run(tmp_path / "killed", VIDAPTER_FAULT_KILL_AT_STEP="5").returncode == -signal.SIGKILL
+    resumed = run(tmp_path / "killed")
+    assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr[-2000:]
+    a, b = (load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("whole", "killed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    run_dir = tmp_path / "whole"
+    assert main(["eval", str(run_dir), "--split", "test", "--views", "8x1x1"]) == 0
+    clip = data / "test" / "grow" / "00000.mp4"
+    assert main(["predict", str(run_dir), str(clip), "--top-k", "2"]) == 0
+    assert main(["export", str(run_dir), "--adapters", str(tmp_path / "a.safetensors")]) == 0
+    model, _, _ = load_model(run_dir / "model")
+    meta = load_adapters(model, tmp_path / "a.safetensors")
+    assert meta["format"] == "vidapter-adapters" and f'"method": "{method}"' in meta["config"]

@@ -1,0 +1,149 @@
+"""Every method side by side at ViT-B/16, T=8, in one process: training step time and memory, and inference cost
+before and after merging.
+
+Rows: AIM, ST-Adapter 12x384 and 24x384, EVL (4 decoder layers), ZeroI2V (heads 0, 1 shifted), LoRA r=8 on qkv, proj,
+fc1, fc2 with heads 0, 1 shifted, and the frozen image model with a linear head (the floor). Each is built from its
+preset's model section with random weights (speed does not depend on them).
+
+Train step: train mode, forward, cross-entropy on random labels, backward, AdamW over the trainable tensors,
+zero_grad; the median of ``--iters`` steps after ``--warmup``. Memory per step: on CUDA the peak of
+``torch.cuda.max_memory_allocated`` during the steps minus the memory held before them (weights); on any device also
+the bytes autograd keeps for backward (counted once per storage) plus trainable weights, gradients and AdamW's moments
+(``vidapter.demo.run.training_memory``), which shows EVL's claim (no activations of the backbone are kept) on a CPU.
+Inference: eval-mode forward under ``torch.inference_mode``, median of ``--iters``; ZeroI2V and LoRA also after
+``merge_adapters`` (ZeroI2V's claim: the merged model costs what the image model with shifted heads costs).
+
+    python benchmarks/methods.py --device cpu --batch 2 --out methods_cpu.json
+    python benchmarks/methods.py --device cuda --dtype bf16 --batch 32 --out methods_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import write_record  # noqa: E402
+
+from vidapter.classifier import build_model, merge_adapters  # noqa: E402
+from vidapter.config import Config, ModelConfig  # noqa: E402
+from vidapter.demo.run import training_memory  # noqa: E402
+from vidapter.optim import build_optimizer  # noqa: E402
+from vidapter.presets import get_preset  # noqa: E402
+
+ROWS = {
+    "frozen image model + linear head": ("k400_vitb16_8f", {"adapters": [], "temporal_embed": False}),
+    "AIM": ("k400_vitb16_8f", {}),
+    "ST-Adapter 12x384": ("st_adapter_k400_vitb16_8f", {}),
+    "ST-Adapter 24x384": ("st_adapter_k400_vitb16_8f", {"st_positions": ["attn", "mlp"]}),
+    "EVL (4 layers)": ("evl_k400_vitb16_8f", {}),
+    "ZeroI2V": ("zeroi2v_k400_vitb16_8f", {}),
+    "LoRA r=8 + head shifts": ("k400_vitb16_8f", {"method": "lora", "adapters": [], "head_shifts": [-1, 1]}),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16 = torch.autocast(bfloat16)")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--backbone", default=None, help="override the backbone (tiny_clip: a smoke test)")
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--out", default=None, help="write the JSON record here")
+    return p.parse_args()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_seconds(fn, device: torch.device, warmup: int, iters: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name: str, model_cfg: ModelConfig, args, device: torch.device) -> dict:
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+    model = build_model(model_cfg).to(device)
+    size = model.backbone.image_size
+    clip = torch.randn(args.batch, 3, model_cfg.num_frames, size, size, device=device)
+    labels = torch.randint(0, model_cfg.num_classes, (args.batch,), device=device)
+    opt = build_optimizer(model, get_preset("k400_vitb16_8f").optim)
+
+    def step() -> None:
+        with amp:
+            loss = F.cross_entropy(model(clip), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def infer() -> None:
+        with torch.inference_mode(), amp:
+            model(clip)
+
+    row = {"row": name, "method": model_cfg.method, "trainable": sum(p.numel() for p in model.parameters()
+                                                                     if p.requires_grad)}  # fmt: skip
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        held = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    row["train_step_s"] = _median_seconds(step, device, args.warmup, args.iters)
+    if device.type == "cuda":
+        row["train_peak_mib"] = (torch.cuda.max_memory_allocated() - held) / 2**20
+    with amp:
+        row["kept_for_step_mib"] = training_memory(model, args.batch, model_cfg.num_frames, size)["total"] / 2**20
+    model.eval()
+    row["inference_s"] = _median_seconds(infer, device, args.warmup, args.iters)
+    if model_cfg.method in ("zeroi2v", "lora"):
+        _, diff = merge_adapters(model, Config(model=model_cfg))
+        row["merged_inference_s"] = _median_seconds(infer, device, args.warmup, args.iters)
+        row["merged_max_logit_change"] = diff
+    print(f"{name:<34} train {row['train_step_s']:.3f} s  kept {row['kept_for_step_mib']:8.1f} MiB  infer "
+          f"{row['inference_s']:.3f} s" + (f"  merged {row['merged_inference_s']:.3f} s" if "merged_inference_s"
+                                            in row else ""), flush=True)  # fmt: skip
+    return row
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    rows = []
+    for name in args.rows:
+        preset, changes = ROWS[name]
+        m = dataclasses.replace(get_preset(preset).model, pretrained=None, **changes)
+        if args.backbone:
+            m = dataclasses.replace(m, backbone=args.backbone, evl_layers=min(m.evl_layers, 2))
+        rows.append(measure(name, m, args, device))
+    base = next((r for r in rows if r["row"] == "AIM"), None)
+    if base:
+        for r in rows:
+            r["train_step_vs_aim"] = r["train_step_s"] / base["train_step_s"]
+            r["kept_vs_aim"] = r["kept_for_step_mib"] / base["kept_for_step_mib"]
+    machine = {"gpu": torch.cuda.get_device_name()} if device.type == "cuda" else {}
+    if args.out:
+        write_record(args.out, "methods", args.device, machine, dtype=args.dtype, batch=args.batch, frames=8,
+                     rows=rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
