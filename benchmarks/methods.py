@@ -110,14 +110,18 @@ def measure(name: str, model_cfg: ModelConfig, args, device: torch.device) -> di
     if device.type == "cuda":
         row["train_peak_mib"] = (torch.cuda.max_memory_allocated() - held) / 2**20
     with amp:
-        row["kept_for_step_mib"] = training_memory(model, args.batch, model_cfg.num_frames, size)["total"] / 2**20
+        kept = training_memory(model, args.batch, model_cfg.num_frames, size)
+    row["kept_for_step_mib"] = kept["total"] / 2**20
+    row["saved_for_backward_mib"] = kept["saved_for_backward"] / 2**20
+    row["trainable_state_mib"] = kept["trainable_state"] / 2**20
     model.eval()
     row["inference_s"] = _median_seconds(infer, device, args.warmup, args.iters)
     if model_cfg.method in ("zeroi2v", "lora"):
         _, diff = merge_adapters(model, Config(model=model_cfg))
         row["merged_inference_s"] = _median_seconds(infer, device, args.warmup, args.iters)
         row["merged_max_logit_change"] = diff
-    print(f"{name:<34} train {row['train_step_s']:.3f} s  kept {row['kept_for_step_mib']:8.1f} MiB  infer "
+    print(f"{name:<34} train {row['train_step_s']:.3f} s  saved {row['saved_for_backward_mib']:7.1f} MiB  state "
+          f"{row['trainable_state_mib']:6.1f} MiB  infer "
           f"{row['inference_s']:.3f} s" + (f"  merged {row['merged_inference_s']:.3f} s" if "merged_inference_s"
                                             in row else ""), flush=True)  # fmt: skip
     return row
