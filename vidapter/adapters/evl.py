@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vidapter.models.vit import Block, LayerNorm, QuickGELU, VisionTransformer, shift_heads
+from vidapter.models.vit import Block, LayerNorm, QuickGELU, VisionTransformer
 
 
 class CrossFrameTerm(nn.Module):
@@ -160,16 +160,10 @@ def tapped_forward(vit: VisionTransformer, x: torch.Tensor, num_frames: int, tap
 
 def _block_with_qk(blk: Block, x: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, ...]:
     """The plain block's forward (``Block.forward``), also returning q and k as (B*T, N, H, hd)."""
-    attn = blk.attn
-    bt, n, d = x.shape
-    q, k, v = attn.qkv(blk.norm1(x)).view(bt, n, 3, attn.heads, d // attn.heads).unbind(2)
-    qs, ks, vs = (rearrange(z, "b n h c -> b h n c") for z in (q, k, v))
-    if attn.head_shifts:
-        ks, vs = shift_heads(ks, num_frames, attn.head_shifts), shift_heads(vs, num_frames, attn.head_shifts)
-    y = attn.proj(rearrange(F.scaled_dot_product_attention(qs, ks, vs), "b h n c -> b n (h c)"))
-    x = x + y
-    x = x + blk.mlp(blk.norm2(x))
-    return x, q, k
+    q, k, v = blk.attn.project(blk.norm1(x))
+    x = x + blk.attn.attend(q, k, v, num_frames=num_frames)
+    x = x + blk.mlp(blk.norm2(x), normed_from=(blk.norm2, x))
+    return x, q.transpose(1, 2), k.transpose(1, 2)
 
 
 def apply_evl(vit: VisionTransformer, *, num_frames: int, num_layers: int = 4, mlp_dropout: float = 0.5) -> EVLDecoder:

@@ -87,28 +87,20 @@ class ZeroI2VBlock(nn.Module):
     @torch.no_grad()
     def merged(self) -> Block:
         """The plain image block that computes what this block computes at evaluation (weights summed in float64)."""
-        _fold_before(self.attn.qkv, self.t_adapter_in)
-        _fold_after(self.attn.proj, self.s_adapter)
-        _fold_before(self.mlp.fc1, self.mlp_adapter)
+        _fold(self.attn.qkv, self.t_adapter_in, before=True)
+        _fold(self.attn.proj, self.s_adapter, before=False)
+        _fold(self.mlp.fc1, self.mlp_adapter, before=True)
         if self.mlp_adapter_out is not None:
-            _fold_after(self.mlp.fc2, self.mlp_adapter_out)
+            _fold(self.mlp.fc2, self.mlp_adapter_out, before=False)
         return Block.from_parts(self.norm1, self.attn, self.norm2, self.mlp)
 
 
-def _fold_before(layer: Linear, adapter: LinearAdapter) -> None:
-    """layer(A(x)) = W (M x + c) + b: weight W M, bias W c + b."""
+def _fold(layer: Linear, adapter: LinearAdapter, before: bool) -> None:
+    """Fold the affine adapter ``A(x) = M x + c`` into ``layer`` (weight W, bias b), summed in float64:
+    ``before`` (layer(A(x)) = W M x + W c + b) or after (A(layer(x)) = M W x + M b + c)."""
     m, c = adapter.affine()
     w, b = layer.weight.to(m.dtype), layer.bias.to(m.dtype)
-    weight, bias = w @ m, w @ c + b  # both before either is written (a float64 layer shares w)
-    layer.weight.copy_(weight)
-    layer.bias.copy_(bias)
-
-
-def _fold_after(layer: Linear, adapter: LinearAdapter) -> None:
-    """A(layer(x)) = M (W x + b) + c: weight M W, bias M b + c."""
-    m, c = adapter.affine()
-    w, b = layer.weight.to(m.dtype), layer.bias.to(m.dtype)
-    weight, bias = m @ w, m @ b + c
+    weight, bias = (w @ m, w @ c + b) if before else (m @ w, m @ b + c)  # both before either is written
     layer.weight.copy_(weight)
     layer.bias.copy_(bias)
 

@@ -157,7 +157,6 @@ def training_memory(model: torch.nn.Module, batch: int, frames: int, size: int) 
         storages[s.data_ptr()] = s.nbytes()
         return t
 
-    params = {id(p) for p in model.parameters()}
     model.train()
     clip = torch.randn(batch, 3, frames, size, size, device=next(model.parameters()).device)
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
@@ -166,7 +165,7 @@ def training_memory(model: torch.nn.Module, batch: int, frames: int, size: int) 
     saved = sum(n for ptr, n in storages.items() if ptr not in weights)
     loss.backward()
     model.zero_grad(set_to_none=True)
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad and id(p) in params)
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     return {"saved_for_backward": saved, "trainable_state": 4 * trainable, "total": saved + 4 * trainable}
 
 

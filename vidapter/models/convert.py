@@ -156,26 +156,23 @@ JAX_NPZ: list[Row] = [
 ]
 JAX_NPZ_IGNORE = [r"head/(kernel|bias)", r"pre_logits/(kernel|bias)"]
 
+
+def _mmaction_video(adapters: dict[str, str]) -> list[Row]:
+    """An MMAction2 recognizer on CLIP (AIM's and ZeroI2V's releases): backbone.<OpenAI names>, each adapter's
+    ``D_fc1``/``D_fc2`` (official name -> vidapter's), the temporal embedding and ``cls_head.fc_cls``."""
+    return [
+        *[(r"backbone\." + src, "backbone." + dst, fn) for src, dst, fn in OPENAI],
+        *[(rf"backbone\.transformer\.resblocks\.(\d+)\.{src}\.D_fc([12])\.{_B}", rf"backbone.blocks.\1.{dst}.fc\2.\3",
+           None) for src, dst in adapters.items()],
+        (r"backbone\.temporal_embedding", "temporal_embed", None),
+        (rf"cls_head\.fc_cls\.{_B}", r"head.fc.\1", None),
+    ]  # fmt: skip
+
+
 # Released AIM checkpoints (MMAction2): backbone.<OpenAI names>, adapters, temporal embedding, cls_head.
-_AIM_ADAPTERS = {
-    "S_Adapter": "s_adapter",
-    "T_Adapter": "t_adapter",
-    "T_Adapter_in": "t_adapter_in",
-    "MLP_Adapter": "mlp_adapter",
-}
-AIM_OFFICIAL: list[Row] = [
-    *[(r"backbone\." + src, "backbone." + dst, fn) for src, dst, fn in OPENAI],
-    *[
-        (
-            rf"backbone\.transformer\.resblocks\.(\d+)\.{src}\.D_fc([12])\.{_B}",
-            rf"backbone.blocks.\1.{dst}.fc\2.\3",
-            None,
-        )
-        for src, dst in _AIM_ADAPTERS.items()
-    ],
-    (r"backbone\.temporal_embedding", "temporal_embed", None),
-    (rf"cls_head\.fc_cls\.{_B}", r"head.fc.\1", None),
-]
+AIM_OFFICIAL = _mmaction_video(
+    {"S_Adapter": "s_adapter", "T_Adapter": "t_adapter", "T_Adapter_in": "t_adapter_in", "MLP_Adapter": "mlp_adapter"}
+)
 AIM_OFFICIAL_IGNORE = [r"backbone\.proj"]
 
 
@@ -198,22 +195,10 @@ EVL_OFFICIAL: list[Row] = [
 
 # Released ZeroI2V checkpoints (MMAction2 1.x): AIM's layout with linear adapters; a merged (reparameterised) one
 # has no adapter keys.
-_ZEROI2V_ADAPTERS = {
-    "T_Adapter_in": "t_adapter_in",
-    "S_Adapter": "s_adapter",
-    "MLP_Adapter": "mlp_adapter",
-    "MLP_Adapter_out": "mlp_adapter_out",
-}
-ZEROI2V_OFFICIAL: list[Row] = [
-    *[(r"backbone\." + src, "backbone." + dst, fn) for src, dst, fn in OPENAI],
-    *[
-        (rf"backbone\.transformer\.resblocks\.(\d+)\.{src}\.D_fc([12])\.{_B}",
-         rf"backbone.blocks.\1.{dst}.fc\2.\3", None)
-        for src, dst in _ZEROI2V_ADAPTERS.items()
-    ],
-    (r"backbone\.temporal_embedding", "temporal_embed", None),
-    (rf"cls_head\.fc_cls\.{_B}", r"head.fc.\1", None),
-]  # fmt: skip
+ZEROI2V_OFFICIAL = _mmaction_video(
+    {"T_Adapter_in": "t_adapter_in", "S_Adapter": "s_adapter", "MLP_Adapter": "mlp_adapter",
+     "MLP_Adapter_out": "mlp_adapter_out"}
+)  # fmt: skip
 
 
 def convert(state_dict: Mapping[str, Tensor], table: list[Row], ignore: list[str], fmt: str) -> dict[str, Tensor]:

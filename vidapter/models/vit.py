@@ -162,15 +162,25 @@ class Attention(nn.Module):
         """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence. With ``head_shifts`` and
         ``num_frames`` the B sequences are frames of B/T videos, and head h of frame t takes its keys and values from
         frame t + head_shifts[h]."""
+        return self.attend(*self.project(x), math=math, num_frames=num_frames)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, D) -> q, k, v, each (B, H, L, D/H), unscaled and unshifted (EVL reads q and k of frozen blocks)."""
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, math: bool = False,
+               num_frames: int | None = None) -> torch.Tensor:  # fmt: skip
+        """``project``'s q, k, v -> (B, L, D): the heads' attention (keys and values shifted in time per
+        ``head_shifts`` when ``num_frames`` is given), then the output projection."""
         if self.head_shifts and num_frames is not None:  # images, and AIM's temporal pass, give no num_frames
             k, v = shift_heads(k, num_frames, self.head_shifts), shift_heads(v, num_frames, self.head_shifts)
         if not math:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
             x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
-        return self.proj(x.transpose(1, 2).reshape(b, n, d))
+        b, h, n, hd = x.shape
+        return self.proj(x.transpose(1, 2).reshape(b, n, h * hd))
 
     def over_frames(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D): attention among the T frames of each token position, read in the frame layout.
