@@ -59,3 +59,30 @@ def timm_vit(seed: int = 0, clip_style: bool = False):
     else:
         kw.update(num_classes=10)
     return randomize_(VisionTransformer(**kw), seed).eval()
+
+
+# The tiny vidapter rows of each image family and the timm model of the same structure: (timm name, keyword
+# arguments, the pooled feature timm's pre-logits output is). Built with random weights, nothing downloaded.
+TINY = dict(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, img_size=SIZE, patch_size=PATCH, num_classes=0)
+TIMM_FAMILIES = {
+    "tiny_open_clip": ("vit_base_patch16_clip_224", {}, "cls"),
+    "tiny_siglip": ("vit_base_patch16_siglip_224", {"act_layer": "gelu_tanh"}, "pool"),
+    "tiny_dinov2": ("vit_small_patch14_dinov2", {}, "cls"),
+    "tiny_dinov2_reg": ("vit_small_patch14_reg4_dinov2", {}, "cls"),
+    "tiny_dinov2_swiglu": ("vit_giant_patch14_dinov2", {"mlp_ratio": 5.25}, "cls"),  # packed fc1: 2 x 168
+    "tiny_dinov3": ("vit_small_patch16_dinov3_qkvb", {"global_pool": "token"}, "cls"),
+    "tiny_pe_core": ("vit_pe_core_base_patch16_224", {"ref_feat_shape": (4, 4)}, "pool"),
+    "tiny_eva02": ("eva02_base_patch16_clip_224", {"ref_feat_shape": (4, 4)}, "cls"),
+}
+
+
+def timm_family(row: str, seed: int = 0):
+    """The timm model of ``row``'s structure (TIMM_FAMILIES), every parameter random."""
+    import timm
+
+    name, kw, _ = TIMM_FAMILIES[row]
+    return randomize_(timm.create_model(name, pretrained=False, **{**TINY, **kw}), seed).eval()
+
+
+def timm_features(model, images: torch.Tensor) -> torch.Tensor:
+    return model.forward_head(model.forward_features(images), pre_logits=True)

@@ -49,6 +49,9 @@ class VideoClassifier(nn.Module):
     the mean over T; ``mean_norm`` (ST-Adapter) takes the mean first; ``decoder`` (EVL) runs the backbone without
     gradient while its weights are frozen and hands the last blocks to ``decoder``, whose output the head reads.
     ``head_std``: the head's weights ~ N(0, head_std^2), bias 0; None: PyTorch's default init of a Linear.
+    ``feature``: what each frame gives (``VisionTransformer.pool``): its class token ("cls"), the backbone's
+    pretrained pooling head ("pool", SigLIP's and PE's) or the mean of its patch tokens ("mean"); None: the
+    backbone row's own. With ``mean_norm`` and a feature other than "cls" the frames' features are averaged.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class VideoClassifier(nn.Module):
         readout: str = "norm_mean",
         decoder: nn.Module | None = None,
         head_std: float | None = 0.01,
+        feature: str | None = None,
     ):
         super().__init__()
         if num_frames < 1:
@@ -71,6 +75,7 @@ class VideoClassifier(nn.Module):
             raise ValueError(f"readout must be one of {READOUTS}, 'decoder' exactly when a decoder is given")
         self.backbone = backbone
         self.readout = readout
+        self.feature = feature or backbone.facts.feature
         self.decoder = decoder
         self.num_frames = num_frames
         self.grad_checkpointing = grad_checkpointing
@@ -118,16 +123,17 @@ class VideoClassifier(nn.Module):
         return x
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, T, D): final-normed class token of every frame (readouts other than ``decoder``)."""
+        """(B, 3, T, H, W) -> (B, T, D): every frame's feature after the final norm (``feature``; readouts other
+        than ``decoder``)."""
         if self.decoder is not None:
             raise ValueError("a model with a decoder readout (EVL) has no per-frame features")
         b, t = video.shape[0], video.shape[2]
         x = self._blocks(self._tokens(video), t)
-        return rearrange(self.backbone.norm(x[:, 0]), "(b t) d -> b t d", b=b)
+        return rearrange(self.backbone.pool(x, self.feature), "(b t) d -> b t d", b=b)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K) logits."""
-        if self.readout == "norm_mean":
+        if self.readout == "norm_mean" or (self.readout == "mean_norm" and self.feature != "cls"):
             x = self.forward_features(video).mean(dim=1)
         elif self.readout == "mean_norm":
             b, t = video.shape[0], video.shape[2]
@@ -250,6 +256,7 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         readout=method.readout,
         decoder=decoder,
         head_std=method.head_std,
+        feature=cfg.feature,
     )
     model.train_norm = method.train_norm
     set_trainable(model, cfg.finetune)

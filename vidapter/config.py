@@ -45,6 +45,8 @@ class ModelConfig:
     # [attn, mlp]: 24x384
     st_kernel: int = 3  # temporal kernel of the depthwise conv
     evl_layers: int = 4  # EVL decoder layers (reading the last this many blocks)
+    feature: str | None = None  # per-frame feature: cls | pool (the backbone's pretrained pooling head: SigLIP, PE)
+    # | mean (of patch tokens); None: the backbone row's own (models/backbones.py; README "Image backbones")
 
 
 @dataclass

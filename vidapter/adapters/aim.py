@@ -87,6 +87,13 @@ class AIMBlock(nn.Module):
     With products and ``temporal_frames``, a compiled block runs the temporal pass in the frame layout
     (``Attention.over_frames``): no regrouping copies, no batched 8x8 GEMMs.
     Spatial pass: ``x + S_Adapter(attn(norm1(x)))``. Joint: ``x + mlp(xn) + drop_path(scale * MLP_Adapter(xn))``.
+
+    Other image families: LayerScale (DINOv2/v3) stays with the frozen branch and every adapter sits outside it, so
+    an adapter's update is not shrunk by gamma (small in trained models): ``S_Adapter(ls1(attn(.)))``,
+    ``T_Adapter(ls1(attn_t(.)))``, ``ls2(mlp(xn)) + scale * MLP_Adapter(xn)``. Rotary positions (EVA02, PE, DINOv3)
+    rotate the spatial pass only: the temporal pass attends among the T frames of one spatial position, where the
+    rotation is the same for every token and cancels in q.k. Registers and storage tokens take part in the temporal
+    pass like any token (each attends to itself across frames).
     """
 
     temporal_math: bool | None = None
@@ -110,6 +117,7 @@ class AIMBlock(nn.Module):
         if num_tadapter not in (1, 2):
             raise ValueError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
         self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
+        self.ls1, self.ls2 = block.ls1, block.ls2
         self.scale = scale
         self.s_adapter = Adapter(dim, ratio, skip=True) if "spatial" in kinds else None
         temporal = "temporal" in kinds
@@ -124,11 +132,11 @@ class AIMBlock(nn.Module):
         return [n for n in names if getattr(self, n) is not None]
 
     def _temporal(self, x: torch.Tensor, attend) -> torch.Tensor:
-        """T_Adapter(attend(T_Adapter_in(norm1(x)))): token by token but for ``attend``, so in either layout."""
+        """T_Adapter(ls1(attend(T_Adapter_in(norm1(x))))): token by token but for ``attend``, so in either layout."""
         xt = self.norm1(x)
         if self.t_adapter_in is not None:
             xt = self.t_adapter_in(xt, normed_from=(self.norm1, x))
-        return self.t_adapter(attend(xt))
+        return self.t_adapter(self.ls1(attend(xt)))
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D); frames of one video are consecutive along the first axis."""
@@ -141,15 +149,15 @@ class AIMBlock(nn.Module):
             else:
                 n = x.shape[1]
                 xt = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
-                xt = self._temporal(xt, lambda xt: self.attn(xt, math=products))
+                xt = self._temporal(xt, lambda xt: self.attn(xt, math=products, spatial=False))
                 x = x + self.drop_path(rearrange(xt, "(b n) t d -> (b t) n d", n=n))
-        y = self.attn(self.norm1(x), num_frames=num_frames)
+        y = self.ls1(self.attn(self.norm1(x), num_frames=num_frames))
         x = x + (self.s_adapter(y) if self.s_adapter is not None else y)
         xn = self.norm2(x)
         normed_from = (self.norm2, x)
         if self.mlp_adapter is None:
-            return x + self.mlp(xn, normed_from)
-        mlp, adapter = self.mlp(xn, normed_from), self.mlp_adapter(xn, normed_from)
+            return x + self.ls2(self.mlp(xn, normed_from))
+        mlp, adapter = self.ls2(self.mlp(xn, normed_from)), self.mlp_adapter(xn, normed_from)
         return x + mlp + self.drop_path(self.scale * adapter)
 
 

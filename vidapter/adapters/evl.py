@@ -12,7 +12,8 @@ against a transcription of it in tests/adapters/test_evl.py (benchmarks/baseline
   ``P_i`` a temporal position embedding (T, D) (zeros), and ``X_i`` the cross-frame term of patch tokens: the frozen
   attention map between frame t's queries and frame t-1's keys (softmax over keys, mean over heads) weights a learned
   table ``w1`` of relative spatial offsets, and likewise t+1 with ``w2`` (both zeros; the class-token row gets 0,
-  frame 0 no "previous" term, frame T-1 no "next" term).
+  frame 0 no "previous" term, frame T-1 no "next" term). On other image families the class token and any registers
+  get 0, and q and k are the ones the frozen attention used (rotated where the family has RoPE).
 - decoder layer: ``x += MHA(norm1 x, norm3 F, norm3 F)``; ``x += MLP(norm2 x)`` with QuickGELU and dropout 0.5 before
   fc2; attention and MLP weights xavier-uniform, attention biases 0, MLP biases N(0, 1e-6). The query is one token,
   zeros.
@@ -39,9 +40,9 @@ class CrossFrameTerm(nn.Module):
     """The cross-frame term X (official ``TemporalCrossAttention``): learned tables of relative offsets, weighted by
     the frozen attention maps between neighbouring frames."""
 
-    def __init__(self, grid: int, dim: int):
+    def __init__(self, grid: int, dim: int, prefix: int = 1):
         super().__init__()
-        self.grid = grid
+        self.grid, self.prefix = grid, prefix  # prefix: tokens before the patches (class token, registers)
         self.w1 = nn.Parameter(torch.zeros((2 * grid - 1) ** 2, dim))  # previous frame
         self.w2 = nn.Parameter(torch.zeros((2 * grid - 1) ** 2, dim))  # next frame
         i = torch.arange(grid * grid)
@@ -49,19 +50,20 @@ class CrossFrameTerm(nn.Module):
         self.register_buffer("offsets", (qi - ki + grid - 1) * (2 * grid - 1) + (qj - kj + grid - 1), persistent=False)
 
     def _half(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """q, k (B, T', N, H, hd) of two frame ranges -> (B, T', N-1, D) for the patch tokens."""
-        q, k = q[:, :, 1:], k[:, :, 1:]
+        """q, k (B, T', N, H, hd) of two frame ranges -> (B, T', N - prefix, D) for the patch tokens."""
+        q, k = q[:, :, self.prefix :], k[:, :, self.prefix :]
         attn = torch.einsum("btqhd,btkhd->btqkh", q / q.shape[-1] ** 0.5, k).softmax(dim=-2).mean(dim=-1)
         return torch.einsum("btqk,qkc->btqc", attn, table[self.offsets])
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """q, k (B, T, N, H, hd) -> (B, T, N, D)."""
         b, t, n = q.shape[:3]
-        if n != self.grid**2 + 1:
+        p = self.prefix
+        if n != self.grid**2 + p:
             raise ValueError(f"EVL's cross-frame term was built for a {self.grid}x{self.grid} grid, got {n} tokens")
         out = q.new_zeros(b, t, n, self.w1.shape[1], dtype=self.w1.dtype)
-        out[:, 1:, 1:] += self._half(q[:, 1:], k[:, :-1], self.w1)
-        out[:, :-1, 1:] += self._half(q[:, :-1], k[:, 1:], self.w2)
+        out[:, 1:, p:] += self._half(q[:, 1:], k[:, :-1], self.w1)
+        out[:, :-1, p:] += self._half(q[:, :-1], k[:, 1:], self.w2)
         return out
 
 
@@ -110,7 +112,8 @@ class DecoderLayer(nn.Module):
 class EVLDecoder(nn.Module):
     """The query, M decoder layers with their temporal modules, and the head's LayerNorm."""
 
-    def __init__(self, dim: int, heads: int, num_frames: int, grid: int, num_layers: int = 4, mlp_dropout: float = 0.5):
+    def __init__(self, dim: int, heads: int, num_frames: int, grid: int, num_layers: int = 4, mlp_dropout: float = 0.5,
+                 prefix: int = 1):  # fmt: skip
         super().__init__()
         self.num_frames = num_frames
         self.decoder_layers = nn.ModuleList(DecoderLayer(dim, heads, 4.0, mlp_dropout) for _ in range(num_layers))
@@ -118,7 +121,7 @@ class EVLDecoder(nn.Module):
         self.temporal_pos_embed = nn.ParameterList(
             nn.Parameter(torch.zeros(num_frames, dim)) for _ in range(num_layers)
         )
-        self.cross_attention = nn.ModuleList(CrossFrameTerm(grid, dim) for _ in range(num_layers))
+        self.cross_attention = nn.ModuleList(CrossFrameTerm(grid, dim, prefix) for _ in range(num_layers))
         self.cls_token = nn.Parameter(torch.zeros(dim))
         self.norm = nn.LayerNorm(dim)
 
@@ -161,8 +164,8 @@ def tapped_forward(vit: VisionTransformer, x: torch.Tensor, num_frames: int, tap
 def _block_with_qk(blk: Block, x: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, ...]:
     """The plain block's forward (``Block.forward``), also returning q and k as (B*T, N, H, hd)."""
     q, k, v = blk.attn.project(blk.norm1(x))
-    x = x + blk.attn.attend(q, k, v, num_frames=num_frames)
-    x = x + blk.mlp(blk.norm2(x), normed_from=(blk.norm2, x))
+    x = x + blk.ls1(blk.attn.attend(q, k, v, num_frames=num_frames))
+    x = x + blk.ls2(blk.mlp(blk.norm2(x), normed_from=(blk.norm2, x)))
     return x, q.transpose(1, 2), k.transpose(1, 2)
 
 
@@ -171,4 +174,4 @@ def apply_evl(vit: VisionTransformer, *, num_frames: int, num_layers: int = 4, m
     ``decoder``; the backbone is left as it is)."""
     if not 0 < num_layers <= len(vit.blocks):
         raise ValueError(f"model.evl_layers must be 1 to {len(vit.blocks)} for this backbone, got {num_layers}")
-    return EVLDecoder(vit.width, vit.facts.heads, num_frames, vit.grid, num_layers, mlp_dropout)
+    return EVLDecoder(vit.width, vit.facts.heads, num_frames, vit.grid, num_layers, mlp_dropout, vit.num_prefix)

@@ -6,7 +6,7 @@ transcription of it in tests/adapters/test_st_adapter.py (benchmarks/baseline_st
 
 - adapter: ``fc2(conv(fc1(x)))`` with **no activation**; ``conv`` is a depthwise Conv3d with kernel (3, 1, 1) over
   (T, H, W), padding (1, 0, 0), so each patch mixes with itself at t - 1, t, t + 1 (zero padding after fc1: a missing
-  frame contributes nothing, not even fc1's bias). The class token bypasses the adapter. The result is added to the
+  frame contributes nothing, not even fc1's bias). The class token (and any registers) bypasses the adapter. The result is added to the
   patch tokens (the official code adds in place; the numbers are the same).
 - init: conv weight and bias zero, fc1/fc2 biases zero, fc1/fc2 weights PyTorch's default U(+-1/sqrt(fan_in)): every
   adapter is the identity at initialisation.
@@ -36,8 +36,9 @@ POSITIONS = ("attn", "mlp")
 class STAdapter(nn.Module):
     """fc1 (D -> hidden) -> depthwise temporal conv -> fc2 (hidden -> D), added to the patch tokens only."""
 
-    def __init__(self, dim: int, hidden: int, kernel: int = 3):
+    def __init__(self, dim: int, hidden: int, kernel: int = 3, prefix: int = 1):
         super().__init__()
+        self.prefix = prefix  # tokens before the patches (class token, registers): they bypass the adapter
         if hidden < 1 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"ST-Adapter needs a positive width and an odd kernel, got {hidden} and {kernel}")
         self.fc1 = Linear(dim, hidden)
@@ -47,28 +48,30 @@ class STAdapter(nn.Module):
             nn.init.zeros_(p)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """(B*T, N, D) -> (B*T, N, D); frames of a video consecutive, N = 1 + a square grid of patches."""
-        bt, n, _ = x.shape
-        grid = round((n - 1) ** 0.5)
-        if grid * grid != n - 1:
-            raise ValueError(f"ST-Adapter needs a square grid of patches, got {n - 1} patch tokens")
-        h = self.fc1(x[:, 1:])
+        """(B*T, N, D) -> (B*T, N, D); frames of a video consecutive, N = prefix + a square grid of patches."""
+        p = self.prefix
+        grid = round((x.shape[1] - p) ** 0.5)
+        if grid * grid != x.shape[1] - p:
+            raise ValueError(f"ST-Adapter needs a square grid of patches, got {x.shape[1] - p} patch tokens")
+        h = self.fc1(x[:, p:])
         h = rearrange(h, "(b t) (gh gw) c -> b c t gh gw", t=num_frames, gh=grid)
         h = rearrange(self.conv(h), "b c t gh gw -> (b t) (gh gw) c")
-        return torch.cat([x[:, :1], x[:, 1:] + self.fc2(h)], dim=1)
+        return torch.cat([x[:, :p], x[:, p:] + self.fc2(h)], dim=1)
 
 
 class STBlock(nn.Module):
     """A frozen image block with ST-Adapters before its attention and/or its MLP (serial, on the residual stream)."""
 
-    def __init__(self, block: Block, dim: int, hidden: int, positions: tuple[str, ...], kernel: int = 3):
+    def __init__(self, block: Block, dim: int, hidden: int, positions: tuple[str, ...], kernel: int = 3,
+                 prefix: int = 1):  # fmt: skip
         super().__init__()
         unknown = set(positions) - set(POSITIONS)
         if unknown or not positions:
             raise ValueError(f"ST-Adapter positions must be a non-empty subset of {POSITIONS}, got {list(positions)}")
         self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
-        self.adapter_pre_attn = STAdapter(dim, hidden, kernel) if "attn" in positions else None
-        self.adapter_pre_mlp = STAdapter(dim, hidden, kernel) if "mlp" in positions else None
+        self.ls1, self.ls2 = block.ls1, block.ls2
+        self.adapter_pre_attn = STAdapter(dim, hidden, kernel, prefix) if "attn" in positions else None
+        self.adapter_pre_mlp = STAdapter(dim, hidden, kernel, prefix) if "mlp" in positions else None
 
     def adapter_names(self) -> list[str]:
         return [n for n in ("adapter_pre_attn", "adapter_pre_mlp") if getattr(self, n) is not None]
@@ -79,10 +82,10 @@ class STBlock(nn.Module):
             raise ValueError("an ST-Adapter block needs num_frames")
         if self.adapter_pre_attn is not None:
             x = self.adapter_pre_attn(x, num_frames)
-        x = x + self.attn(self.norm1(x), num_frames=num_frames)
+        x = x + self.ls1(self.attn(self.norm1(x), num_frames=num_frames))
         if self.adapter_pre_mlp is not None:
             x = self.adapter_pre_mlp(x, num_frames)
-        return x + self.mlp(self.norm2(x), normed_from=(self.norm2, x))
+        return x + self.ls2(self.mlp(self.norm2(x), normed_from=(self.norm2, x)))
 
 
 def apply_st_adapter(
@@ -97,5 +100,5 @@ def apply_st_adapter(
     ``positions=("mlp",)`` is the official ``12x384`` setting on ViT-B, ``("attn", "mlp")`` its ``24x384``."""
     chosen = list(range(len(vit.blocks))) if layers is None else layers
     for i in chosen:
-        vit.blocks[i] = STBlock(vit.blocks[i], vit.width, width, tuple(positions), kernel)
+        vit.blocks[i] = STBlock(vit.blocks[i], vit.width, width, tuple(positions), kernel, vit.num_prefix)
     return chosen

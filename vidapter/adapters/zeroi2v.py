@@ -68,6 +68,7 @@ class ZeroI2VBlock(nn.Module):
         if num_tadapter not in (1, 2):
             raise ValueError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
         self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
+        self.ls1, self.ls2 = block.ls1, block.ls2
         self.t_adapter_in = LinearAdapter(dim, ratio, scale, dropout)
         self.s_adapter = LinearAdapter(dim, ratio, scale, dropout)
         self.mlp_adapter = LinearAdapter(dim, ratio, scale, dropout)
@@ -80,19 +81,20 @@ class ZeroI2VBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D); frames of one video consecutive."""
-        x = x + self.s_adapter(self.attn(self.t_adapter_in(self.norm1(x)), num_frames=num_frames))
+        x = x + self.ls1(self.s_adapter(self.attn(self.t_adapter_in(self.norm1(x)), num_frames=num_frames)))
         h = self.mlp(self.mlp_adapter(self.norm2(x)))
-        return x + (self.mlp_adapter_out(h) if self.mlp_adapter_out is not None else h)
+        return x + self.ls2(self.mlp_adapter_out(h) if self.mlp_adapter_out is not None else h)
 
     @torch.no_grad()
     def merged(self) -> Block:
         """The plain image block that computes what this block computes at evaluation (weights summed in float64)."""
         _fold(self.attn.qkv, self.t_adapter_in, before=True)
         _fold(self.attn.proj, self.s_adapter, before=False)
-        _fold(self.mlp.fc1, self.mlp_adapter, before=True)
+        for layer in self.mlp.inputs():
+            _fold(layer, self.mlp_adapter, before=True)
         if self.mlp_adapter_out is not None:
             _fold(self.mlp.fc2, self.mlp_adapter_out, before=False)
-        return Block.from_parts(self.norm1, self.attn, self.norm2, self.mlp)
+        return Block.from_parts(self.norm1, self.attn, self.norm2, self.mlp, self.ls1, self.ls2)
 
 
 def _fold(layer: Linear, adapter: LinearAdapter, before: bool) -> None:

@@ -1,78 +1,26 @@
-"""A plain image Vision Transformer with timm's parameter names.
+"""A plain image Vision Transformer with timm's parameter names, for every image family vidapter adapts.
 
-ViT: Dosovitskiy et al., arXiv 2010.11929. CLIP image tower: Radford et al., arXiv 2103.00020.
-Checked numerically against open_clip's ``VisionTransformer``, transformers' ``CLIPVisionModel`` and timm's
-``VisionTransformer`` (tests/models/test_vit.py).
+ViT: Dosovitskiy et al., arXiv 2010.11929. CLIP image tower: Radford et al., arXiv 2103.00020. The families' own
+switches (LayerScale, registers, RoPE, q/v-only biases, SwiGLU, sub-LN, attention pooling) follow DINOv2
+(2304.07193), DINOv3 (2508.10104), EVA-02 (2303.11331), SigLIP (2303.15343) and Perception Encoder (2504.13181).
+Checked numerically against open_clip, transformers and timm (tests/models/test_vit.py, tests/models/test_families.py).
 
-Every architecture fact (activation, LayerNorm eps and precision, pre-norm, patch bias, input mean/std) lives in one
-table, ``BACKBONES``; a model is built from a named row, never guessed from a layer count or a file name.
+Every architecture fact lives in one table, ``BACKBONES`` (models/backbones.py); a model is built from a named row,
+never guessed from a layer count or a file name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vidapter.models import lean
-
-CLIP_MEAN = (122.77, 116.75, 104.09)
-CLIP_STD = (68.50, 66.63, 70.32)
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
-
-@dataclass(frozen=True)
-class ViTFacts:
-    """Architecture facts of one image backbone. Mean/std are on the 0-255 scale, as the reference configs."""
-
-    width: int
-    depth: int
-    heads: int
-    patch_size: int
-    image_size: int
-    act: str  # "quick_gelu" (OpenAI CLIP) or "gelu" (exact erf GELU, timm/IN-21K)
-    ln_eps: float
-    ln_fp32: bool  # CLIP computes LayerNorm in fp32 whatever the input dtype
-    pre_norm: bool  # CLIP's ln_pre after the embeddings
-    patch_bias: bool
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    mlp_ratio: float = 4.0
-    layout: str = "openai"  # the key names of the family's original release: "openai" (CLIP) or "timm"
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def num_tokens(self) -> int:
-        return self.grid**2 + 1
-
-
-def _clip(width: int, depth: int, heads: int, patch: int, size: int = 224) -> ViTFacts:
-    return ViTFacts(width, depth, heads, patch, size, "quick_gelu", 1e-5, True, True, False, CLIP_MEAN, CLIP_STD)
-
-
-def _timm_in21k(width: int, depth: int, heads: int, patch: int, size: int = 224) -> ViTFacts:
-    return ViTFacts(width, depth, heads, patch, size, "gelu", 1e-6, False, False, True, IMAGENET_MEAN, IMAGENET_STD,
-                    layout="timm")  # fmt: skip
-
-
-BACKBONES: dict[str, ViTFacts] = {
-    "clip_vitb32": _clip(768, 12, 12, 32),
-    "clip_vitb16": _clip(768, 12, 12, 16),
-    "clip_vitl14": _clip(1024, 24, 16, 14),
-    "clip_vitl14_336": _clip(1024, 24, 16, 14, 336),
-    "in21k_vitb16": _timm_in21k(768, 12, 12, 16),
-    # Tiny variants for tests and the demo: the same code paths, far fewer parameters.
-    "demo_vit": _clip(96, 4, 3, 8, 32),  # pretrained by vidapter on synthetic images (vidapter/demo/pretrain.py)
-    "tiny_clip": _clip(64, 2, 4, 8, 32),
-    "tiny_in21k": _timm_in21k(64, 2, 4, 8, 32),
-}
-
+from vidapter.models.backbones import BACKBONES, CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ViTFacts  # noqa: F401
+from vidapter.models.pool import AttentionPool
+from vidapter.models.rope import Rope
 
 RECOMPUTE_MODES = ("none", "pointwise", "mlp")
 
@@ -147,27 +95,36 @@ class Attention(nn.Module):
     ``over_frames`` is AIM's temporal pass read straight from the frame layout (``AIMBlock.temporal_frames``).
     """
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, *, rope: Rope | None = None, norm: LayerNorm | None = None):
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.qkv = Linear(dim, 3 * dim)
+        self.norm = norm if norm is not None else nn.Identity()  # EVA02's sub-LN before the output projection
         self.proj = Linear(dim, dim)
+        self.rope = rope  # rotary positions of the spatial pass (a plain object: nothing in the state dict)
         # frame offset each head reads its keys and values from (ZeroI2V's spatio-temporal dual-headed attention,
         # adapters/stdha.py); empty: every head attends within its own frame
         self.head_shifts: tuple[int, ...] = ()
 
-    def forward(self, x: torch.Tensor, math: bool = False, num_frames: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, math: bool = False, num_frames: int | None = None,
+                spatial: bool = True) -> torch.Tensor:  # fmt: skip
         """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence. With ``head_shifts`` and
         ``num_frames`` the B sequences are frames of B/T videos, and head h of frame t takes its keys and values from
-        frame t + head_shifts[h]."""
-        return self.attend(*self.project(x), math=math, num_frames=num_frames)
+        frame t + head_shifts[h]. ``spatial=False``: the L tokens are not one image's (AIM's temporal pass, one
+        position over T frames), so no rotary positions: at one spatial position the rotation cancels in q.k."""
+        return self.attend(*self.project(x, spatial), math=math, num_frames=num_frames)
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L, D) -> q, k, v, each (B, H, L, D/H), unscaled and unshifted (EVL reads q and k of frozen blocks)."""
+    def project(self, x: torch.Tensor, spatial: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, D) -> q, k, v, each (B, H, L, D/H), unscaled and unshifted (EVL reads q and k of frozen blocks);
+        q and k rotated by their positions where the backbone has RoPE and the tokens are an image's."""
         b, n, d = x.shape
-        return self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.rope is not None and spatial:
+            tables = self.rope.tables(math.isqrt(n - self.rope.prefix), x.device)
+            q, k = self.rope.apply(q, tables), self.rope.apply(k, tables)
+        return q, k, v
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, math: bool = False,
                num_frames: int | None = None) -> torch.Tensor:  # fmt: skip
@@ -180,7 +137,7 @@ class Attention(nn.Module):
         else:
             x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
         b, h, n, hd = x.shape
-        return self.proj(x.transpose(1, 2).reshape(b, n, h * hd))
+        return self.proj(self.norm(x.transpose(1, 2).reshape(b, n, h * hd)))
 
     def over_frames(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D): attention among the T frames of each token position, read in the frame layout.
@@ -197,7 +154,7 @@ class Attention(nn.Module):
         # fp32 copy of q, k or v is written, which .float() on them would make the compiler do.
         scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1, dtype=torch.float32) * q.shape[-1] ** -0.5  # (B,Tq,Tk,N,H)
         out = (torch.softmax(scores, dim=2).unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B, T, N, H, hd)
-        return self.proj(out.to(qkv.dtype).reshape(bt, n, d))
+        return self.proj(self.norm(out.to(qkv.dtype).reshape(bt, n, d)))
 
 
 def shift_heads(x: torch.Tensor, frames: int, shifts: tuple[int, ...]) -> torch.Tensor:
@@ -213,17 +170,31 @@ def shift_heads(x: torch.Tensor, frames: int, shifts: tuple[int, ...]) -> torch.
     return out.view_as(x)
 
 
+def activation(name: str) -> nn.Module:
+    """The row's activation module (QuickGELU keeps less for backward in the recompute modes)."""
+    acts = {"quick_gelu": QuickGELU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "silu": nn.SiLU}
+    if name not in acts:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(acts)}")
+    return acts[name]()
+
+
 class Mlp(nn.Module):
-    """fc1 -> activation -> fc2. With ``recompute_hidden``, backward keeps the input, not the (4x wider) hidden layer,
-    and runs fc1 and the activation again: one more fc1 matmul per step for the biggest saved tensor of the block."""
+    """fc1 -> activation -> fc2; ``packed``: fc1 makes [x1; x2] and the hidden layer is act(x1) * x2 (DINOv2-g's
+    SwiGLU). With ``recompute_hidden``, backward keeps the input, not the (4x wider) hidden layer, and runs fc1 and
+    the activation again: one more fc1 matmul per step for the biggest saved tensor of the block."""
 
     recompute_hidden = False
 
-    def __init__(self, dim: int, hidden: int, act: str):
+    def __init__(self, dim: int, hidden: int, act: str, packed: bool = False):
         super().__init__()
-        self.fc1 = Linear(dim, hidden)
-        self.act = QuickGELU() if act == "quick_gelu" else nn.GELU()
+        self.packed = packed
+        self.fc1 = Linear(dim, 2 * hidden if packed else hidden)
+        self.act = activation(act)
         self.fc2 = Linear(hidden, dim)
+
+    def inputs(self) -> list[Linear]:
+        """The linear layers that read the MLP's input (ZeroI2V folds an adapter into them)."""
+        return [self.fc1]
 
     def forward(self, x: torch.Tensor, normed_from: tuple[LayerNorm, torch.Tensor] | None = None) -> torch.Tensor:
         """(..., D) -> (..., D). ``normed_from=(norm, src)`` says that x is ``norm(src)``: with ``recompute_hidden``
@@ -231,42 +202,87 @@ class Mlp(nn.Module):
         w, b = self.fc1.weight, self.fc1.bias
         if self.recompute_hidden and self.fc1.delta is None and lean.needs_graph(x, w, b):
             return self.fc2(lean.Recompute.apply(self._hidden, norm_source(normed_from), x, w, b))
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self._activate(self.fc1(x)))
+
+    def _activate(self, h: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            h, gate = h.chunk(2, dim=-1)
+            return self.act(h) * gate
+        return self.act(h)
 
     def _hidden(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return self.act(F.linear(x, weight, bias))
+        return self._activate(F.linear(x, weight, bias))
+
+
+class SwiGLU(nn.Module):
+    """EVA02's MLP: act(fc1_g x) * fc1_x x -> LayerNorm (sub-LN) -> fc2. The "mlp" recompute mode does not apply."""
+
+    def __init__(self, dim: int, hidden: int, act: str, eps: float):
+        super().__init__()
+        self.fc1_g = Linear(dim, hidden)
+        self.fc1_x = Linear(dim, hidden)
+        self.act = activation(act)
+        self.norm = LayerNorm(hidden, eps, fp32=False)
+        self.fc2 = Linear(hidden, dim)
+
+    def inputs(self) -> list[Linear]:
+        return [self.fc1_g, self.fc1_x]
+
+    def forward(self, x: torch.Tensor, normed_from: tuple[LayerNorm, torch.Tensor] | None = None) -> torch.Tensor:
+        """(..., D) -> (..., D)."""
+        return self.fc2(self.norm(self.act(self.fc1_g(x)) * self.fc1_x(x)))
+
+
+class LayerScale(nn.Module):
+    """x * gamma per channel (DINOv2, DINOv3), in x's dtype: under autocast the residual branch stays bf16."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.to(x.dtype)
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+    """Pre-norm transformer block: x + ls1(attn(norm1(x))); x + ls2(mlp(norm2(x))). ls1/ls2 are LayerScale where the
+    family has it, else identities."""
 
-    def __init__(self, facts: ViTFacts):
+    def __init__(self, facts: ViTFacts, rope: Rope | None = None):
         super().__init__()
-        d = facts.width
-        self.norm1 = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
-        self.attn = Attention(d, facts.heads)
-        self.norm2 = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
-        self.mlp = Mlp(d, int(d * facts.mlp_ratio), facts.act)
+        d, eps, fp32 = facts.width, facts.ln_eps, facts.ln_fp32
+        self.norm1 = LayerNorm(d, eps, fp32)
+        self.attn = Attention(d, facts.heads, rope=rope, norm=LayerNorm(d, eps, fp32) if facts.attn_norm else None)
+        self.ls1 = LayerScale(d) if facts.layer_scale else nn.Identity()
+        self.norm2 = LayerNorm(d, eps, fp32)
+        if facts.mlp == "swiglu_subln":
+            self.mlp = SwiGLU(d, facts.hidden, facts.act, eps)
+        else:
+            self.mlp = Mlp(d, facts.hidden, facts.act, packed=facts.mlp == "swiglu_packed")
+        self.ls2 = LayerScale(d) if facts.layer_scale else nn.Identity()
 
     @classmethod
-    def from_parts(cls, norm1: LayerNorm, attn: Attention, norm2: LayerNorm, mlp: Mlp) -> Block:
+    def from_parts(cls, norm1: LayerNorm, attn: Attention, norm2: LayerNorm, mlp: nn.Module, ls1: nn.Module,
+                   ls2: nn.Module) -> Block:  # fmt: skip
         """A block made of existing layers (a merged adapted block hands its frozen layers back)."""
         blk = cls.__new__(cls)
         nn.Module.__init__(blk)
-        blk.norm1, blk.attn, blk.norm2, blk.mlp = norm1, attn, norm2, mlp
+        blk.norm1, blk.attn, blk.ls1, blk.norm2, blk.mlp, blk.ls2 = norm1, attn, ls1, norm2, mlp, ls2
         return blk
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D). ``num_frames``: frames per video, for attention heads shifted in time."""
-        x = x + self.attn(self.norm1(x), num_frames=num_frames)
-        return x + self.mlp(self.norm2(x), normed_from=(self.norm2, x))
+        x = x + self.ls1(self.attn(self.norm1(x), num_frames=num_frames))
+        return x + self.ls2(self.mlp(self.norm2(x), normed_from=(self.norm2, x)))
 
 
 class VisionTransformer(nn.Module):
-    """Image ViT: patch embedding, class token, positional embedding, optional pre-norm, blocks, final norm.
+    """Image ViT: patch embedding, class and register tokens, positions, optional pre-norm, blocks, final norm, and
+    the family's pooling head where it has one.
 
-    Parameter names are timm's: ``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``norm_pre``,
-    ``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}``, ``norm``.
+    Parameter names are timm's: ``patch_embed.proj``, ``cls_token``, ``reg_token``, ``pos_embed``, ``norm_pre``,
+    ``blocks.{i}.{norm1,attn.qkv,attn.norm,attn.proj,ls1.gamma,norm2,mlp.*,ls2.gamma}``, ``norm``, ``attn_pool.*``.
+    Token order: [class token, registers, patches] (models/backbones.py says which a row has).
     """
 
     def __init__(self, facts: ViTFacts, image_size: int | None = None, name: str = "custom"):
@@ -276,25 +292,43 @@ class VisionTransformer(nn.Module):
         self.image_size = image_size or facts.image_size
         if self.image_size % facts.patch_size:
             raise ValueError(f"image size {self.image_size} is not a multiple of patch size {facts.patch_size}")
+        if facts.registers and facts.pos_embed == "cls":
+            raise ValueError("registers carry no position: a row with registers has pos_embed 'patches' or 'none'")
         d, p = facts.width, facts.patch_size
         self.grid = self.image_size // p
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, d, kernel_size=p, stride=p, bias=facts.patch_bias)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid**2 + 1, d))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if facts.class_token else None
+        self.reg_token = nn.Parameter(torch.zeros(1, facts.registers, d)) if facts.registers else None
+        slots = {"cls": 1, "patches": 0}
+        if facts.pos_embed in slots:
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.grid**2 + slots[facts.pos_embed], d))
+        else:
+            self.pos_embed = None
         self.norm_pre = LayerNorm(d, facts.ln_eps, facts.ln_fp32) if facts.pre_norm else nn.Identity()
-        self.blocks = nn.ModuleList(Block(facts) for _ in range(facts.depth))
+        rope = Rope(facts.rope, d // facts.heads, facts.rope_grid, facts.prefix) if facts.rope else None
+        self.blocks = nn.ModuleList(Block(facts, rope) for _ in range(facts.depth))
         self.norm = LayerNorm(d, facts.ln_eps, facts.ln_fp32)
+        self.attn_pool = AttentionPool(d, facts.attn_pool, facts.hidden, activation(facts.act), facts.ln_eps) \
+            if facts.attn_pool else None  # fmt: skip
         self.reset_parameters()
 
     @property
     def width(self) -> int:
         return self.facts.width
 
+    @property
+    def num_prefix(self) -> int:
+        """Tokens before the patches (class token and registers)."""
+        return self.facts.prefix
+
     def reset_parameters(self) -> None:
         """Random init (trunc-normal 0.02 linears and embeddings); pretrained weights overwrite it."""
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.normal_(self.cls_token, std=1e-6)
+        for p in (self.pos_embed, self.reg_token):
+            if p is not None:
+                nn.init.trunc_normal_(p, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -312,18 +346,39 @@ class VisionTransformer(nn.Module):
             )
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, N, D): patch tokens with the class token prepended and positions added."""
+        """(B, 3, H, W) -> (B, N, D): patch tokens, the class token and registers prepended, positions added (to
+        the class token and patches, or to patches only; registers never get one)."""
         self.check_input(x)
         x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        cls = self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1)
-        return torch.cat([cls, x], dim=1) + self.pos_embed.to(x.dtype)
+        if self.facts.pos_embed == "patches":
+            x = x + self.pos_embed.to(x.dtype)
+        prefix = [t.to(x.dtype).expand(x.shape[0], -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
+        x = torch.cat([*prefix, x], dim=1) if prefix else x
+        return x + self.pos_embed.to(x.dtype) if self.facts.pos_embed == "cls" else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, D): final-normed class token of each image."""
+    def pool(self, x: torch.Tensor, feature: str | None = None) -> torch.Tensor:
+        """(B, N, D) tokens out of the blocks -> (B, D), after the final norm: the class token ("cls"), the
+        pretrained attention-pooling head ("pool": SigLIP's MAP head, PE's attention pool) or the mean of the patch
+        tokens ("mean", registers left out). None: the row's own feature."""
+        feature = feature or self.facts.feature
+        if feature == "cls":
+            if self.cls_token is None:
+                raise ValueError(f"backbone {self.name} has no class token; use feature 'pool' or 'mean'")
+            return self.norm(x[:, 0])
+        if feature == "pool":
+            if self.attn_pool is None:
+                raise ValueError(f"backbone {self.name} has no pretrained pooling head; use feature 'cls' or 'mean'")
+            return self.attn_pool(self.norm(x))
+        if feature == "mean":
+            return self.norm(x)[:, self.num_prefix :].mean(dim=1)
+        raise ValueError(f"unknown feature {feature!r}; use 'cls', 'pool' or 'mean'")
+
+    def forward(self, x: torch.Tensor, feature: str | None = None) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, D): each image's feature (``pool``)."""
         x = self.norm_pre(self.embed(x))
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x[:, 0])
+        return self.pool(x, feature)
 
 
 def list_backbones() -> list[str]:
@@ -367,19 +422,32 @@ def set_recompute(model: nn.Module, mode: str) -> None:
             m.recompute_hidden = mode == "mlp"
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
-    """Bicubically resample a (1, 1 + g*g, D) positional embedding to (1, 1 + grid*grid, D); the class slot is kept.
+def resize_pos_embed(pos_embed: torch.Tensor, grid: int, slots: int = 1, mode: str = "bicubic_aa") -> torch.Tensor:
+    """Resample a (1, slots + g*g, D) positional embedding to (1, slots + grid*grid, D) as the family's own code does;
+    the ``slots`` leading (class token) entries are kept.
 
-    Same convention as timm's ``resample_abs_pos_embed`` (bicubic, align_corners=False, antialias), checked in tests.
+    ``bicubic_aa``: timm's ``resample_abs_pos_embed`` (bicubic, antialias; CLIP rows, checked in tests). ``bicubic``:
+    no antialias (EVA02, SigLIP). ``dinov2``: DINOv2's ``interpolate_pos_encoding`` without registers (bicubic with
+    scale factor (grid + 0.1) / g, no antialias); ``dinov2_reg``: with registers (to the size, antialias).
+    ``bilinear``: PE's (no antialias). In fp32, cast back.
     """
-    old = int(round((pos_embed.shape[1] - 1) ** 0.5))
-    if old * old != pos_embed.shape[1] - 1:
-        raise ValueError(f"positional embedding of {pos_embed.shape[1]} tokens is not 1 + a square grid")
+    old = int(round((pos_embed.shape[1] - slots) ** 0.5))
+    if old * old != pos_embed.shape[1] - slots:
+        raise ValueError(f"positional embedding of {pos_embed.shape[1]} tokens is not {slots} + a square grid")
     if old == grid:
         return pos_embed
-    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
+    head, patches = pos_embed[:, :slots], pos_embed[:, slots:]
     dtype = patches.dtype
     patches = patches.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
-    patches = F.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False, antialias=True)
+    kw = {"size": (grid, grid), "align_corners": False}
+    if mode == "dinov2":
+        kw = {"scale_factor": ((grid + 0.1) / old,) * 2, "align_corners": False}
+    interp = {"bicubic_aa": ("bicubic", True), "bicubic": ("bicubic", False), "dinov2": ("bicubic", False),
+              "dinov2_reg": ("bicubic", True), "bilinear": ("bilinear", False)}  # fmt: skip
+    if mode not in interp:
+        raise ValueError(f"unknown position resampling {mode!r}; known: {', '.join(interp)}")
+    patches = F.interpolate(patches, mode=interp[mode][0], antialias=interp[mode][1], **kw)
+    if patches.shape[-1] != grid:
+        raise ValueError(f"resampling {old}x{old} positions gave {patches.shape[-1]}, not {grid}")
     patches = patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1).to(dtype)
-    return torch.cat([cls, patches], dim=1)
+    return torch.cat([head, patches], dim=1)
