@@ -135,10 +135,20 @@ def backbone_rows() -> list[dict]:
     for name in list_backbones():
         f = BACKBONES[name]
         weights = [w for w, spec in WEIGHTS.items() if spec.backbone == name]
-        rows.append({"name": name, "width": f.width, "depth": f.depth, "heads": f.heads, "patch": f.patch_size,
-                     "image_size": f.image_size, "activation": f.act, "layout": f.layout,
-                     "weights": weights})  # fmt: skip
+        rows.append({"name": name, "family": f.family, "width": f.width, "depth": f.depth, "heads": f.heads,
+                     "patch": f.patch_size, "image_size": f.image_size, "activation": f.act, "tokens": _tokens(f),
+                     "feature": f.feature, "licence": f.licence, "layout": f.layout, "weights": weights})  # fmt: skip
     return rows
+
+
+def _tokens(f) -> str:
+    """What a frame's token sequence holds and how positions enter, in a few words."""
+    parts = ["cls"] if f.class_token else []
+    parts += [f"{f.registers} reg"] if f.registers else []
+    parts += ["patches"]
+    pos = {"cls": "abs", "patches": "abs", "none": ""}[f.pos_embed]
+    pos = "+".join(p for p in (pos, "rope" if f.rope else "") if p)
+    return "+".join(parts) + f" ({pos})" + (" ls" if f.layer_scale else "")
 
 
 def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
@@ -153,7 +163,8 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
 PRESET_COLUMNS = [("name", "{}"), ("backbone", "{}"), ("dataset", "{}"), ("frames", "{}"), ("classes", "{}"),
                   ("trainable", "{:,}"), ("gflops_per_view", "{:.1f}")]  # fmt: skip
 BACKBONE_COLUMNS = [("name", "{}"), ("width", "{}"), ("depth", "{}"), ("heads", "{}"), ("patch", "{}"),
-                    ("image_size", "{}"), ("activation", "{}"), ("weights", "{}")]  # fmt: skip
+                    ("image_size", "{}"), ("activation", "{}"), ("tokens", "{}"), ("feature", "{}"), ("licence", "{}"),
+                    ("weights", "{}")]  # fmt: skip
 
 
 def cmd_listing(args: argparse.Namespace, overrides: list[str]) -> int:

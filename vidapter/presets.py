@@ -144,6 +144,33 @@ def ssv2_in21k_vitb16_8f() -> Config:
     return _in21k(ssv2_vitb16_8f(), "ssv2_in21k_vitb16_8f")
 
 
+# The image families at base size: (preset stem, backbone row, published weights, frame size). Each recipe is AIM's
+# K400 or SSv2 ViT-B/16 recipe with the family's backbone, its own input mean/std and native frame size (224 for
+# DINOv2, whose 518 px positions are resampled as its own code does).
+FAMILIES = {
+    "laion2b_b16": ("laion2b_vitb16", "open_clip:ViT-B-16/laion2b_s34b_b88k", None),
+    "siglip_b16": ("siglip_vitb16", "timm:vit_base_patch16_siglip_224.webli", None),
+    "siglip2_b16": ("siglip2_vitb16", "timm:vit_base_patch16_siglip_224.v2_webli", None),
+    "dinov2_b14": ("dinov2_vitb14", "dinov2:dinov2_vitb14", 224),
+    "dinov3_b16": ("dinov3_vitb16", "timm:vit_base_patch16_dinov3.lvd1689m", None),
+    "pe_core_b16": ("pe_core_vitb16", "pe:PE-Core-B16-224", None),
+    "eva02_b16": ("eva02_clip_vitb16", "eva:EVA02_CLIP_B_psz16_s8B", None),
+}
+
+
+def _family(cfg: Config, dataset: str, family: str) -> Config:
+    backbone, weights, size = FAMILIES[family]
+    cfg.name = f"{dataset}_{family}_8f"
+    cfg.model.backbone, cfg.model.pretrained, cfg.model.image_size = backbone, weights, size
+    cfg.data.mean = cfg.data.std = None  # the backbone row's own normalisation
+    return cfg
+
+
+def _family_presets() -> dict[str, Callable[[], Config]]:
+    base = {"k400": k400_vitb16_8f, "ssv2": ssv2_vitb16_8f}
+    return {f"{d}_{f}_8f": (lambda d=d, f=f: _family(base[d](), d, f)) for f in FAMILIES for d in base}
+
+
 def synthetic() -> Config:
     """AIM on the synthetic dataset (``vidapter data synth data/synthetic``) with the demo image ViT that vidapter
     pretrained on synthetic images (``vidapter:demo-vit``, shipped in the package), on CPU in minutes."""
@@ -322,6 +349,7 @@ PRESETS: dict[str, Callable[[], Config]] = {
         synthetic,
     )
 }
+PRESETS.update(_family_presets())
 
 
 def list_presets() -> list[str]:

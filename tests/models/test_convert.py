@@ -41,7 +41,7 @@ def test_openai_with_and_without_visual_prefix_agree():
     [
         (openai_to_vit, lambda: open_clip_model().visual.state_dict(), "transformer.resblocks.0.ls_1.gamma"),
         (hf_clip_to_vit, lambda: hf_clip_vision().state_dict(), "encoder.layers.0.self_attn.rotary.weight"),
-        (timm_to_vit, lambda: timm_vit().state_dict(), "blocks.0.ls1.gamma"),
+        (timm_to_vit, lambda: timm_vit().state_dict(), "blocks.0.attn.q_norm.weight"),
     ],
 )
 def test_unknown_key_raises_naming_it(convert, make, extra):

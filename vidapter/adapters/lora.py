@@ -68,9 +68,12 @@ def apply_lora(
         blk = vit.blocks[i]
         for t in targets:
             part, attr = TARGETS[t]
-            linear = getattr(getattr(blk, part), attr)
-            linear.delta = LoRA(linear.in_features, linear.out_features, r, alpha, dropout).to(linear.weight.device)
-            names += [f"blocks.{i}.{part}.{attr}.delta.{p}" for p, _ in linear.delta.named_parameters()]
+            # fc1 is every layer reading the MLP's input: EVA02's SwiGLU has two (fc1_g, fc1_x)
+            linears = blk.mlp.inputs() if t == "fc1" else [getattr(getattr(blk, part), attr)]
+            for linear in linears:
+                linear.delta = LoRA(linear.in_features, linear.out_features, r, alpha, dropout).to(linear.weight.device)
+                path = next(n for n, m in blk.named_modules() if m is linear)
+                names += [f"blocks.{i}.{path}.delta.{p}" for p, _ in linear.delta.named_parameters()]
     return names
 
 

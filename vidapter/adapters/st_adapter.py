@@ -6,8 +6,8 @@ transcription of it in tests/adapters/test_st_adapter.py (benchmarks/baseline_st
 
 - adapter: ``fc2(conv(fc1(x)))`` with **no activation**; ``conv`` is a depthwise Conv3d with kernel (3, 1, 1) over
   (T, H, W), padding (1, 0, 0), so each patch mixes with itself at t - 1, t, t + 1 (zero padding after fc1: a missing
-  frame contributes nothing, not even fc1's bias). The class token (and any registers) bypasses the adapter. The result is added to the
-  patch tokens (the official code adds in place; the numbers are the same).
+  frame contributes nothing, not even fc1's bias). The class token (and any registers) bypasses the adapter. The
+  result is added to the patch tokens (the official code adds in place; the numbers are the same).
 - init: conv weight and bias zero, fc1/fc2 biases zero, fc1/fc2 weights PyTorch's default U(+-1/sqrt(fan_in)): every
   adapter is the identity at initialisation.
 - placement ("adapter layers x bottleneck channels"): ``12x384`` is one adapter per block before the MLP (after the

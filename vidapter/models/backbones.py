@@ -83,7 +83,7 @@ def _clip(width: int, depth: int, heads: int, patch: int, size: int = 224, **kw)
 
 def _timm_in21k(width: int, depth: int, heads: int, patch: int, size: int = 224) -> ViTFacts:
     return ViTFacts(width, depth, heads, patch, size, "gelu", 1e-6, False, False, True, IMAGENET_MEAN, IMAGENET_STD,
-                    layout="timm", licence="Apache-2.0")  # fmt: skip
+                    layout="timm", family="in21k", licence="Apache-2.0")  # fmt: skip
 
 
 def _open_clip(width: int, depth: int, heads: int, patch: int, mean=CLIP_MEAN, std=CLIP_STD, **kw) -> ViTFacts:

@@ -95,13 +95,20 @@ HF_CLIP_IGNORE = [
     r"logit_scale",
 ]
 
+# timm VisionTransformer: CLIP, IN-21K, SigLIP, DINOv2 with or without registers (DINOv2-g's packed SwiGLU fc1 rows
+# are [x1; x2], as vidapter's), the attention-pooling head; also the part of timm's Eva class that PE-Core uses.
+# ``fc_norm`` (average pooling with a norm of its own) is not listed: such a file raises.
 TIMM: list[Row] = [
     (r"cls_token", "cls_token", None),
+    (r"reg_token", "reg_token", None),
     (r"pos_embed", "pos_embed", None),
     (rf"patch_embed\.proj\.{_B}", r"patch_embed.proj.\1", None),
     (rf"norm_pre\.{_B}", r"norm_pre.\1", None),
     (rf"blocks\.(\d+)\.(norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.{_B}", r"blocks.\1.\2.\3", None),
+    (r"blocks\.(\d+)\.(ls[12])\.gamma", r"blocks.\1.\2.gamma", None),
     (rf"norm\.{_B}", r"norm.\1", None),
+    (r"attn_pool\.latent", "attn_pool.latent", None),
+    (rf"attn_pool\.(q|kv|proj|norm|mlp\.fc1|mlp\.fc2)\.{_B}", r"attn_pool.\1.\2", None),
 ]
 # The classifier and the old IN-21K "representation" layer (pre_logits) are not part of the backbone.
 TIMM_IGNORE = [r"head\.(weight|bias)", r"pre_logits\.fc\.(weight|bias)"]
@@ -219,6 +226,8 @@ def convert(state_dict: Mapping[str, Tensor], table: list[Row], ignore: list[str
         m, template, fn = hit
         name = m.expand(template)
         if isinstance(fn, Fuse):
+            if fn.index in parts.get(name, {}):
+                raise ConversionError(f"{fmt}: two source keys map to part {fn.index} of {name!r} (second: {key!r})")
             parts.setdefault(name, {})[fn.index] = fn.fn(value) if fn.fn else value
             counts[name] = fn.count
         else:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import urllib.request
 from collections.abc import Mapping
@@ -24,8 +25,10 @@ from safetensors.torch import load_file
 
 from vidapter.files import FileError, load_torch_file
 from vidapter.models.convert import CONVERTERS, ConversionError, detect_format, unwrap
+from vidapter.models.convert_hf import HF_FORMATS, detect_hf
+from vidapter.models.convert_upstream import UPSTREAM_FORMATS, detect_upstream
 from vidapter.models.torchscript import is_torchscript_archive, read_torchscript_tensors
-from vidapter.models.vit import VisionTransformer, ViTFacts, resize_pos_embed
+from vidapter.models.vit import BACKBONES, VisionTransformer, ViTFacts, resize_pos_embed
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,11 @@ class Weights:
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        """The cache's name for the file: hub repositories name many files alike, so theirs carry the repository."""
+        base = self.url.rsplit("/", 1)[-1]
+        if "huggingface.co/" in self.url:
+            return self.url.split("huggingface.co/")[1].split("/resolve/")[0].replace("/", "--") + "--" + base
+        return base
 
 
 def _openai(backbone: str, sha256: str, filename: str) -> Weights:
@@ -75,6 +82,86 @@ WEIGHTS: dict[str, Weights] = {
     # Pretrained by vidapter on synthetic images (python -m vidapter.demo.pretrain); shipped in the package.
     "vidapter:demo-vit": Weights("demo_vit", "", packaged="demo/demo_vit.safetensors"),
 }
+
+
+def _hub(repo: str, file: str = "model.safetensors") -> str:
+    return f"https://huggingface.co/{repo}/resolve/main/{file}"
+
+
+def _family_weights() -> dict[str, Weights]:
+    """The image families' published weights, each under the names of the places it is published (``timm:``,
+    ``hf:``, ``open_clip:``, the family's own ``dinov2:``, ``pe:``, ``eva:``); every layout loads exactly."""
+    out: dict[str, Weights] = {}
+    for row, timm_name in [
+        ("laion2b_vitb16", "vit_base_patch16_clip_224.laion2b"),
+        ("datacomp_vitb16", "vit_base_patch16_clip_224.datacompxl"),
+        ("laion2b_vitl14", "vit_large_patch14_clip_224.laion2b"),
+        ("datacomp_vitl14", "vit_large_patch14_clip_224.datacompxl"),
+        ("laion2b_vith14", "vit_huge_patch14_clip_224.laion2b"),
+        ("laion2b_vitbigg14", "vit_gigantic_patch14_clip_224.laion2b"),
+        ("siglip_vitb16", "vit_base_patch16_siglip_224.webli"),
+        ("siglip_so400m14_384", "vit_so400m_patch14_siglip_384.webli"),
+        ("siglip2_vitb16", "vit_base_patch16_siglip_224.v2_webli"),
+        ("siglip2_so400m14_378", "vit_so400m_patch14_siglip_378.v2_webli"),
+        *[
+            (f"dinov2_vit{s}14{r}", f"vit_{n}_patch14{t}_dinov2.lvd142m")
+            for s, n in (("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant"))
+            for r, t in (("", ""), ("_reg", "_reg4"))
+        ],
+        *[
+            (f"dinov3_vit{s}16", f"vit_{n}_patch16_dinov3.lvd1689m")
+            for s, n in (("s", "small"), ("b", "base"), ("l", "large"))
+        ],
+        ("pe_core_vitb16", "vit_pe_core_base_patch16_224.fb"),
+        ("pe_core_vitl14_336", "vit_pe_core_large_patch14_336.fb"),
+        ("eva02_clip_vitb16", "eva02_base_patch16_clip_224.merged2b"),
+        ("eva02_clip_vitl14", "eva02_large_patch14_clip_224.merged2b"),
+        ("eva02_clip_vitl14_336", "eva02_large_patch14_clip_336.merged2b"),
+    ]:
+        out[f"timm:{timm_name}"] = Weights(row, _hub(f"timm/{timm_name}"))
+    for name, row, repo in [
+        ("ViT-B-16/laion2b_s34b_b88k", "laion2b_vitb16", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
+        ("ViT-B-16/datacomp_xl_s13b_b90k", "datacomp_vitb16", "laion/CLIP-ViT-B-16-DataComp.XL-s13B-b90K"),
+        ("ViT-L-14/laion2b_s32b_b82k", "laion2b_vitl14", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"),
+        ("ViT-L-14/datacomp_xl_s13b_b90k", "datacomp_vitl14", "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"),
+        ("ViT-H-14/laion2b_s32b_b79k", "laion2b_vith14", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"),
+        ("ViT-bigG-14/laion2b_s39b_b160k", "laion2b_vitbigg14", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"),
+    ]:
+        out[f"open_clip:{name}"] = Weights(row, _hub(repo, "open_clip_pytorch_model.bin"))
+    for repo, row in [
+        ("google/siglip-base-patch16-224", "siglip_vitb16"),
+        ("google/siglip-so400m-patch14-384", "siglip_so400m14_384"),
+        ("google/siglip2-base-patch16-224", "siglip2_vitb16"),
+        *[
+            (f"facebook/dinov2-{n}", f"dinov2_vit{s}14")
+            for s, n in (("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant"))
+        ],
+        *[
+            (f"facebook/dinov2-with-registers-{n}", f"dinov2_vit{s}14_reg")
+            for s, n in (("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant"))
+        ],
+        *[(f"facebook/dinov3-vit{s}16-pretrain-lvd1689m", f"dinov3_vit{s}16") for s in "sbl"],
+    ]:
+        out[f"hf:{repo}"] = Weights(row, _hub(repo))
+    for s in "sblg":
+        for reg in ("", "_reg4"):
+            name = f"dinov2_vit{s}14{reg}"
+            out[f"dinov2:{name}"] = Weights(
+                f"dinov2_vit{s}14{'_reg' if reg else ''}",
+                f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{s}14/{name}_pretrain.pth",
+            )
+    for name, row in (("PE-Core-B16-224", "pe_core_vitb16"), ("PE-Core-L14-336", "pe_core_vitl14_336")):
+        out[f"pe:{name}"] = Weights(row, _hub(f"facebook/{name}", f"{name}.pt"))
+    for name, row in (
+        ("EVA02_CLIP_B_psz16_s8B", "eva02_clip_vitb16"),
+        ("EVA02_CLIP_L_psz14_s4B", "eva02_clip_vitl14"),
+        ("EVA02_CLIP_L_336_psz14_s6B", "eva02_clip_vitl14_336"),
+    ):
+        out[f"eva:{name}"] = Weights(row, _hub("QuanSun/EVA-CLIP", f"{name}.pt"))
+    return out
+
+
+WEIGHTS.update(_family_weights())
 
 
 class WeightsError(FileError, ValueError):
@@ -151,19 +238,97 @@ def resolve_weights(spec: str) -> Path:
     return target
 
 
-def _check_hf_config(cfg: dict, facts: ViTFacts, path: Path) -> None:
+HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+# Hugging Face's activation names -> the backbone table's
+HF_ACTS = {"quick_gelu": "quick_gelu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh",
+           "silu": "silu", "swish": "silu"}  # fmt: skip
+
+
+def check_metadata(path: Path, facts: ViTFacts) -> None:
+    """Refuse a file whose own description contradicts the backbone row: a Hugging Face ``config.json`` (sizes, eps,
+    ``hidden_act``), timm's ``config.json`` (``architecture``) or open_clip's ``open_clip_config.json``
+    (``quick_gelu``, sizes, mean/std). Read from a model directory, or beside a weights file. A bare state dict
+    says none of this: there the backbone row named decides (GELU vs QuickGELU cannot be told from the weights)."""
+    folder = path if path.is_dir() else path.parent
+    if (folder / "config.json").exists():
+        cfg = read_json(folder / "config.json")
+        if "architecture" in cfg:  # timm's hub config
+            _check_timm_config(cfg, facts, folder / "config.json")
+        else:
+            _check_hf_config(cfg, facts, folder / "config.json")
+    if (folder / "open_clip_config.json").exists():
+        _check_open_clip_config(read_json(folder / "open_clip_config.json"), facts, folder / "open_clip_config.json")
+
+
+def _mismatch(where: Path, key: str, got, want, row_hint: str = "") -> WeightsError:
+    return WeightsError(f"{where}: {key} is {got!r}, but the backbone expects {want!r}{row_hint}")
+
+
+def _check_hf_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
     vc = cfg.get("vision_config", cfg)
+    act = vc.get("hidden_act")
+    if vc.get("use_swiglu_ffn") or vc.get("use_gated_mlp"):
+        act = "silu"  # DINOv2-g / DINOv3 gated MLP: SiLU gate whatever hidden_act says
     expected = {
         "hidden_size": facts.width,
         "num_hidden_layers": facts.depth,
         "num_attention_heads": facts.heads,
         "patch_size": facts.patch_size,
-        "hidden_act": facts.act,
         "layer_norm_eps": facts.ln_eps,
     }
+    if act is not None and HF_ACTS.get(act, act) != facts.act:
+        hint = "; an exact-GELU CLIP (open_clip LAION-2B/DataComp) is a laion2b_*/datacomp_* row" \
+            if {act, facts.act} == {"gelu", "quick_gelu"} else ""  # fmt: skip
+        raise _mismatch(where, "hidden_act", act, facts.act, hint)
     for key, want in expected.items():
         if key in vc and vc[key] != want:
-            raise WeightsError(f"{path}/config.json: {key} is {vc[key]!r}, but the backbone expects {want!r}")
+            raise _mismatch(where, key, vc[key], want)
+    registers = vc.get("num_register_tokens")
+    if registers is not None and registers != facts.registers:
+        raise _mismatch(where, "num_register_tokens", registers, facts.registers)
+
+
+# timm architecture names -> the families whose rows they fit
+TIMM_FAMILIES = [(r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?", ("clip", "open_clip")), (r".+_siglip_.+", ("siglip",)),
+                 (r".+_dinov2", ("dinov2",)), (r".+_dinov3(_qkvb)?", ("dinov3",)), (r"vit_pe_core_.+", ("pe_core",)),
+                 (r"eva02_.+_clip_.+", ("eva02",)), (r"vit_.+_(in21k|augreg.*)", ("in21k",))]  # fmt: skip
+
+
+def _check_timm_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
+    arch = str(cfg["architecture"])
+    families = next((f for pattern, f in TIMM_FAMILIES if re.fullmatch(pattern, arch)), None)
+    if families is not None and facts.family not in families:
+        raise WeightsError(f"{where}: architecture {arch!r} is a {families[0]} model, but the backbone is a "
+                           f"{facts.family} row")  # fmt: skip
+    if ("quickgelu" in arch) != (facts.act == "quick_gelu") and facts.family in ("clip", "open_clip"):
+        raise _mismatch(where, "architecture", arch, "a QuickGELU CLIP" if facts.act == "quick_gelu" else "a GELU CLIP")
+
+
+def _check_open_clip_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
+    model = cfg.get("model_cfg", cfg)
+    vision = model.get("vision_cfg", {})
+    if "timm_model_name" not in vision and facts.family in ("clip", "open_clip"):
+        quick = bool(model.get("quick_gelu", False))
+        if quick != (facts.act == "quick_gelu"):
+            raise _mismatch(
+                where,
+                "quick_gelu",
+                quick,
+                facts.act == "quick_gelu",
+                "; an exact-GELU CLIP is a laion2b_*/datacomp_* row, OpenAI's QuickGELU a clip_* row",
+            )
+        for key, want in (("width", facts.width), ("layers", facts.depth), ("patch_size", facts.patch_size)):
+            if key in vision and vision[key] != want:
+                raise _mismatch(where, f"vision_cfg.{key}", vision[key], want)
+    mean = cfg.get("preprocess_cfg", {}).get("mean")
+    if mean is not None and any(abs(m * 255 - f) > 0.05 for m, f in zip(mean, facts.mean, strict=False)):
+        raise _mismatch(
+            where,
+            "preprocess_cfg.mean",
+            mean,
+            [round(f / 255, 5) for f in facts.mean],
+            " (the row's input normalisation; choose the row made for these weights)",
+        )
 
 
 def read_checkpoint(path: str | os.PathLike, facts: ViTFacts | None = None, trust_pickle: bool = False) -> dict:
@@ -173,12 +338,14 @@ def read_checkpoint(path: str | os.PathLike, facts: ViTFacts | None = None, trus
     restricted loader unless ``trust_pickle``."""
     path = Path(path)
     if path.is_dir():
-        for name in ("model.safetensors", "pytorch_model.bin"):
+        for name in HUB_FILES:
             if (path / name).exists():
-                if facts is not None and (path / "config.json").exists():
-                    _check_hf_config(read_json(path / "config.json"), facts, path)
+                if facts is not None:
+                    check_metadata(path, facts)
                 return read_checkpoint(path / name, trust_pickle=trust_pickle)
         raise WeightsError(f"{path}: a model directory needs model.safetensors or pytorch_model.bin")
+    if facts is not None and path.name in HUB_FILES:  # a file as a hub repository names it: its metadata is beside it
+        check_metadata(path, facts)
     try:
         if path.suffix == ".safetensors":
             return read_safetensors(path)
@@ -233,26 +400,68 @@ def check_keys(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor]
         raise WeightsError(f"{what}: " + "; ".join(problems))
 
 
+# Every image backbone layout: OpenAI/open_clip, HF CLIP, timm, Google's npz, and the families' own
+# (models/convert_hf.py, models/convert_upstream.py).
+BACKBONE_FORMATS = {**{k: v for k, v in CONVERTERS.items() if k != "aim_official"}, **HF_FORMATS, **UPSTREAM_FORMATS}
+
+
+def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Name an image checkpoint's layout from marker keys (never its architecture: the backbone row says that)."""
+    keys = set(state_dict)
+    return detect_upstream(keys) or detect_hf(keys) or detect_format(state_dict)
+
+
 def load_backbone(vit: VisionTransformer, spec: str, fmt: str | None = None, trust_pickle: bool = False) -> LoadReport:
     """Load image weights named or located by ``spec`` into ``vit`` exactly; returns what was loaded from where."""
     if spec in WEIGHTS and WEIGHTS[spec].backbone != vit.name:
         raise WeightsError(f"{spec} is for backbone {WEIGHTS[spec].backbone}, not {vit.name}")
     path = resolve_weights(spec)
     raw = read_checkpoint(path, vit.facts, trust_pickle)
-    fmt = fmt or detect_format(raw)
-    if fmt not in CONVERTERS or fmt == "aim_official":
-        raise WeightsError(f"{path}: format {fmt!r} is not an image backbone layout")
+    fmt = fmt or detect_layout(raw)
+    if fmt not in BACKBONE_FORMATS:
+        raise WeightsError(f"{path}: format {fmt!r} is not an image backbone layout ({', '.join(BACKBONE_FORMATS)})")
     try:
-        sd = CONVERTERS[fmt](raw)
+        sd = BACKBONE_FORMATS[fmt](raw)
     except ConversionError as e:
         raise WeightsError(f"{path}: {e}") from e
     want = vit.state_dict()
     report = LoadReport(spec, str(path), fmt, len(sd))
     pos = sd.get("pos_embed")
-    if pos is not None and pos.shape != want["pos_embed"].shape and pos.shape[-1] == want["pos_embed"].shape[-1]:
-        sd["pos_embed"] = resize_pos_embed(pos.float(), vit.grid)
+    if pos is not None and "pos_embed" in want and pos.shape != want["pos_embed"].shape \
+            and pos.shape[-1] == want["pos_embed"].shape[-1]:  # fmt: skip
+        slots = 1 if vit.facts.pos_embed == "cls" else 0
+        try:
+            sd["pos_embed"] = resize_pos_embed(pos.float(), vit.grid, slots, vit.facts.pos_resize)
+        except ValueError as e:
+            raise WeightsError(f"{path}: {e}; {_fits_rows(sd, vit)}") from e
         report.resized["pos_embed"] = [list(pos.shape), list(sd["pos_embed"].shape)]
-    check_keys(sd, want, f"{path} ({fmt}) does not fit backbone {vit.name}")
+    try:
+        check_keys(sd, want, f"{path} ({fmt}) does not fit backbone {vit.name}")
+    except WeightsError as e:
+        raise WeightsError(f"{e}; {_fits_rows(sd, vit)}") from e
     vit.load_state_dict(sd, strict=True)
     log.info("%s", report)
     return report
+
+
+def _fits_rows(sd: Mapping[str, torch.Tensor], vit: VisionTransformer) -> str:
+    """Which backbone rows the converted tensors fit (keys and shapes, positions at any grid): the hint in the
+    error for a file named with the wrong row."""
+    fits = []
+    for name, facts in BACKBONES.items():
+        if name.startswith(("tiny_", "demo_")) and not vit.name.startswith(("tiny_", "demo_")):
+            continue
+        with torch.device("meta"):
+            want = VisionTransformer(facts, name=name).state_dict()
+        same = set(want) == set(sd) and all(
+            k == "pos_embed" or tuple(sd[k].shape) == tuple(want[k].shape) for k in want
+        )
+        if same:
+            fits.append(name)
+    if not fits:
+        return "it fits no backbone row"
+    return f"it looks like {' or '.join(fits)}" + (
+        " (rows that differ only in facts the weights cannot show: name the one made for these weights)"
+        if len(fits) > 1
+        else ""
+    )

@@ -290,7 +290,8 @@ class VisionTransformer(nn.Module):
         self.facts = facts
         self.name = name
         self.image_size = image_size or facts.image_size
-        if self.image_size % facts.patch_size:
+        # SigLIP So400m/14 at 384 px drops the last 6 px, as released: a remainder only where the row's own size has it
+        if self.image_size % facts.patch_size not in (0, facts.image_size % facts.patch_size):
             raise ValueError(f"image size {self.image_size} is not a multiple of patch size {facts.patch_size}")
         if facts.registers and facts.pos_embed == "cls":
             raise ValueError("registers carry no position: a row with registers has pos_embed 'patches' or 'none'")
