@@ -6,6 +6,7 @@ releases are checked converter by converter in test_convert_hf.py and test_conve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -16,7 +17,7 @@ from safetensors.torch import save_file
 from vidapter.classifier import build_model
 from vidapter.config import ModelConfig
 from vidapter.models.pretrained import WEIGHTS, WeightsError, load_backbone
-from vidapter.models.vit import BACKBONES, build_vit
+from vidapter.models.vit import BACKBONES, VisionTransformer, build_vit
 
 ROWS = sorted(TIMM_FAMILIES)
 
@@ -171,3 +172,64 @@ def test_a_file_named_with_the_wrong_row_says_which_row_it_fits(tmp_path):
     path = _save(timm_family("tiny_dinov2_reg"), tmp_path / "reg.safetensors")
     with pytest.raises(WeightsError, match=r"reg.safetensors: .*it looks like tiny_dinov2_reg$"):
         load_backbone(build_vit("tiny_dinov2"), path)
+
+
+# Every published layout of test_convert_hf.py / test_convert_upstream.py (each there checked against its peer), now
+# through vidapter's loader into vidapter's ViT: case id -> (tiny row, the peer's own deviations from the row's facts:
+# its MLP width, the RoPE reference grid timm's definition keeps, and timm/open_clip's exact GELU for SigLIP).
+HF_ROWS = {
+    "siglip": ("tiny_siglip", {}),
+    "siglip_full": ("tiny_siglip", {}),
+    "dinov2": ("tiny_dinov2", {}),
+    "dinov2_swiglu": ("tiny_dinov2_swiglu", {"mlp_hidden": 176}),
+    "dinov2_reg4": ("tiny_dinov2_reg", {}),
+    "dinov3": ("tiny_dinov3", {}),
+    "dinov3_no_qkv_bias": ("tiny_dinov3", {}),
+}
+UPSTREAM_ROWS = {
+    "timm-eva02-clip": ("tiny_eva02", {"rope_grid": 16}),
+    "timm-pe-core-b": ("tiny_pe_core", {"rope_grid": 14}),
+    "timm-dinov3": ("tiny_dinov3", {}),
+    "timm-dinov3-qkvb": ("tiny_dinov3", {}),
+    "timm-siglip": ("tiny_siglip", {"act": "gelu"}),
+    "timm-clip": ("tiny_open_clip", {}),
+    "timm-dinov2-reg4": ("tiny_dinov2_reg", {}),
+    "timm-dinov2-g": ("tiny_dinov2_swiglu", {"mlp_hidden": 128}),
+    "open_clip-EVA02-B-16": ("tiny_eva02", {"rope_grid": 16}),
+    "open_clip-PE-Core-B-16": ("tiny_pe_core", {"rope_grid": 14}),
+    "open_clip-ViT-B-16-SigLIP": ("tiny_siglip", {"act": "gelu"}),
+    "dinov2": ("tiny_dinov2", {}),
+    "dinov2-reg4": ("tiny_dinov2_reg", {}),
+    "dinov2-g": ("tiny_dinov2_swiglu", {"mlp_hidden": 128}),
+    "dinov2-chunked": ("tiny_dinov2_reg", {}),
+    "dinov3": ("tiny_dinov3", {}),
+    "pe-core-b-clip": ("tiny_pe_core", {"rope_grid": 14}),
+    "eva02-clip": ("tiny_eva02", {"rope_grid": 16}),
+}
+
+
+def _layout_cases():
+    import test_convert_hf as hf
+    import test_convert_upstream as up
+
+    cases = []
+    for c in hf.CASES:
+        if c.id in HF_ROWS:
+            cases.append(pytest.param(lambda c=c: (m := c.build_hf(), m.state_dict()), c.feature, *HF_ROWS[c.id],
+                                      id=f"hf-{c.id}"))  # fmt: skip
+    for c in up.CASES:
+        if c.id in UPSTREAM_ROWS:
+            cases.append(pytest.param(c.make, c.features, *UPSTREAM_ROWS[c.id], id=c.id))
+    return cases
+
+
+@pytest.mark.parametrize("make, features, row, changes", _layout_cases())
+def test_every_published_layout_loads_exactly_into_its_row(make, features, row, changes, images, tmp_path):
+    peer, sd = make()
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.detach().clone().contiguous() for k, v in sd.items()}, str(path))
+    vit = VisionTransformer(dataclasses.replace(BACKBONES[row], **changes), name=row).eval()
+    load_backbone(vit, str(path))
+    feature = "pool" if vit.facts.attn_pool else "cls"
+    with torch.no_grad():
+        torch.testing.assert_close(vit(images, feature=feature), features(peer.eval(), images), atol=1e-5, rtol=0)
