@@ -49,6 +49,9 @@ B="$PY benchmarks"
 step tests "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
 # every method at ViT-B/16, T=8: train step, memory, inference before and after merging (one process, side by side)
 step methods timeout 150 $B/methods.py $DEV $DT $SMALL $IT --batch 16 --out "$WORK/methods.json"
+# AIM on every image family at base size beside CLIP ViT-B/16, T=8: train step, peak memory (one process)
+step backbones timeout 150 $B/backbones.py $DEV $DT $IT --batch 16 $( [ "${DRY_RUN:-0}" = 1 ] && echo --tiny ) \
+    --out "$WORK/backbones.json"
 # recompute modes vs plain autograd, gradient bit-identity per SDPA backend (explains the test's choice of backend)
 step identity $B/recompute_identity.py $DEV $( [ "${DRY_RUN:-0}" = 1 ] && echo --backbones tiny_clip ) \
     --out "$WORK/recompute_identity.json"

@@ -233,3 +233,12 @@ def test_every_published_layout_loads_exactly_into_its_row(make, features, row, 
     feature = "pool" if vit.facts.attn_pool else "cls"
     with torch.no_grad():
         torch.testing.assert_close(vit(images, feature=feature), features(peer.eval(), images), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("row", ["tiny_eva02", "tiny_dinov3", "tiny_pe_core", "tiny_siglip", "tiny_dinov2_swiglu"])
+def test_every_family_compiles_without_graph_breaks(row, video):
+    """RoPE tables, registers, LayerScale, SwiGLU and the pooling head keep AIM's model one graph for torch.compile."""
+    model = build_model(_cfg(row, "aim")).train()
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(video)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
