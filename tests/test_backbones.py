@@ -64,3 +64,12 @@ def test_family_presets(family):
         with torch.device("meta"):
             counts = count_parameters(build_model(dataclasses.replace(cfg.model, pretrained=None)))
         assert (counts["trainable"], counts["total"]) == want, (dataset, counts)
+        # AIM's audited recipe (tests/test_recipes.py) with only the backbone, its weights, frame size and mean/std
+        base = get_preset(f"{dataset}_vitb16_8f")
+        changed = {
+            f"{s}.{k}"
+            for s in ("model", "data", "optim", "train")
+            for k, v in dataclasses.asdict(getattr(cfg, s)).items()
+            if v != getattr(getattr(base, s), k)
+        }
+        assert changed <= {"model.backbone", "model.pretrained", "model.image_size", "data.mean", "data.std"}
