@@ -17,12 +17,6 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 HALF = (127.5, 127.5, 127.5)  # mean = std = 0.5 on the 0-1 scale (SigLIP, PE, the L/14 LAION-2B CLIP)
 
-ACTIVATIONS = ("quick_gelu", "gelu", "gelu_tanh", "silu")
-MLPS = ("plain", "swiglu_packed", "swiglu_subln")
-POS_EMBEDS = ("cls", "patches", "none")
-FEATURES = ("cls", "pool", "mean")
-POS_RESIZE = ("bicubic_aa", "bicubic", "dinov2", "dinov2_reg", "bilinear")
-
 
 @dataclass(frozen=True)
 class ViTFacts:
@@ -33,7 +27,7 @@ class ViTFacts:
     heads: int
     patch_size: int
     image_size: int  # the native size: the grid its position table was trained at
-    act: str  # one of ACTIVATIONS: QuickGELU (OpenAI CLIP), exact erf GELU, tanh GELU (SigLIP), SiLU (SwiGLU MLPs)
+    act: str  # vit.activation's: quick_gelu (OpenAI CLIP), gelu (erf), gelu_tanh (SigLIP), silu (SwiGLU MLPs)
     ln_eps: float
     ln_fp32: bool  # CLIP computes LayerNorm in fp32 whatever the input dtype
     pre_norm: bool  # CLIP's ln_pre after the embeddings
@@ -49,7 +43,7 @@ class ViTFacts:
     class_token: bool = True
     registers: int = 0  # register / storage tokens after the class token, without position (DINOv2-reg, DINOv3)
     pos_embed: str = "cls"  # learned absolute positions: "cls" 1 + HW, "patches" HW, "none" (RoPE only)
-    pos_resize: str = "bicubic_aa"  # how the family's own code resamples its position table to another grid
+    pos_resize: str = "bicubic_aa"  # how the family's own code resamples its positions (vit.resize_pos_embed)
     layer_scale: bool = False  # x + gamma * f(x) (DINOv2, DINOv3)
     qkv_bias: str = "qkv"  # "qkv", or "qv": no key bias (kept as zeros: softmax ignores a key bias)
     attn_norm: bool = False  # LayerNorm before the attention's output projection (EVA02's sub-LN)

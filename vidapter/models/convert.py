@@ -7,6 +7,7 @@ parts of one fused tensor (separate q/k/v projections -> ``attn.qkv``) and are c
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -242,6 +243,37 @@ def convert(state_dict: Mapping[str, Tensor], table: list[Row], ignore: list[str
             raise ConversionError(f"{fmt}: {name!r} needs {counts[name]} parts, found parts {sorted(got)}")
         out[name] = torch.cat([got[i] for i in range(counts[name])], dim=0)
     return out
+
+
+def fold_cls_position(sd: dict[str, Tensor], fmt: str) -> dict[str, Tensor]:
+    """DINOv2 with registers adds its position table (1, 1+HW, D) to [CLS, patches] and inserts the registers after
+    that, unpositioned. Canonically (timm's ``no_embed_class``) the table covers the patches only, so the CLS position
+    is folded into the class token: cls_token := cls_token + pos_embed[:, :1], pos_embed := pos_embed[:, 1:]; the sum
+    is the one the original computes, so the fold is exact. Converted names in, converted names out; without
+    registers the table keeps its CLS slot."""
+    if "reg_token" not in sd:
+        return sd
+    if not {"cls_token", "pos_embed"} <= sd.keys():
+        raise ConversionError(f"{fmt}: register tokens without cls_token and pos_embed")
+    pos = sd["pos_embed"]
+    if math.isqrt(pos.shape[1] - 1) ** 2 != pos.shape[1] - 1:
+        raise ConversionError(f"{fmt}: pos_embed {tuple(pos.shape)} is not 1 + a square grid of patch positions")
+    sd["cls_token"], sd["pos_embed"] = sd["cls_token"] + pos[:, :1], pos[:, 1:]
+    return sd
+
+
+def split_pool_in_proj(sd: dict[str, Tensor], fmt: str) -> dict[str, Tensor]:
+    """An attention pool stored as one ``nn.MultiheadAttention`` (SigLIP's MAP head in HF files, PE's ``attn_pool``)
+    has ``attn_pool.in_proj`` rows [q; k; v] after conversion: the probe's query is ``q``, the tokens' keys and values
+    ``kv`` (rows [k; v]), as in timm's AttentionPoolLatent."""
+    for kind in ("weight", "bias"):
+        t = sd.pop(f"attn_pool.in_proj.{kind}", None)
+        if t is not None:
+            if t.shape[0] % 3:
+                raise ConversionError(f"{fmt}: attention pool in_proj has {t.shape[0]} rows, not [q; k; v]")
+            d = t.shape[0] // 3
+            sd[f"attn_pool.q.{kind}"], sd[f"attn_pool.kv.{kind}"] = t[:d], t[d:]
+    return sd
 
 
 def split_clip_visual(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Tensor]:

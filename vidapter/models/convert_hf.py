@@ -26,7 +26,16 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from vidapter.models.convert import _B, ConversionError, Fuse, Row, _as_pos, convert
+from vidapter.models.convert import (
+    _B,
+    ConversionError,
+    Fuse,
+    Row,
+    _as_pos,
+    convert,
+    fold_cls_position,
+    split_pool_in_proj,
+)
 
 Tensor = torch.Tensor
 
@@ -56,7 +65,7 @@ HF_SIGLIP: list[Row] = [
     (_SL + rf"layer_norm([12])\.{_B}", r"blocks.\1.norm\2.\3", None),
     (_SL + rf"mlp\.fc([12])\.{_B}", r"blocks.\1.mlp.fc\2.\3", None),
     (_SV + rf"post_layernorm\.{_B}", r"norm.\1", None),
-    # MAP head -> timm AttentionPoolLatent; the fused in_proj rows [q; k; v] are split by _split_pool_in_proj
+    # MAP head -> timm AttentionPoolLatent; the fused in_proj rows [q; k; v] are split by split_pool_in_proj
     (_SV + r"head\.probe", "attn_pool.latent", None),
     (_SV + r"head\.attention\.in_proj_(weight|bias)", r"attn_pool.in_proj.\1", None),
     (_SV + rf"head\.attention\.out_proj\.{_B}", r"attn_pool.proj.\1", None),
@@ -117,29 +126,6 @@ HF_DINOV3_GATED: list[Row] = [
 HF_DINOV3_IGNORE = [r"embeddings\.mask_token", r"rope_embeddings\.inv_freq"]
 
 
-def _split_pool_in_proj(sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """SigLIP's MAP head has one ``nn.MultiheadAttention`` in_proj, rows [q; k; v]: the probe's query is ``q``, the
-    tokens' keys and values ``kv`` (rows [k; v]), as in timm's AttentionPoolLatent."""
-    for kind in ("weight", "bias"):
-        t = sd.pop(f"attn_pool.in_proj.{kind}", None)
-        if t is not None:
-            dim = t.shape[0] // 3
-            sd[f"attn_pool.q.{kind}"], sd[f"attn_pool.kv.{kind}"] = t[:dim], t[dim:]
-    return sd
-
-
-def _fold_cls_pos(sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """DINOv2 with registers adds the position table (1, 1+HW, D) to [CLS, patches] and inserts the registers after
-    that, unpositioned. Canonically (timm's ``no_embed_class``) the table covers the patches only, so the CLS position
-    is folded into the class token: cls_token := cls_token + pos_embed[:, :1], pos_embed := pos_embed[:, 1:]. The sum
-    is the one HF computes, so the fold is exact. Without registers the table keeps its CLS slot."""
-    if "reg_token" in sd:
-        pos = sd["pos_embed"]
-        sd["cls_token"] = sd["cls_token"] + pos[:, :1]
-        sd["pos_embed"] = pos[:, 1:]
-    return sd
-
-
 def _zero_absent_qkv_bias(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """DINOv3 has no k bias (the original masks it) and, with ``query_bias``/``value_bias`` off, no q or v bias: give
     each such projection a zero bias so that ``attn.qkv.bias`` is always [q; k; v]. A zero bias is no bias, and a key
@@ -155,13 +141,13 @@ def _zero_absent_qkv_bias(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def hf_siglip_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """HF ``SiglipVisionModel`` / ``Siglip2VisionModel`` (NaFlex) or a full ``SiglipModel`` file -> canonical names,
     q/k/v fused into ``attn.qkv``, the MAP head as ``attn_pool.*``. The text tower is dropped."""
-    return _split_pool_in_proj(convert(state_dict, HF_SIGLIP, HF_SIGLIP_IGNORE, "hf_siglip"))
+    return split_pool_in_proj(convert(state_dict, HF_SIGLIP, HF_SIGLIP_IGNORE, "hf_siglip"), "hf_siglip")
 
 
 def hf_dinov2_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """HF ``Dinov2Model`` or ``Dinov2WithRegistersModel`` -> canonical names; with registers (``register_tokens``
     present) the CLS position is folded into ``cls_token``."""
-    return _fold_cls_pos(convert(state_dict, HF_DINOV2, HF_DINOV2_IGNORE, "hf_dinov2"))
+    return fold_cls_position(convert(state_dict, HF_DINOV2, HF_DINOV2_IGNORE, "hf_dinov2"), "hf_dinov2")
 
 
 def hf_dinov3_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

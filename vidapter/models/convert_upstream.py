@@ -2,17 +2,17 @@
 
 Every converter maps one published layout to vidapter's canonical names (timm's VisionTransformer vocabulary, see
 ``convert.py``) with one declarative table and an explicit ignore list, run by ``convert()``: an unknown key raises
-``ConversionError`` naming it. Where a layout needs more than a rename, a small named pre-pass runs first:
+``ConversionError`` naming it. Where a layout needs more than a rename, a small named step runs around the table:
 
 - ``_with_qkv_bias``: the canonical ``attn.qkv.bias`` always exists. A missing k bias (EVA02, DINOv3 ``_qkvb``) or a
   missing qkv bias (timm ``vit_*_dinov3`` without ``_qkvb``) becomes zeros, which is exact: a key bias adds the same
   number to every logit of a query's softmax, and a zero bias is no bias.
 - ``_apply_bias_mask``: DINOv3 originals store ``attn.qkv.bias`` beside ``bias_mask`` ([1; 0; 1]); the model uses
   ``bias * bias_mask``, so that product is kept and the mask dropped.
-- ``_fold_cls_pos``: DINOv2 with registers adds the position table (1 + HW rows) before inserting the registers;
-  canonical (timm's ``no_embed_class``) folds row 0 into ``cls_token`` and keeps the HW patch rows.
-- ``_split_in_proj``: PE's attention pool is an ``nn.MultiheadAttention`` whose ``in_proj`` rows [q; k; v] become
-  timm's ``AttentionPoolLatent`` ``q`` and ``kv``.
+- ``convert.fold_cls_position`` (after the table): DINOv2 with registers adds the position table (1 + HW rows)
+  before inserting the registers; canonical (timm's ``no_embed_class``) folds row 0 into ``cls_token``.
+- ``convert.split_pool_in_proj`` (after the table): PE's attention pool is an ``nn.MultiheadAttention`` whose
+  ``in_proj`` rows [q; k; v] become timm's ``AttentionPoolLatent`` ``q`` and ``kv``.
 - ``_tower``: full CLIP files keep the image tower; the text tower and logit scale are dropped by an explicit list.
 
 Sources read (the released files themselves were not downloaded; their layouts follow from this code):
@@ -33,7 +33,6 @@ Sources read (the released files themselves were not downloaded; their layouts f
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 
@@ -44,11 +43,14 @@ from vidapter.models.convert import (
     OPENAI,
     OPENAI_IGNORE,
     TIMM,
+    TIMM_IGNORE,
     ConversionError,
     Fuse,
     Row,
     convert,
+    fold_cls_position,
     split_clip_visual,
+    split_pool_in_proj,
 )
 
 Tensor = torch.Tensor
@@ -59,8 +61,6 @@ _BLK = r"blocks\.(\d+)\."
 # timm VisionTransformer (CLIP, SigLIP, DINOv2 with or without registers and packed SwiGLU, PE-Core's timm files):
 # convert.py's TIMM table, which every timm VisionTransformer key of these families is in.
 TIMM_VIT: list[Row] = TIMM
-# The classifier, or CLIP's / PE's / EVA02's image-to-text projection in timm files, and the old IN-21K pre-logits.
-TIMM_IGNORE = [r"head\.(weight|bias)", r"pre_logits\.fc\.(weight|bias)"]
 
 # timm's Eva class on top: separate q/k/v projections (EVA02), q_bias/v_bias beside a fused qkv weight (DINOv3
 # ``_qkvb``; the k bias is a non-persistent zero buffer), gamma_1/gamma_2, EVA02's sub-LNs and SwiGLU (fc1_g is the
@@ -125,8 +125,7 @@ PE: list[Row] = [
     *OPENAI,
     (r"transformer\.resblocks\.(\d+)\.ls_([12])\.gamma", r"blocks.\1.ls\2.gamma", None),
     (r"attn_pool\.probe", "attn_pool.latent", None),
-    (rf"attn_pool\.attn\.in_proj_{_B}\.q", r"attn_pool.q.\1", None),  # names made by _split_in_proj
-    (rf"attn_pool\.attn\.in_proj_{_B}\.kv", r"attn_pool.kv.\1", None),
+    (rf"attn_pool\.attn\.in_proj_{_B}", r"attn_pool.in_proj.\1", None),  # split by split_pool_in_proj
     (rf"attn_pool\.attn\.out_proj\.{_B}", r"attn_pool.proj.\1", None),
     (rf"attn_pool\.layernorm\.{_B}", r"attn_pool.norm.\1", None),
     (rf"attn_pool\.mlp\.c_fc\.{_B}", r"attn_pool.mlp.fc1.\1", None),
@@ -192,32 +191,6 @@ def _apply_bias_mask(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _fold_cls_pos(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """DINOv2 with registers: ``cls_token += pos_embed[:, :1]``, ``pos_embed = pos_embed[:, 1:]`` (timm's layout)."""
-    if "register_tokens" not in sd:
-        return dict(sd)
-    if not {"cls_token", "pos_embed"} <= sd.keys():
-        raise ConversionError("dinov2: register_tokens without cls_token and pos_embed")
-    pos = sd["pos_embed"]
-    if math.isqrt(pos.shape[1] - 1) ** 2 != pos.shape[1] - 1:
-        raise ConversionError(f"dinov2: pos_embed {tuple(pos.shape)} is not 1 + a square grid of patch positions")
-    return {**sd, "cls_token": sd["cls_token"] + pos[:, :1], "pos_embed": pos[:, 1:]}
-
-
-def _split_in_proj(sd: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """``<prefix>in_proj_{weight,bias}``, rows [q; k; v] -> ``<that name>.q`` (the first third) and ``.kv`` (the
-    rest), the names the table's rows expect."""
-    out = dict(sd)
-    for name in (prefix + "in_proj_weight", prefix + "in_proj_bias"):
-        if name in out:
-            t = out.pop(name)
-            if t.shape[0] % 3:
-                raise ConversionError(f"{name!r} has {t.shape[0]} rows, not [q; k; v] of equal size")
-            d = t.shape[0] // 3
-            out[name + ".q"], out[name + ".kv"] = t[:d], t[d:]
-    return out
-
-
 def _tower(sd: Mapping[str, Tensor], prefix: str, drop: list[str], fmt: str) -> tuple[dict[str, Tensor], str]:
     """Keep the keys under ``prefix`` (stripped); every other key must match a ``drop`` pattern. A file with no key
     under ``prefix`` is the image tower already and is returned as is. Also returns the format's name for messages,
@@ -256,7 +229,7 @@ def open_clip_timm_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]
 def dinov2_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """DINOv2 original (torch.hub, or FSDP-chunked blocks) -> canonical names, the CLS position folded with
     registers."""
-    return convert(_fold_cls_pos(state_dict), DINOV2, DINOV2_IGNORE, "dinov2")
+    return fold_cls_position(convert(state_dict, DINOV2, DINOV2_IGNORE, "dinov2"), "dinov2")
 
 
 def dinov3_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -268,8 +241,7 @@ def pe_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Perception Encoder original (``<name>.pt``, full CLIP or image tower, with or without ``visual.``) ->
     canonical names; the attention pool's in_proj is split into q and kv, ``proj`` is dropped."""
     fmt = "pe (under 'visual.')" if any(k.startswith("visual.") for k in state_dict) else "pe"
-    sd = _split_in_proj(split_clip_visual(state_dict, "pe"), "attn_pool.attn.")
-    return convert(sd, PE, OPENAI_IGNORE, fmt)
+    return split_pool_in_proj(convert(split_clip_visual(state_dict, "pe"), PE, OPENAI_IGNORE, fmt), fmt)
 
 
 def eva_clip_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

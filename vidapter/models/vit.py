@@ -423,6 +423,12 @@ def set_recompute(model: nn.Module, mode: str) -> None:
             m.recompute_hidden = mode == "mlp"
 
 
+# resampling mode -> (interpolation, antialias, DINOv2's scale-factor offset)
+_RESAMPLING = {"bicubic_aa": ("bicubic", True, 0.0), "bicubic": ("bicubic", False, 0.0),
+               "dinov2": ("bicubic", False, 0.1), "dinov2_reg": ("bicubic", True, 0.0),
+               "bilinear": ("bilinear", False, 0.0)}  # fmt: skip
+
+
 def resize_pos_embed(pos_embed: torch.Tensor, grid: int, slots: int = 1, mode: str = "bicubic_aa") -> torch.Tensor:
     """Resample a (1, slots + g*g, D) positional embedding to (1, slots + grid*grid, D) as the family's own code does;
     the ``slots`` leading (class token) entries are kept.
@@ -440,14 +446,12 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: int, slots: int = 1, mode: s
     head, patches = pos_embed[:, :slots], pos_embed[:, slots:]
     dtype = patches.dtype
     patches = patches.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
-    kw = {"size": (grid, grid), "align_corners": False}
-    if mode == "dinov2":
-        kw = {"scale_factor": ((grid + 0.1) / old,) * 2, "align_corners": False}
-    interp = {"bicubic_aa": ("bicubic", True), "bicubic": ("bicubic", False), "dinov2": ("bicubic", False),
-              "dinov2_reg": ("bicubic", True), "bilinear": ("bilinear", False)}  # fmt: skip
-    if mode not in interp:
-        raise ValueError(f"unknown position resampling {mode!r}; known: {', '.join(interp)}")
-    patches = F.interpolate(patches, mode=interp[mode][0], antialias=interp[mode][1], **kw)
+    if mode not in _RESAMPLING:
+        raise ValueError(f"unknown position resampling {mode!r}; known: {', '.join(_RESAMPLING)}")
+    interp, antialias, offset = _RESAMPLING[mode]
+    # DINOv2 passes a scale factor, not a size: the offset moves where the resampled positions sample the old grid
+    size = {"scale_factor": ((grid + offset) / old,) * 2} if offset else {"size": (grid, grid)}
+    patches = F.interpolate(patches, mode=interp, antialias=antialias, align_corners=False, **size)
     if patches.shape[-1] != grid:
         raise ValueError(f"resampling {old}x{old} positions gave {patches.shape[-1]}, not {grid}")
     patches = patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1).to(dtype)
