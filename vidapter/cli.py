@@ -14,6 +14,7 @@ import torch
 from vidapter.adapters.peft import count_parameters, store_frozen_matrices_, trainable_state_dict
 from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, ConfigError, apply_overrides
+from vidapter.data.pack import DEFAULT_LAYOUT, LAYOUTS
 from vidapter.data.prepare import KINETICS_TEMPLATE
 from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
 from vidapter.files import TRUST_HINT, FileError, write_text
@@ -260,6 +261,21 @@ def cmd_data(args: argparse.Namespace, overrides: list[str]) -> int:
             print(f"{path}: {reason}")
         print(f"{len(samples) - len(bad)}/{len(samples)} readable; report: {report}")
         return 1 if bad else 0
+    if args.data_command == "pack":
+        from vidapter.data.pack import pack_dataset
+
+        m = pack_dataset(args.lists, args.root, args.out, layout=args.layout, short_side=args.short_side, crf=args.crf,
+                         quality=args.quality, workers=args.workers)  # fmt: skip
+        for path, reason in m["failed"].items():
+            print(f"{path}: {reason}")
+        total = m["files"] + len(m["failed"])
+        size = f"{m['bytes'] / 1e9:.2f} GB" + (f" ({m['bytes'] / m['source_bytes']:.2f}x the sources)"
+                                               if m["source_bytes"] else "")  # fmt: skip
+        print(
+            f"{m['files']} of {total} videos packed ({args.layout}, short side {args.short_side}) in {args.out}: "
+            f"{size}, {m['hours']:.2f} h of video; failures left out of the lists; manifest {args.out}/pack.json"
+        )
+        return 0
     from vidapter.data import prepare
 
     if args.dataset == "kinetics":
@@ -273,12 +289,13 @@ def cmd_data(args: argparse.Namespace, overrides: list[str]) -> int:
     paths = prepare.write_lists(classes, lists, args.out_dir)
     print(f"{len(classes)} classes; " + ", ".join(f"{k}: {len(lists[k])} videos -> {v}" for k, v in paths.items()))
     if args.resize_short:
-        from vidapter.data.resize import resize_tree
+        from vidapter.data.pack import pack_tree
 
         if not (args.video_root and args.resized_root):
             raise ValueError("--resize-short needs --video-root (the originals) and --resized-root (the output)")
         rels = [p for items in lists.values() for p, _ in items]
-        failed = resize_tree(rels, args.video_root, args.resized_root, short_side=args.resize_short)
+        done = pack_tree(rels, args.video_root, args.resized_root, layout="h264", short_side=args.resize_short, crf=18)
+        failed = {rel: e["error"] for rel, e in done.items() if "error" in e}
         for path, reason in failed.items():
             print(f"{path}: {reason}")
         print(f"resized {len(set(rels)) - len(failed)} videos to short side {args.resize_short} in {args.resized_root}")
@@ -305,6 +322,20 @@ def _add_data_parser(sub) -> None:
     check.add_argument("--backend", default="pyav", choices=["pyav", "decord", "torchcodec"])
     check.add_argument("--workers", type=int)
     check.add_argument("--report", help="JSON report path (default: LIST with .check.json)")
+    pack = dsub.add_parser("pack", help="rewrite a dataset's videos for fast random access (training-ready storage)")
+    pack.add_argument("lists", nargs="+", help="list files (path label) or CSV lists; their videos are packed")
+    pack.add_argument("--out", required=True, help="output folder: same relative paths, the lists, pack.json")
+    pack.add_argument("--root", help="folder the lists' paths are relative to (default: the lists' folder)")
+    pack.add_argument(
+        "--layout",
+        default=DEFAULT_LAYOUT,
+        choices=list(LAYOUTS),
+        help=f"default {DEFAULT_LAYOUT}: " + "; ".join(f"{k}: {v.doc}" for k, v in LAYOUTS.items()),
+    )
+    pack.add_argument("--short-side", type=int, default=256)
+    pack.add_argument("--crf", type=int, default=23, help="x264 constant rate factor (H.264 layouts)")
+    pack.add_argument("--quality", type=int, default=90, help="JPEG quality (jpeg layout)")
+    pack.add_argument("--workers", type=int, help="parallel encoders (default: every core)")
     prep = dsub.add_parser("prepare", help="native annotations -> list files + classes.txt")
     prep.add_argument("dataset", choices=["kinetics", "ssv2", "diving48", "ucf101", "hmdb51"])
     prep.add_argument("--src", nargs="+", required=True,

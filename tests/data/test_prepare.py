@@ -98,10 +98,10 @@ def test_resize_keeps_every_frame_in_order(index_video, tmp_path):
     from videos import read_index
 
     from vidapter.data.decode import open_video
-    from vidapter.data.resize import resize_video, resized_shape
+    from vidapter.data.pack import pack_video, resized_shape
 
     assert resized_shape(340, 256, 256) == (340, 256) and resized_shape(1280, 720, 256) == (456, 256)
-    assert resize_video(index_video, tmp_path / "small.mp4", short_side=32) == 120
+    assert pack_video(index_video, tmp_path / "small.mp4", "h264", short_side=32, crf=18)["frames"] == 120
     with open_video(tmp_path / "small.mp4") as v:
         frames = v.get([0, 7, 64, 119])
     assert frames.shape == (4, 32, 86, 3)

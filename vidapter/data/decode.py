@@ -254,31 +254,82 @@ class TorchCodecVideo(_Reader):
 
 
 class FrameFolder(_Reader):
-    """A raw-frame folder: ``template.format(i + 1)`` for frame i (MMAction2's ``img_{:05d}.jpg`` by default)."""
+    """A raw-frame folder: ``template.format(i + 1)`` for frame i (MMAction2's ``img_{:05d}.jpg`` by default).
+
+    JPEG frames are decoded with libjpeg-turbo through ``torchvision.io.decode_jpeg``, a clip's frames in one call;
+    other formats (or a torchvision without it) through Pillow."""
 
     def __init__(self, path: str | os.PathLike, num_frames: int, template: str = "img_{:05d}.jpg"):
         self.path, self.template = Path(path), template
         if not self.path.is_dir():
             raise VideoError(self.path, "no such frame folder")
         self._n = num_frames
+        self._jpeg = template.lower().endswith((".jpg", ".jpeg")) and _jpeg_decoder() is not None
 
     @property
     def num_frames(self) -> int:
         return self._n
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
-
         _check_indices(indices, self._n, self.path)
-        out = {}
-        for i in sorted(set(indices)):
-            f = self.path / self.template.format(i + 1)
+        unique = sorted(set(indices))
+        files = [self.path / self.template.format(i + 1) for i in unique]
+        images = self._decode_jpegs(files) if self._jpeg else [_pil_rgb(f) for f in files]
+        return _gather(dict(zip(unique, images, strict=True)), indices, self.path)
+
+    @staticmethod
+    def _decode_jpegs(files: list[Path]) -> list[np.ndarray]:
+        import torch
+
+        data = []
+        for f in files:
             try:
-                with Image.open(f) as img:
-                    out[i] = np.asarray(img.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as e:
-                raise VideoError(f, f"unreadable frame ({type(e).__name__})") from e
-        return _gather(out, indices, self.path)
+                data.append(torch.frombuffer(bytearray(f.read_bytes()) or bytearray(1), dtype=torch.uint8))
+            except OSError as e:
+                raise VideoError(f, f"unreadable frame ({type(e).__name__}: {e.strerror})") from e
+        decode, rgb = _jpeg_decoder()
+        try:
+            images = decode(data, mode=rgb)
+        except RuntimeError:  # name the file: decode them one by one
+            for f, d in zip(files, data, strict=True):
+                try:
+                    decode(d, mode=rgb)
+                except RuntimeError as e:
+                    raise VideoError(f, f"unreadable frame ({str(e).splitlines()[0].split(', ')[-1]})") from e
+            raise
+        return [im.permute(1, 2, 0).numpy() for im in images]
+
+
+def _pil_rgb(f: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(f) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as e:
+        raise VideoError(f, f"unreadable frame ({type(e).__name__})") from e
+
+
+_JPEG = []
+
+
+def _jpeg_decoder():
+    """(torchvision's decode_jpeg without its deprecation warning, RGB mode), or None where torchvision lacks it."""
+    if not _JPEG:
+        try:
+            import warnings
+
+            from torchvision.io import ImageReadMode, decode_jpeg
+
+            def quiet(data, mode):  # deprecated in torchvision 0.29 in favour of torchcodec; same library underneath
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    return decode_jpeg(data, mode=mode)
+
+            _JPEG.append((quiet, ImageReadMode.RGB))
+        except ImportError:
+            _JPEG.append(None)
+    return _JPEG[0]
 
 
 def resized(width: int, height: int, short_side: int) -> tuple[int, int]:
