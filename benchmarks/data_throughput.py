@@ -128,19 +128,20 @@ def file_stats(files: list[Path]) -> dict:
     return {"videos": len(files), "mean_kbps": statistics.mean(kbps), "keyframes_per_video": statistics.mean(keys)}
 
 
-def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: int, jitter=None) -> dict:
-    sampler, train = PATTERNS[pattern]
-    tf = train_transform(CLIP_MEAN, CLIP_STD, size=224, short_side=256, color_jitter=jitter) if augment else None
+def timed_pass(files: list, sampler, train: bool, tf, seed: int, opener) -> dict:
+    """Sample and decode each file (``opener(i, path)`` -> an opened reader, or None: decode every frame and index),
+    apply ``tf`` to every clip; clips per CPU-second and per wall second."""
     torch.manual_seed(seed)
     clips, c0, w0 = 0, time.process_time(), time.perf_counter()
     for i, path in enumerate(files):
         rng = np.random.default_rng([seed, i])
-        if reader == "naive":
+        reader = opener(i, path)
+        if reader is None:
             every = read_all_naive(path)
             idx = sampler(len(every), train, rng)
             frames = every[idx.ravel()]
         else:
-            with open_video(path, reader) as v:
+            with reader as v:
                 idx = sampler(v.num_frames, train, rng)
                 frames = v.get(idx.ravel().tolist())
         for clip in frames.reshape(*idx.shape, *frames.shape[1:]):
@@ -149,6 +150,14 @@ def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: 
             clips += 1
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     return dict(clips=clips, cpu_s=cpu, wall_s=wall, clips_per_cpu_s=clips / cpu, clips_per_wall_s=clips / wall)
+
+
+def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: int, jitter=None) -> dict:
+    sampler, train = PATTERNS[pattern]
+    tf = train_transform(CLIP_MEAN, CLIP_STD, size=224, short_side=256, color_jitter=jitter) if augment else None
+    return timed_pass(
+        files, sampler, train, tf, seed, lambda i, p: None if reader == "naive" else open_video(p, reader)
+    )
 
 
 def measure(readers: list[str], files: list[Path], pattern: str, args) -> dict:

@@ -30,15 +30,16 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's vidapter,
 if [ "${DRY_RUN:-0}" = 1 ]; then
     DEV="--device cpu"; DT="--dtype fp32"; SMALL="--backbone tiny_clip"; IT="--warmup 1 --iters 1"; AMP=none; DEVNAME=cpu
     LEVERS="baseline vidapter recompute-none recompute-mlp checkpoint no-temporal"; COMPILE_LIMIT=300
-    LOADER_WORKERS="1 2"
+    LOADER_WORKERS="1 2"; PACKED_WORKERS="1 2"; PIPE="--preset synthetic --synthetic-size 32 --batch 8 --workers 2 --compile false"
 else
     DEV="--device cuda"; DT="--dtype bf16"; SMALL=""; IT=""; AMP=bf16; DEVNAME=cuda
     LEVERS="${LEVERS:-baseline vidapter recompute-none recompute-mlp checkpoint bf16-frozen temporal-sdpa cudagraph no-temporal}"
-    COMPILE_LIMIT=240; LOADER_WORKERS="${LOADER_WORKERS:-8 15}"
+    COMPILE_LIMIT=240; LOADER_WORKERS="${LOADER_WORKERS:-8 15}"; PACKED_WORKERS="${PACKED_WORKERS:-4 8 15}"
+    PIPE="--preset k400_vitb16_8f --synthetic-size 256 --batch 32 --workers 15 --compile true"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/gpu.csv" 2>&1
 fi
 status=0
-OPTIONAL="profile model_step compile_graphs compile_levers compile_autotune temporal_attention"  # steps that run only when $ONLY names them (the suite: < 8 min)
+OPTIONAL="profile model_step compile_graphs compile_levers compile_autotune temporal_attention storage stages loader_packed pipeline_packed"  # steps that run only when $ONLY names them (the suite: < 8 min)
 step() {  # step NAME COMMAND...: runs COMMAND unless $ONLY is set and does not name NAME
     local name="$1"; shift
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
@@ -78,6 +79,17 @@ step loader $B/loader_throughput.py --workers $LOADER_WORKERS --batches "${LOADE
 step pipeline $B/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 256 --clips-per-class 24 --frames-per-video 128 \
     --batch 8 --workers 12 --device "$DEVNAME" --amp "$AMP" --epochs 1 --steps "${PIPELINE_STEPS:-30}" \
     --out "$WORK/train_pipeline_gpu.json"
+# training-ready storage (ONLY="storage stages loader_packed pipeline_packed", about 6 min): the layouts' CPU rates on
+# this host, the loader's stages with pinned memory, the host-to-device copy and nvJPEG, the loader by workers from
+# sparse-packed files, and `vidapter train` (compiled, batch 32) from sparse-packed files with its data wait, to set
+# beside the model-only compiled step of `compile`
+step storage $B/storage_layouts.py --videos $( [ "${DRY_RUN:-0}" = 1 ] && echo 2 || echo 12 ) --repeats 1 --sizes 256 --layouts sparse jpeg --sparse-crfs \
+    --out "$WORK/storage_layouts.json"
+step stages $B/loader_stages.py --out "$WORK/loader_stages.json"
+step loader_packed $B/loader_throughput.py --layout sparse --workers $PACKED_WORKERS --batch 32 \
+    --batches "${LOADER_BATCHES:-30}" --out "$WORK/loader_sparse.json"
+step pipeline_packed $B/train_pipeline.py $PIPE --layout sparse --clips-per-class 60 --frames-per-video 128 \
+    --device "$DEVNAME" --amp "$AMP" --epochs 2 --steps 24 --out "$WORK/train_pipeline_sparse.json"
 # torch.compile last: its compile time is the least predictable. `compile`: what `vidapter train` runs on CUDA (compiled,
 # frozen matrices in bf16), with its kernel split; then the same model's compiled inference
 step compile timeout "$COMPILE_LIMIT" $B/vs_baseline.py $DEV $DT $SMALL $IT --frames 8 --batch 32 --modes train \

@@ -12,6 +12,9 @@ docs/results/h200_2026-11-27_full_suite/ comes from it.)
 
     python benchmarks/loader_throughput.py --workers 1 2 --batches 20 --out docs/results/loader_throughput_cpu.json
     python benchmarks/loader_throughput.py --workers 8 15 --batches 40 --out gpu-results/loader_throughput.json
+    python benchmarks/loader_throughput.py --layout sparse --workers 4 8 15 --batches 40 --out gpu/loader_sparse.json
+
+``--layout`` packs the videos first (``vidapter data pack``) and reads the packed copies.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from record import write_record  # noqa: E402
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.data.build import build_dataset  # noqa: E402
 from vidapter.data.loader import build_loader  # noqa: E402
+from vidapter.data.pack import pack_tree, packed_path  # noqa: E402
 from vidapter.models.vit import BACKBONES  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
@@ -45,20 +49,32 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=None, help="untimed batches first (default: one per worker)")
     p.add_argument("--videos", type=int, default=12)
     p.add_argument("--data-dir", help="reuse/write the videos here (default: a temp dir)")
+    p.add_argument("--layout", help="read the videos packed in this `vidapter data pack` layout (e.g. sparse)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     cfg = get_preset(args.preset)
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="vidapter-loader-"))
     t0 = time.perf_counter()
     files = make_videos(data, args.videos, [25], crf=23)[25]
+    if args.layout:  # the same videos, packed; the list below then points into the packed folder
+        packed = data / f"packed_{args.layout}"
+        entries = pack_tree([f.name for f in files], files[0].parent, packed / files[0].parent.name,
+                            layout=args.layout, progress=False)  # fmt: skip
+        if any("error" in e for e in entries.values()):
+            raise SystemExit(f"packing failed: {entries}")
+        files = [packed / files[0].parent.name / packed_path(f.name, args.layout) for f in files]
+        data = packed
     print(f"videos ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     # one epoch must hold every batch measured: with fewer clips than that, each epoch ends after a batch or two and
     # the loader restarts its pipeline every time (one worker busy at a time, whatever their number); the list
     # repeats the videos instead (the page cache holds them, as it would a real dataset's hot files)
     clips = max(len(files), args.batch * (max(args.workers) + args.batches + 1))
-    lines = (f"{files[i % len(files)].relative_to(data)} {i % 13}\n" for i in range(clips))
+    frames = "" if args.layout != "jpeg" else f" {10 * 25}"  # rawframes lists: dir num_frames label
+    lines = (f"{files[i % len(files)].relative_to(data)}{frames} {i % 13}\n" for i in range(clips))
     (data / "train.txt").write_text("".join(lines))
-    cfg = apply_overrides(cfg, [f"data.root={data}", f"data.train_list={data / 'train.txt'}", "model.num_classes=13"])
+    fmt = ["data.format=rawframes"] if args.layout == "jpeg" else []
+    cfg = apply_overrides(cfg, [f"data.root={data}", f"data.train_list={data / 'train.txt'}", "model.num_classes=13",
+                                *fmt])  # fmt: skip
     facts = BACKBONES[cfg.model.backbone]
     dataset, _ = build_dataset(cfg.data, "train", num_frames=cfg.model.num_frames, num_classes=13, mean=facts.mean,
                                std=facts.std)  # fmt: skip
@@ -83,7 +99,7 @@ def main() -> None:
         del loader
     write_record(args.out, "loader_throughput", "cuda" if torch.cuda.is_available() else "cpu", preset=args.preset,
                  cpu_count=os.cpu_count(), batch=args.batch, batches=args.batches, videos=args.videos,
-                 rows=rows)  # fmt: skip
+                 layout=args.layout or "source (GOP 25)", normalize=cfg.data.normalize, rows=rows)  # fmt: skip
 
 
 if __name__ == "__main__":

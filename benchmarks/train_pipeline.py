@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--clips-per-class", type=int, default=40)
     p.add_argument("--frames-per-video", type=int, help="length of the generated videos (default: 2 x the model's T)")
     p.add_argument("--data-dir", help="reuse/write the synthetic dataset here (default: a temp dir)")
+    p.add_argument("--layout", help="train from the dataset packed in this `vidapter data pack` layout (e.g. sparse)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
@@ -52,11 +53,21 @@ def main() -> None:
         make_synthetic(data, per_class={"train": args.clips_per_class, "val": 4}, size=args.synthetic_size,
                        frames=frames)  # fmt: skip
         print(f"wrote synthetic data in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    if args.layout:
+        from vidapter.data.pack import pack_dataset
+
+        lists = [data / "train.txt", data / "val.txt"]
+        m = pack_dataset(lists, data, data / f"packed_{args.layout}", layout=args.layout,
+                         short_side=args.synthetic_size, progress=False)  # fmt: skip
+        (data / f"packed_{args.layout}" / "classes.txt").write_text((data / "classes.txt").read_text())
+        print(f"packed {m['files']} videos ({args.layout}) in {m['last_run_wall_s']} s", file=sys.stderr)
+        data = data / f"packed_{args.layout}"
     cfg = get_preset(args.preset)
     size = args.synthetic_size if args.preset == "synthetic" else cfg.data.size
     overrides = [
         f"data.root={data}", f"data.train_list={data / 'train.txt'}", f"data.val_list={data / 'val.txt'}",
         f"data.class_names={data / 'classes.txt'}", f"data.workers={args.workers}", "model.num_classes=13",
+        *(["data.format=rawframes"] if args.layout == "jpeg" else []),
         f"train.epochs={args.epochs}", f"train.batch_size={args.batch}", f"train.device={args.device}",
         f"train.amp={args.amp}", f"train.compile={args.compile}", "train.random_init=true", "model.pretrained=none",
         "train.resume=never",
@@ -70,7 +81,8 @@ def main() -> None:
         {k: h[k] for k in ("epoch", "train_loss", "seconds", "clips_per_s", "data_wait")} for h in result["history"]
     ]
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    write_record(args.out, "train_pipeline", device, preset=args.preset, epochs=rows)
+    write_record(args.out, "train_pipeline", device, preset=args.preset, layout=args.layout or "source",
+                 batch=args.batch, workers=args.workers, epochs=rows)  # fmt: skip
     for r in rows:
         print(f"epoch {r['epoch']}: {r['clips_per_s']:.1f} clips/s, data wait {100 * r['data_wait']:.0f}%")
 

@@ -244,3 +244,20 @@ def test_frozen_matrices_in_bf16_train_exactly_and_export_the_original_weights(d
         json.loads((tmp_path / "auto" / "model" / "config.json").read_text())["backbone_sha256"]
         == json.loads((tmp_path / "fp32" / "model" / "config.json").read_text())["backbone_sha256"]
     )
+
+
+def test_training_from_packed_storage_records_its_manifest(data, tmp_path, capsys):
+    """`vidapter data pack` output is a drop-in data root: the same list paths train, and the run keeps pack.json."""
+    packed = tmp_path / "packed"
+    lists = [str(data / f"{s}.txt") for s in ("train", "val", "test")]
+    assert main(["data", "pack", *lists, "--out", str(packed), "--short-side", "32", "--workers", "2"]) == 0
+    assert "65 of 65 videos packed (sparse, short side 32)" in capsys.readouterr().out
+    for s in ("train", "val", "test"):
+        assert (packed / f"{s}.txt").read_text() == (data / f"{s}.txt").read_text()
+    (packed / "classes.txt").write_text((data / "classes.txt").read_text())
+    run = tmp_path / "run"
+    assert main(["train", *_args(packed, run, "--train.epochs=1", "--train.max_steps_per_epoch=2")]) == 0
+    recorded = json.loads((run / "data_pack.json").read_text())
+    assert recorded == json.loads((packed / "pack.json").read_text())
+    assert recorded["layout"] == "sparse" and recorded["files"] == 65 and recorded["failed"] == {}
+    assert recorded["lists"]["train.txt"]["sha256"] == recorded["lists"]["train.txt"]["source_sha256"]

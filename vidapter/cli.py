@@ -411,7 +411,7 @@ def cmd_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     how = "compiled (the first batches compile)" if compiled else "eager"
     log.info("eval on %s, amp %s, %s", device, amp_name, how)
     metrics = evaluate(runner, loader, device=device, num_classes=cfg.model.num_classes, clips=clips, crops=crops,
-                       amp=amp)  # fmt: skip
+                       amp=amp, normalize=ds.normalize)  # fmt: skip
     protocol = f"{cfg.model.num_frames}x{clips}x{crops} (frames x clips x crops)"
     out = {k: v for k, v in metrics.items() if k not in ("confusion", "skipped")}
     out.update(split=args.split, protocol=protocol, skipped=len(metrics["skipped"]), device=str(device), amp=amp_name,

@@ -81,6 +81,8 @@ class DataConfig:
     erasing: float = 0.0  # RandomErasing probability (0.25 on SSv2)
     color_jitter: list[float] | None = None  # [brightness, contrast, saturation, hue], MMAction2's ColorJitter;
     # [0.5, 0.5, 0.5, 0.1] (its defaults) in the K400/K700 ViT-L recipes
+    normalize: str = "auto"  # step (clips leave the loader as uint8, a quarter of float32's bytes through shared
+    # memory and to the GPU; the step normalises on its device, the same numbers) | loader | auto (step unless erasing)
     strict_decode: bool = False
     decode_resize: bool = False  # pyav: resize to short_side while converting to RGB (faster on big sources; not
     # the same pixels as decode-then-resize, benchmarks/decode_resize.py measures both)

@@ -33,9 +33,10 @@ from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, to_dict
 from vidapter.data.build import build_dataset
 from vidapter.data.loader import SkipLog, build_loader
+from vidapter.data.pack import find_manifest
 from vidapter.data.transforms import mixup_cutmix
 from vidapter.dist import DistInfo, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
-from vidapter.evaluation import evaluate
+from vidapter.evaluation import evaluate, to_model_input
 from vidapter.files import write_text
 from vidapter.log import RunLog, write_reports
 from vidapter.models.pretrained import check_keys
@@ -149,6 +150,7 @@ def train_one_epoch(
     label_smoothing: float,
     mixup,
     on_step,
+    normalize=None,
 ) -> dict:
     """One epoch from ``first_batch``. ``on_step(next_batch, metrics) -> bool`` runs after every optimizer step and
     returns True to stop. Returns this process's mean loss/top-1 over the batches it ran, and timing."""
@@ -164,7 +166,7 @@ def train_one_epoch(
             break
         totals["data_s"] += time.perf_counter() - tick
         skipped += batch["skipped"]
-        video = batch["video"].to(device, non_blocking=True)
+        video = to_model_input(batch["video"], device, normalize)
         labels = batch["label"].to(device, non_blocking=True)
         target = labels
         if mixup is not None:
@@ -356,6 +358,11 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
     if main:
         write_text(run_dir / "config.json", json.dumps(to_dict(cfg), indent=2) + "\n", intact())
         write_text(run_dir / "classes.txt", "\n".join(names) + "\n", intact())
+        packed = find_manifest(cfg.data.root, Path(cfg.data.train_list).parent)
+        if packed is not None:  # the storage the run trained from (layout, encoder, list hashes), beside its config
+            write_text(run_dir / "data_pack.json", packed.read_text(), intact())
+            info = json.loads(packed.read_text())
+            log.info("data: packed as %s at short side %s (%s)", info.get("layout"), info.get("short_side"), packed)
         counts = count_parameters(model)
         log.info("%s: %s (%s); %d of %d parameters train; %d clips, %d steps per epoch, %d process(es)", cfg.name,
                  cfg.model.backbone, model.load_report or "random init", counts["trainable"], counts["total"],
@@ -412,7 +419,7 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
         stats = train_one_epoch(
             train_model, loader, optimizer, scheduler, scaler, epoch=epoch, first_batch=first_batch, batches=batches,
             device=device, amp=amp, accum=t.accum_steps, clip_grad=cfg.optim.clip_grad,
-            label_smoothing=cfg.optim.label_smoothing, mixup=mixup, on_step=on_step,
+            label_smoothing=cfg.optim.label_smoothing, mixup=mixup, on_step=on_step, normalize=train_ds.normalize,
         )  # fmt: skip
         first_batch = 0
         if stats["stopped"]:
@@ -434,7 +441,7 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
         }
         if val_loader is not None and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
             val_metrics = evaluate(compiled_model, val_loader, device=device, num_classes=cfg.model.num_classes,
-                                   amp=amp)  # fmt: skip
+                                   amp=amp, normalize=val_ds.normalize)  # fmt: skip
             row.update(val_loss=val_metrics["loss"], val_top1=val_metrics["top1"], val_top5=val_metrics["top5"],
                        val_mean_class_acc=val_metrics["mean_class_acc"])  # fmt: skip
             if main:

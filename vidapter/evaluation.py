@@ -33,6 +33,16 @@ def accuracy_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int) ->
     }
 
 
+def to_model_input(video: torch.Tensor, device: torch.device, normalize=None) -> torch.Tensor:
+    """A loader's batch on ``device``: uint8 clips move as uint8 and are normalised there."""
+    video = video.to(device, non_blocking=True)
+    if video.dtype == torch.uint8:
+        if normalize is None:
+            raise ValueError("the loader delivers uint8 clips but no normalisation was given (dataset.normalize)")
+        video = normalize(video)
+    return video
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -44,15 +54,17 @@ def evaluate(
     crops: int = 1,
     amp: torch.dtype | None = None,
     max_batches: int | None = None,
+    normalize=None,
 ) -> dict:
     """Metrics over the loader's videos (gathered across processes, de-duplicated by index). Batches carry video
-    (B, V, C, T, H, W) with V = clips * crops."""
+    (B, V, C, T, H, W) with V = clips * crops; a uint8 batch is normalised by ``normalize`` (the dataset's) on
+    ``device``."""
     model.eval()
     rows, skipped = {}, []
     for b, batch in enumerate(loader):
         if max_batches is not None and b >= max_batches:
             break
-        video = batch["video"].to(device, non_blocking=True)
+        video = to_model_input(batch["video"], device, normalize)
         bsz, views = video.shape[:2]
         if views != clips * crops:
             raise ValueError(f"batch has {views} views per video, the protocol says {clips} clips x {crops} crops")

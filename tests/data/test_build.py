@@ -57,7 +57,7 @@ def test_color_jitter_reaches_the_train_clips(synth):
     jitter, _ = build_dataset(_cfg(synth, area=[1.0, 1.0], flip=0.0, color_jitter=[0.5, 0.5, 0.5, 0.1]), "train", **kw)
     steps = [type(t).__name__ for t in jitter.transform.pipeline.transforms]
     assert steps.index("ColorJitter") == steps.index("RandomResizedCrop") + 1
-    a, b = plain[0]["video"], jitter[0]["video"]
+    a, b = plain[0]["video"].float(), jitter[0]["video"].float()
     assert a.shape == b.shape and (a - b).abs().mean() > 1
 
 
@@ -75,7 +75,7 @@ def test_decode_resize_reads_at_the_transform_size(synth):
         plain, _ = build_dataset(_cfg(synth), split, **kw)
         lean, _ = build_dataset(_cfg(synth, decode_resize=True), split, **kw)
         assert plain.decode_short_side is None and lean.decode_short_side == short
-        a, b = plain[0]["video"], lean[0]["video"]
+        a, b = plain[0]["video"].float(), lean[0]["video"].float()
         assert a.shape == b.shape
         assert (a - b).abs().mean() < 6  # 0-255 scale (mean 0, std 1): different resampling, the same picture
 
@@ -104,3 +104,29 @@ def test_cached_decoding_gives_the_same_clips(synth, split, tmp_path):
         for i in range(len(plain)):
             item = cached[(e, i)]
             assert item["skipped"] == [] and item["video"].shape == first[i].shape
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_step_normalisation_equals_loader_normalisation(synth, split):
+    """data.normalize=auto (no erasing) hands uint8 clips over; the dataset's Normalize, run where the step runs, gives
+    the very floats that normalising in the loader gives."""
+    from vidapter.data.loader import collate
+
+    kw = dict(num_frames=4, num_classes=len(CLASSES), mean=(122.8, 116.7, 104.1), std=(68.5, 66.6, 70.3))
+    step, _ = build_dataset(_cfg(synth, test_crops=3), split, **kw)
+    loader, _ = build_dataset(_cfg(synth, test_crops=3, normalize="loader"), split, **kw)
+    assert loader.normalize is None and step.normalize is not None
+    a = collate([step[(1, i)] for i in range(3)])["video"]
+    b = collate([loader[(1, i)] for i in range(3)])["video"]
+    assert a.dtype == torch.uint8 and b.dtype == torch.float32 and a.nbytes * 4 == b.nbytes
+    assert torch.equal(step.normalize(a), b)
+
+
+def test_erasing_keeps_normalisation_in_the_loader(synth):
+    kw = dict(num_frames=4, num_classes=len(CLASSES), mean=(0, 0, 0), std=(1, 1, 1))
+    auto, _ = build_dataset(_cfg(synth, erasing=0.25), "train", **kw)
+    assert auto.normalize is None and auto[0]["video"].dtype == torch.float32
+    with pytest.raises(ValueError, match="data.normalize=step cannot go with data.erasing > 0"):
+        build_dataset(_cfg(synth, erasing=0.25, normalize="step"), "train", **kw)
+    with pytest.raises(ValueError, match="data.normalize must be one of auto, step, loader"):
+        build_dataset(_cfg(synth, normalize="gpu"), "train", **kw)

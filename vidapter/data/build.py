@@ -5,10 +5,11 @@ from __future__ import annotations
 from vidapter.config import DataConfig
 from vidapter.data.datasets import VideoDataset, read_annotations, read_class_names
 from vidapter.data.sampling import FrameSampler, SeqSegments, dense, segments_seq, uniform
-from vidapter.data.transforms import ColorJitter, MultiViewTransform, train_transform, val_transform
+from vidapter.data.transforms import ColorJitter, MultiViewTransform, Normalize, train_transform, val_transform
 
 SPLITS = ("train", "val", "test")
 SAMPLINGS = ("dense", "uniform", "segments_seq")  # the last two: one clip of T segments (data/sampling.py)
+NORMALIZE = ("auto", "step", "loader")
 
 
 def frame_sampler(cfg: DataConfig, num_frames: int, split: str) -> FrameSampler | SeqSegments:
@@ -26,9 +27,22 @@ def test_views(cfg: DataConfig) -> tuple[int, int]:
     return (cfg.test_clips if cfg.sampling == "dense" else 1), cfg.test_crops
 
 
-def clip_transform(cfg: DataConfig, split: str, mean, std):
+def normalizes_in_loader(cfg: DataConfig) -> bool:
+    """Where clips are normalised: ``data.normalize=step`` (uint8 leaves the loader, the training step normalises on
+    its device), ``loader`` (float32 from the workers), ``auto`` (step, except with RandomErasing, whose erased pixels
+    are exactly 0 after normalisation)."""
+    if cfg.normalize not in NORMALIZE:
+        raise ValueError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got {cfg.normalize!r}")
+    if cfg.normalize == "step" and cfg.erasing > 0:
+        raise ValueError("data.normalize=step cannot go with data.erasing > 0 (erased pixels are 0 after "
+                         "normalisation): use data.normalize=loader or auto")  # fmt: skip
+    return cfg.normalize == "loader" or (cfg.normalize == "auto" and cfg.erasing > 0)
+
+
+def clip_transform(cfg: DataConfig, split: str, mean, std, normalize: bool = True):
     """The clip transform of ``split``; ``mean``/``std`` are the backbone's, unless ``data.mean``/``data.std`` say
-    otherwise (the AIM recipes: the reference configs' values)."""
+    otherwise (the AIM recipes: the reference configs' values). ``normalize=False``: clips stay uint8 (``Normalize``
+    in the step)."""
     mean, std = normalisation(cfg, mean, std)
     if split == "train":
         ra = tuple(cfg.randaugment) if cfg.randaugment else None
@@ -48,10 +62,11 @@ def clip_transform(cfg: DataConfig, split: str, mean, std):
         return train_transform(mean, std, size=cfg.size, short_side=cfg.short_side, area=tuple(cfg.area),
                                short_side_range=jitter,
                                flip=cfg.flip, randaugment=ra, randaugment_impl=cfg.randaugment_impl,
-                               erasing=cfg.erasing, color_jitter=cj, seed=cfg.seed)  # fmt: skip
+                               erasing=cfg.erasing, color_jitter=cj, seed=cfg.seed, normalize=normalize)  # fmt: skip
     if split == "val":
-        return val_transform(mean, std, size=cfg.size, short_side=cfg.short_side)
-    return MultiViewTransform(mean, std, size=cfg.size, short_side=cfg.test_short_side, crops=cfg.test_crops)
+        return val_transform(mean, std, size=cfg.size, short_side=cfg.short_side, normalize=normalize)
+    return MultiViewTransform(mean, std, size=cfg.size, short_side=cfg.test_short_side, crops=cfg.test_crops,
+                              normalize=normalize)  # fmt: skip
 
 
 def normalisation(cfg: DataConfig, mean, std) -> tuple[list[float], list[float]]:
@@ -66,6 +81,7 @@ def build_dataset(
     cfg: DataConfig, split: str, *, num_frames: int, num_classes: int, mean, std
 ) -> tuple[VideoDataset, list[str] | None]:
     """The dataset of one split (train: one augmented clip; val: 1 view; test: clips x crops views) and class names.
+    ``dataset.normalize`` is the step's ``Normalize`` when clips leave the loader as uint8 (else None).
 
     Annotation errors (file:line) are raised here, before any training starts.
     """
@@ -78,10 +94,11 @@ def build_dataset(
     if names is not None and len(names) != num_classes:
         raise ValueError(f"{cfg.class_names}: {len(names)} class names, but model.num_classes is {num_classes}")
     samples = read_annotations(path, root=cfg.root, fmt=cfg.format, class_names=names, num_classes=num_classes)
+    in_loader = normalizes_in_loader(cfg)
     dataset = VideoDataset(
         samples,
         frame_sampler(cfg, num_frames, split),
-        clip_transform(cfg, split, mean, std),
+        clip_transform(cfg, split, mean, std, normalize=in_loader),
         train=split == "train",
         backend=cfg.backend,
         seed=cfg.seed,
@@ -89,5 +106,6 @@ def build_dataset(
         strict_decode=cfg.strict_decode,
         decode_short_side=(cfg.test_short_side if split == "test" else cfg.short_side) if cfg.decode_resize else None,
         cache_decoded=cfg.cache_decoded,
+        normalize=None if in_loader else Normalize(*normalisation(cfg, mean, std)),
     )
     return dataset, names

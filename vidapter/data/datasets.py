@@ -145,7 +145,8 @@ class VideoDataset(torch.utils.data.Dataset):
     """Decoded, sampled, transformed clips. Index with ``i`` or ``(epoch, i)``; randomness is a function of
     (seed, epoch, i), so the same run gives the same clips whatever the number of workers or processes.
 
-    Item: ``{"video": (C, T, H, W) or (V, C, T, H, W) float, "label": int, "index": i, "skipped": [(path, reason)]}``.
+    Item: ``{"video": (C, T, H, W) or (V, C, T, H, W) float (or uint8, then ``normalize`` finishes it on the step's
+    device), "label": int, "index": i, "skipped": [(path, reason)]}``.
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class VideoDataset(torch.utils.data.Dataset):
         strict_decode: bool = False,
         decode_short_side: int | None = None,
         cache_decoded: bool = False,
+        normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         if not samples:
             raise ValueError("dataset has no samples")
@@ -171,6 +173,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.decode_short_side = decode_short_side  # resize in the decoder (PyAV), so the transform's Resize is a no-op
         # every decoded frame of every video this process reads, kept for the next epochs (datasets that fit in RAM)
         self.cache: dict[int, DecodedVideo] | None = {} if cache_decoded else None
+        self.normalize = normalize  # what the training step applies to a batch when the transform leaves it uint8
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -321,10 +321,10 @@ def _jpeg_decoder():
 
             from torchvision.io import ImageReadMode, decode_jpeg
 
-            def quiet(data, mode):  # deprecated in torchvision 0.29 in favour of torchcodec; same library underneath
+            def quiet(data, mode, device="cpu"):  # deprecated in torchvision 0.29 for torchcodec's; same libjpeg-turbo
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
-                    return decode_jpeg(data, mode=mode)
+                    return decode_jpeg(data, mode=mode, device=device)
 
             _JPEG.append((quiet, ImageReadMode.RGB))
         except ImportError:

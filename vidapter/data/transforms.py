@@ -2,7 +2,8 @@
 
 Every random parameter (crop box, flip, RandAugment ops and magnitudes, erased region) is drawn once per call and
 applied to all frames of the clip, because v2 treats a ``tv_tensors.Video`` as one sample. Outputs are float
-(C, T, H, W), normalised with mean/std on the 0-255 scale (docs/recipes.md).
+(C, T, H, W), normalised with mean/std on the 0-255 scale (docs/recipes.md); or, with ``normalize=False``, uint8
+(C, T, H, W) that ``Normalize`` turns into the same floats in the training step, on the GPU.
 
 Train: short side -> RandomResizedCrop(area 0.08-1, ratio 3/4-4/3) -> size -> flip(p) -> colour jitter (ViT-L) ->
 RandAugment(n, m) (imgaug's, as the AIM reference, or torchvision's) -> normalise -> RandomErasing(p) (erased pixels =
@@ -22,12 +23,31 @@ from torchvision.transforms.v2 import functional as TF
 from vidapter.data.randaugment import ImgaugRandAugment
 
 
-def _finish(mean: Sequence[float], std: Sequence[float]) -> list:
-    return [v2.ToDtype(torch.float32, scale=False), v2.Normalize(list(mean), list(std))]
+def _finish(mean: Sequence[float], std: Sequence[float], normalize: bool = True) -> list:
+    """The last steps: float normalisation, or none (uint8 leaves the loader; ``Normalize`` runs in the step)."""
+    return [v2.ToDtype(torch.float32, scale=False), v2.Normalize(list(mean), list(std))] if normalize else []
+
+
+class Normalize:
+    """The training step's half of a ``normalize=False`` transform: uint8 (B, C, T, H, W) or (B, V, C, T, H, W) on
+    any device -> float32 ``(x - mean) / std``, the same operations as torchvision's Normalize, so the numbers equal
+    those of normalising in the loader (a uint8 clip is a quarter of a float32 one's bytes between processes and to
+    the GPU). Float input passes through unchanged (a loader that already normalised)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(3, 1, 1, 1)
+        self.std = torch.tensor(list(std), dtype=torch.float32).view(3, 1, 1, 1)
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dtype != torch.uint8:
+            return video
+        if video.ndim not in (5, 6) or video.shape[-4] != 3:
+            raise ValueError(f"expected uint8 video (B, 3, T, H, W) or (B, V, 3, T, H, W), got {tuple(video.shape)}")
+        return video.float().sub_(self.mean.to(video.device)).div_(self.std.to(video.device))
 
 
 class ClipTransform:
-    """Wraps a v2 pipeline: (T, H, W, C) or (T, C, H, W) uint8 in, (C, T, H, W) float out."""
+    """Wraps a v2 pipeline: (T, H, W, C) or (T, C, H, W) uint8 in, (C, T, H, W) float (or uint8) out."""
 
     def __init__(self, steps: list):
         self.pipeline = v2.Compose(steps)
@@ -57,7 +77,12 @@ def train_transform(
     erasing: float = 0.0,
     color_jitter: tuple[float, float, float, float] | None = None,
     seed: int = 0,
+    normalize: bool = True,
 ) -> ClipTransform:
+    """The training clip transform (module docstring); ``normalize=False`` leaves clips uint8 for ``Normalize`` in the
+    step (not with ``erasing``, whose erased pixels are exactly 0 after normalisation)."""
+    if erasing > 0 and not normalize:
+        raise ValueError("RandomErasing (data.erasing > 0) fills with 0 after normalisation: normalise in the loader")
     if short_side_range is not None:  # ST-Adapter's K400 recipe: scale jitter, then a plain random crop
         lo, hi = short_side_range
         steps = [v2.RandomShortestSize(list(range(lo, hi + 1)), interpolation=v2.InterpolationMode.BICUBIC,
@@ -78,7 +103,7 @@ def train_transform(
             steps.append(v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1]))
         else:
             raise ValueError(f"data.randaugment_impl must be 'imgaug' or 'torchvision', got {randaugment_impl!r}")
-    steps += _finish(mean, std)
+    steps += _finish(mean, std, normalize)
     if erasing > 0:
         # timm's RandomErasing as the reference calls it (mode 'const', area 0.02-1/3 of the frame, aspect 0.3-1/0.3
         # log-uniform, 10 attempts, one region): the same distribution as torchvision's with these bounds
@@ -200,8 +225,9 @@ def hsv_to_rgb_cv(hsv: torch.Tensor) -> torch.Tensor:
     return _rgb_cv(h, s, v)
 
 
-def val_transform(mean: Sequence[float], std: Sequence[float], *, size: int = 224, short_side: int = 256):
-    return ClipTransform([v2.Resize(short_side, antialias=True), v2.CenterCrop(size), *_finish(mean, std)])
+def val_transform(mean: Sequence[float], std: Sequence[float], *, size: int = 224, short_side: int = 256,
+                  normalize: bool = True):  # fmt: skip
+    return ClipTransform([v2.Resize(short_side, antialias=True), v2.CenterCrop(size), *_finish(mean, std, normalize)])
 
 
 class ThreeCrop:
@@ -224,15 +250,16 @@ class ThreeCrop:
 
 
 class MultiViewTransform:
-    """Short side -> centre crop (crops=1) or three crops (crops=3). Output (crops, C, T, size, size) float."""
+    """Short side -> centre crop (crops=1) or three crops (crops=3). Output (crops, C, T, size, size) float, or uint8
+    with ``normalize=False``."""
 
-    def __init__(self, mean, std, *, size: int = 224, short_side: int = 224, crops: int = 1):
+    def __init__(self, mean, std, *, size: int = 224, short_side: int = 224, crops: int = 1, normalize: bool = True):
         if crops not in (1, 3):
             raise ValueError(f"test crops must be 1 or 3, got {crops}")
         self.crops = crops
         self.resize = v2.Resize(short_side, antialias=True)
         self.crop = ThreeCrop(size) if crops == 3 else v2.CenterCrop(size)
-        self.finish = v2.Compose(_finish(mean, std))
+        self.finish = v2.Compose(_finish(mean, std, normalize) or [v2.Identity()])
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         video = self.resize(tv_tensors.Video(_tchw(frames))).as_subclass(torch.Tensor)

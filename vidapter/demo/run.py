@@ -103,7 +103,7 @@ def train_and_test(cfg: Config) -> dict:
     loader = build_loader(ds, 32, train=False, workers=cfg.data.workers)
     clips, crops = test_views(cfg.data)
     m = evaluate(model, loader, device=torch.device("cpu"), num_classes=cfg.model.num_classes, clips=clips,
-                 crops=crops)  # fmt: skip
+                 crops=crops, normalize=ds.normalize)  # fmt: skip
     counts = count_parameters(model)
     return {"params": counts["total"], "trainable": counts["trainable"], "train_seconds": round(seconds, 1),
             **group_accuracy(m["confusion"], names), "names": names}  # fmt: skip
