@@ -33,6 +33,7 @@ import datetime
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -248,7 +249,10 @@ def pack_tree(
         else:
             jobs.append((rel, str(src_root / rel), str(dst), layout, short_side, crf, quality))
     failed, t0 = 0, time.perf_counter()
-    with ProcessPoolExecutor(max_workers=min(workers or os.cpu_count() or 1, max(len(jobs), 1))) as pool:
+    processes = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    # spawned, not forked: a parent that has run PyTorch (a training script, a benchmark) can leave thread-pool locks
+    # held in a forked child, and the JPEG encoder runs on PyTorch tensors
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_one, j) for j in jobs]
         for done, fut in enumerate(as_completed(futures), 1):
             entry = fut.result()
