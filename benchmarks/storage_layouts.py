@@ -65,11 +65,14 @@ def one_pass(storage: dict, pattern: str, mode: str, seed: int) -> dict:
     tf = None if mode == "decode" else transform(train, normalize=mode == "float")
 
     def opener(i, path):
-        if storage["reader"] == "naive":
-            return None
-        return FrameFolder(path, storage["frames"][i]) if storage["reader"] == "jpeg" else open_video(path)
+        frames = storage.get("frames")  # frame counts: frame folders only
+        return None if storage["reader"] == "naive" else open_storage(storage["reader"], path, frames and frames[i])
 
     return timed_pass(storage["files"], sampler, train, tf, seed, opener)
+
+
+def open_storage(reader: str, path: Path, frames: int | None):
+    return FrameFolder(path, frames) if reader == "jpeg" else open_video(path)
 
 
 def psnr(a_files: list[Path], b_files: list[Path], b_frames: list[int], reader: str) -> float:
@@ -77,7 +80,7 @@ def psnr(a_files: list[Path], b_files: list[Path], b_frames: list[int], reader: 
     mse = []
     for a, b, n in zip(a_files[:2], b_files[:2], b_frames[:2], strict=False):
         ref = read_all_naive(a).astype(np.float32)
-        with FrameFolder(b, n) if reader == "jpeg" else open_video(b) as v:
+        with open_storage(reader, b, n) as v:
             got = v.get(list(range(v.num_frames))).astype(np.float32)
         mse.append(float(((ref - got) ** 2).mean()))
     return 10 * np.log10(255**2 / statistics.mean(mse))

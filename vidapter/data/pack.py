@@ -126,11 +126,9 @@ def pack_video(src: str | os.PathLike, dst: str | os.PathLike, layout: str = DEF
         _remove(dst)
         os.replace(tmp, dst)
     except (av.FFmpegError, OSError, RuntimeError, ValueError) as e:
-        _remove(tmp)
         raise VideoError(src, f"cannot re-encode ({type(e).__name__}: {getattr(e, 'strerror', None) or e})") from e
-    except BaseException:
-        _remove(tmp)
-        raise
+    finally:
+        _remove(tmp)  # gone after the rename; whatever a failure or an interrupt left otherwise
     return {"frames": n, "fps": float(rate), "bytes": _size(dst)}
 
 
@@ -225,6 +223,11 @@ def _read_log(path: Path) -> dict[str, dict]:
     return done
 
 
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+
+
 def pack_tree(
     rel_paths: list[str], src_root: str | os.PathLike, dst_root: str | os.PathLike, *, layout: str = DEFAULT_LAYOUT,
     short_side: int = 256, crf: int = 23, quality: int = 90, workers: int | None = None, progress: bool = True,
@@ -232,8 +235,7 @@ def pack_tree(
     """Pack every ``src_root/rel`` into ``dst_root`` in parallel (one encoder thread per process). Outputs already
     there are kept (resuming); failures of an earlier run are tried again. Returns {rel: log entry} for every path:
     ``{"frames", "fps", "bytes", ...}`` or ``{"error": reason}``."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    _check_layout(layout)
     src_root, dst_root = Path(src_root), Path(dst_root)
     dst_root.mkdir(parents=True, exist_ok=True)
     log_path = dst_root / LOG
@@ -242,10 +244,11 @@ def pack_tree(
     for rel in dict.fromkeys(rel_paths):
         dst = dst_root / packed_path(rel, layout)
         if dst.exists():
-            entries[rel] = logged.get(rel) if "error" not in logged.get(rel, {"error": 1}) else None
-            if entries[rel] is None:
-                entries[rel] = {"path": rel, **_probe(dst, layout)}
-                append_line(log_path, json.dumps(entries[rel]))
+            entry = logged.get(rel)
+            if entry is None or "error" in entry:  # renamed into place, but the kill came before its log line
+                entry = {"path": rel, **_probe(dst, layout)}
+                append_line(log_path, json.dumps(entry))
+            entries[rel] = entry
         else:
             jobs.append((rel, str(src_root / rel), str(dst), layout, short_side, crf, quality))
     failed, t0 = 0, time.perf_counter()
@@ -300,8 +303,7 @@ def pack_dataset(
     """Pack the videos of ``lists`` (relative to ``src_root``, default each list's folder) into ``dst_root``, write
     each list there (without the files that failed; ``jpeg``: as rawframes lists ``dir num_frames label``) and the
     manifest ``pack.json``. Returns the manifest."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    _check_layout(layout)
     parsed = {}
     for lst in map(Path, lists):
         if not lst.exists():

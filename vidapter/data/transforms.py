@@ -35,15 +35,19 @@ class Normalize:
     the GPU). Float input passes through unchanged (a loader that already normalised)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(3, 1, 1, 1)
-        self.std = torch.tensor(list(std), dtype=torch.float32).view(3, 1, 1, 1)
+        self.stats = {
+            torch.device("cpu"): torch.tensor([list(mean), list(std)], dtype=torch.float32).view(2, 3, 1, 1, 1)
+        }
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         if video.dtype != torch.uint8:
             return video
         if video.ndim not in (5, 6) or video.shape[-4] != 3:
             raise ValueError(f"expected uint8 video (B, 3, T, H, W) or (B, V, 3, T, H, W), got {tuple(video.shape)}")
-        return video.float().sub_(self.mean.to(video.device)).div_(self.std.to(video.device))
+        if video.device not in self.stats:  # copied to a device once, not every batch
+            self.stats[video.device] = self.stats[torch.device("cpu")].to(video.device)
+        mean, std = self.stats[video.device]
+        return video.float().sub_(mean).div_(std)
 
 
 class ClipTransform:
