@@ -19,7 +19,8 @@ def test_shipped_image_vit_loads_like_any_checkpoint():
     report = model.load_report
     assert report.format == "timm" and report.num_tensors == 55 and report.path.endswith("demo/demo_vit.safetensors")
     meta = json.loads(Path(report.path).with_suffix(".json").read_text())
-    assert meta["test_accuracy"]["angle"] > 0.9 and meta["test_accuracy"]["x"] > 0.8  # it learned images
+    acc = meta["test_accuracy"]
+    assert acc["angle"] > 0.9 and acc["x"] > 0.8 and acc["hue"] > 0.8  # it learned images, colour included
     assert WEIGHTS["vidapter:demo-vit"].backbone == "demo_vit" and len(sha256_file(report.path)) == 64
 
 
@@ -60,3 +61,22 @@ def test_methods_rotation_pair_separates_aim_from_evl(tmp_path):
     assert evl["memory"] < aim["memory"]  # the frozen backbone keeps nothing for backward
     assert all(r["appearance_accuracy"] >= 0.9 for r in results)
     assert (tmp_path / "runs" / "methods.md").exists() and (tmp_path / "runs" / "methods.png").exists()
+
+
+@pytest.mark.slow
+def test_per_frame_model_is_at_chance_on_relations(tmp_path):
+    """Spatial adaptation with the temporal embedding scores a clip as a sum over frames: it learns an order pair,
+    whose frames differ in distribution at a given time, and stays at chance on the relation families, whose frames
+    do not (docs/synthetic.md)."""
+    (spatial,) = run_ablation(
+        tmp_path / "data", tmp_path / "runs", rows=["spatial adaptation"], classes=[0, 1, 13, 14, 15, 16, 17, 18],
+        per_class={"train": 48, "val": 4, "test": 30},
+        overrides=["train.epochs=8", "data.workers=2", "optim.warmup_epochs=0.3"],
+    )  # fmt: skip
+    assert spatial["pair_accuracy"] >= 0.8, spatial  # it learns what single frames with their time index tell
+    assert set(spatial["per_relation"]) == {"colour_returns/colour_changes", "comes_back/moves_on",
+                                            "same_object/other_object"}  # fmt: skip
+    assert 0.35 <= spatial["relation_accuracy"] <= 0.65, spatial  # 180 clips: chance +- 4 standard errors
+    assert all(0.25 <= v <= 0.75 for v in spatial["per_relation"].values()), spatial  # 60 clips each
+    table = (tmp_path / "runs" / "ablation.md").read_text()
+    assert "relations (chance 50 %)" in table.splitlines()[0]

@@ -306,7 +306,9 @@ def cmd_data(args: argparse.Namespace, overrides: list[str]) -> int:
 def _add_data_parser(sub) -> None:
     data = sub.add_parser("data", help="prepare, check and synthesise video datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    synth = dsub.add_parser("synth", help="write the synthetic H.264 dataset (order pairs + appearance classes)")
+    synth = dsub.add_parser(
+        "synth", help="write the synthetic H.264 dataset (order pairs, appearance classes, relation families)"
+    )
     synth.add_argument("out_dir")
     synth.add_argument("--train", type=int, default=100, help="clips per class")
     synth.add_argument("--val", type=int, default=20)
@@ -562,7 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--merge", action="store_true", help=merge_help)
     _trust_option(exp)
     demo = sub.add_parser("demo", help="AIM on synthetic videos with vidapter's own image ViT, on CPU in minutes")
-    demo.add_argument("--ablation", action="store_true", help="Table 1 in miniature: six rows, same budget")
+    demo.add_argument(
+        "--ablation",
+        action="store_true",
+        help="Table 1 in miniature: seven rows, same budget (order pairs, relations, appearance)",
+    )
     demo.add_argument(
         "--methods",
         action="store_true",

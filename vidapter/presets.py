@@ -174,7 +174,7 @@ def _family_presets() -> dict[str, Callable[[], Config]]:
 def synthetic() -> Config:
     """AIM on the synthetic dataset (``vidapter data synth data/synthetic``) with the demo image ViT that vidapter
     pretrained on synthetic images (``vidapter:demo-vit``, shipped in the package), on CPU in minutes."""
-    model = ModelConfig(backbone="demo_vit", pretrained="vidapter:demo-vit", num_frames=8, num_classes=13,
+    model = ModelConfig(backbone="demo_vit", pretrained="vidapter:demo-vit", num_frames=8, num_classes=19,
                         drop_path_rate=0.0, dropout=0.0)  # fmt: skip
     data = DataConfig(
         root="data/synthetic",

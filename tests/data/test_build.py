@@ -41,13 +41,15 @@ def test_splits_and_views(synth, sampling, clips, crops, views):
 
 
 def test_class_count_must_match_the_model(synth):
-    with pytest.raises(ValueError, match=r"13 class names, but model.num_classes is 400"):
+    with pytest.raises(ValueError, match=r"19 class names, but model.num_classes is 400"):
         build_dataset(_cfg(synth), "train", num_frames=4, num_classes=400, mean=(0, 0, 0), std=(1, 1, 1))
 
 
 def test_unset_list_is_named(synth):
     with pytest.raises(ValueError, match="data.test_list is not set"):
-        build_dataset(_cfg(synth, test_list=None), "test", num_frames=4, num_classes=13, mean=(0,) * 3, std=(1,) * 3)
+        build_dataset(
+            _cfg(synth, test_list=None), "test", num_frames=4, num_classes=len(CLASSES), mean=(0,) * 3, std=(1,) * 3
+        )
 
 
 def test_color_jitter_reaches_the_train_clips(synth):
@@ -64,7 +66,9 @@ def test_color_jitter_reaches_the_train_clips(synth):
 @pytest.mark.parametrize("bad", [[0.5, 0.5, 0.5], [1.5, 0.5, 0.5, 0.1], [0.5, 0.5, 0.5, 0.6], [0.5, -0.1, 0.5, 0.1]])
 def test_bad_color_jitter_is_named(synth, bad):
     with pytest.raises(ValueError, match=r"data.color_jitter must be \[brightness, contrast, saturation, hue\]"):
-        build_dataset(_cfg(synth, color_jitter=bad), "train", num_frames=4, num_classes=13, mean=(0,) * 3, std=(1,) * 3)
+        build_dataset(
+            _cfg(synth, color_jitter=bad), "train", num_frames=4, num_classes=len(CLASSES), mean=(0,) * 3, std=(1,) * 3
+        )
 
 
 def test_decode_resize_reads_at_the_transform_size(synth):

@@ -2,7 +2,11 @@
 
 Order classes come in pairs that are exact time reversals of each other (the reversed class is the forward clip played
 backwards), so a model that pools frames without temporal modelling cannot tell a pair apart; appearance classes are
-decided by any single frame. Documented in docs/synthetic.md.
+decided by any single frame. Relation classes come in families whose members differ only in a relation between frames
+with random content (the colour comes back or not, the object comes back or not, the same object reappears or another
+one): every frame, at every time index, has the same distribution in every member of a family, so no model that
+scores frames independently and adds the scores, temporal embedding included, can beat chance there. Documented in
+docs/synthetic.md.
 
 | label | class | pair |
 | --- | --- | --- |
@@ -14,6 +18,9 @@ decided by any single frame. Documented in docs/synthetic.md.
 | 10 | stripes | drifting stripes, no object (appearance) |
 | 11 | checkerboard | flickering checkerboard, no object (appearance) |
 | 12 | rings | pulsing concentric rings, no object (appearance) |
+| 13 / 14 | colour_returns / colour_changes | a still object turns colour a, b, then a again / a third colour c |
+| 15 / 16 | comes_back / moves_on | an object moves from P0 to P1, then back to P0 / on to P2 |
+| 17 / 18 | same_object / other_object | an object vanishes; after a gap the same / another object appears there |
 """
 
 from __future__ import annotations
@@ -40,10 +47,20 @@ CLASSES = [
     "stripes",
     "checkerboard",
     "rings",
+    "colour_returns",
+    "colour_changes",
+    "comes_back",
+    "moves_on",
+    "same_object",
+    "other_object",
 ]
 ORDER_PAIRS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
 APPEARANCE = [10, 11, 12]
+RELATION_FAMILIES = [(13, 14), (15, 16), (17, 18)]
+VERSION = 2  # changes whenever a class's pixels change (a cached dataset with another version is rewritten)
 SHAPES = ("square", "disc", "triangle")
+# Relation colours: far apart in RGB, so that "the same colour" and "another colour" are unambiguous after H.264
+PALETTE = np.array([(235, 45, 45), (45, 205, 65), (70, 100, 255)], np.uint8)
 
 
 def object_mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
@@ -87,9 +104,69 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(rng.integers(0, 70, 3) + rng.integers(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
 
 
+def _far_points(rng: np.random.Generator, size: int, n: int, gap: float) -> np.ndarray:
+    """``n`` points uniform in the central 60 % of the frame, pairwise at least ``gap * size`` apart (rejection
+    sampling: the joint law is exchangeable, so any two of them are interchangeable)."""
+    while True:
+        p = rng.uniform(0.2, 0.8, (n, 2)) * size
+        d = np.hypot(*(p[:, None] - p[None]).transpose(2, 0, 1))
+        if (d[np.triu_indices(n, 1)] >= gap * size).all():
+            return p
+
+
+def render_relation(label: int, rng: np.random.Generator, size: int, frames: int, bg: np.ndarray) -> np.ndarray:
+    """A clip of relation class ``label`` (13-18). Within a family both classes draw the same random quantities in
+    the same order and differ only in which of two exchangeable draws the last phase shows, so each frame, with its
+    time index, has the same distribution in both classes."""
+    s = np.linspace(0.0, 1.0, frames)
+    first = label % 2 == 1  # the first member of each family: 13, 15, 17
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    clip = np.repeat(bg[None], frames, axis=0)
+    if label in (13, 14):
+        # colours a, b, c: three distinct palette colours in random order; the last phase shows a or c, which are
+        # exchangeable given b, so its colour is uniform over the palette minus b in both classes
+        a, b, c = rng.permutation(len(PALETTE))[:3]
+        t1, t2 = rng.uniform(0.25, 0.4), rng.uniform(0.6, 0.75)
+        cx, cy = rng.uniform(0.35, 0.65, 2) * size
+        m = object_mask(shape, size, cx, cy, size * rng.uniform(0.2, 0.3))
+        for f, sf in enumerate(s):
+            clip[f][m] = PALETTE[a if sf < t1 else b if sf < t2 else (a if first else c)]
+    elif label in (15, 16):
+        # P1, then P0 and P2 drawn together (exchangeable, all far apart): the object goes P0 -> P1 -> P0 or P2
+        colour = rng.integers(150, 256, 3).astype(np.uint8)
+        r = size * rng.uniform(0.1, 0.14)
+        p1, p0, p2 = _far_points(rng, size, 3, 0.3)
+        turn = rng.uniform(0.4, 0.6)
+        end = p0 if first else p2
+        for f, sf in enumerate(s):
+            u = sf / turn if sf < turn else (sf - turn) / (1 - turn)
+            cx, cy = p0 + (p1 - p0) * u if sf < turn else p1 + (end - p1) * u
+            clip[f][object_mask(shape, size, cx, cy, r)] = colour
+    else:
+        # an object (shape, palette colour) vanishes, and after a gap the same object or one of another shape and
+        # another colour appears in its place: (shape, colour) of the second is uniform over all pairs in both classes
+        k1 = rng.integers(len(PALETTE))
+        s1 = SHAPES.index(shape)
+        s2 = (s1 + 1 + rng.integers(len(SHAPES) - 1)) % len(SHAPES)
+        k2 = (k1 + 1 + rng.integers(len(PALETTE) - 1)) % len(PALETTE)
+        cx, cy = rng.uniform(0.35, 0.65, 2) * size
+        r = size * rng.uniform(0.2, 0.28)
+        t1 = rng.uniform(0.3, 0.4)
+        t2 = t1 + rng.uniform(0.2, 0.3)
+        second = (shape, PALETTE[k1]) if first else (SHAPES[s2], PALETTE[k2])
+        for f, sf in enumerate(s):
+            if sf < t1:
+                clip[f][object_mask(shape, size, cx, cy, r)] = PALETTE[k1]
+            elif sf >= t2:
+                clip[f][object_mask(second[0], size, cx, cy, r)] = second[1]
+    return clip
+
+
 def render_clip(label: int, rng: np.random.Generator, size: int = 64, frames: int = 16) -> np.ndarray:
     """(frames, size, size, 3) uint8 for one clip of class ``label``."""
     bg = background(rng, size)
+    if label >= 13:
+        return render_relation(label, rng, size, frames, bg)
     colour = rng.integers(150, 256, 3).astype(np.uint8)
     shape = SHAPES[rng.integers(len(SHAPES))]
     t = np.linspace(0.0, 1.0, frames)

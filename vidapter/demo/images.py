@@ -1,18 +1,21 @@
 """Synthetic *images* of the object family of the synthetic videos, with the attributes as targets.
 
-A still image says where an object is, how big, how opaque, which shape, where a clock hand points, or which texture
-fills the frame: everything a video model needs per frame to tell motion direction, growth, fading or rotation by
-comparing frames. Targets are classification bins; -1 means "not applicable" (e.g. shape of a texture image).
+A still image says where an object is, how big, how opaque, which shape, which colour, where a clock hand points, or
+which texture fills the frame: everything a video model needs per frame to tell motion direction, growth, fading or
+rotation, or whether a colour, a place or an object comes back, by comparing frames. Targets are classification bins;
+-1 means "not applicable" (e.g. shape of a texture image, hue of a pale colour).
 """
 
 from __future__ import annotations
+
+import colorsys
 
 import numpy as np
 
 from vidapter.data.synthetic import SHAPES, background, hand_image, object_mask, texture_mask
 
 KINDS = ("object", "hand", "stripes", "checkerboard", "rings")
-TASKS = {"kind": 5, "shape": 3, "x": 4, "y": 4, "size": 4, "alpha": 4, "angle": 8}
+TASKS = {"kind": 5, "shape": 3, "x": 4, "y": 4, "size": 4, "alpha": 4, "angle": 8, "hue": 6}
 
 
 def _bin(value: float, lo: float, hi: float, n: int) -> int:
@@ -22,10 +25,16 @@ def _bin(value: float, lo: float, hi: float, n: int) -> int:
 def render_image(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, dict[str, int]]:
     """One (size, size, 3) uint8 image and its targets."""
     bg = background(rng, size)
-    colour = rng.integers(150, 256, 3).astype(np.uint8)
     kind = int(rng.integers(len(KINDS)))
     t = dict.fromkeys(TASKS, -1)
     t["kind"] = kind
+    if rng.uniform() < 0.5:  # the order classes' pale random colours, no hue target
+        colour = rng.integers(150, 256, 3).astype(np.uint8)
+    else:  # a saturated colour (the relation classes' palette lies in bins 0, 1, 2, 4); hue bins centred on 0, 1/6, ...
+        hue = rng.uniform(0, 1)
+        rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 0.9), rng.uniform(0.8, 1.0))
+        colour = np.round(255 * np.array(rgb)).astype(np.uint8)
+        t["hue"] = int(np.round(hue * 6)) % 6
     if kind == 0:
         shape = int(rng.integers(len(SHAPES)))
         cx, cy = rng.uniform(0.15, 0.85, 2) * size

@@ -1,4 +1,4 @@
-"""Pretrain the demo image ViT on synthetic images (multi-task: kind, shape, position, size, opacity, angle).
+"""Pretrain the demo image ViT on synthetic images (multi-task: kind, shape, position, size, opacity, angle, hue).
 
     python -m vidapter.demo.pretrain --out vidapter/demo/demo_vit.safetensors
 
