@@ -62,6 +62,7 @@ def test_readme_python_blocks_run_as_written(index, data, tmp_path, monkeypatch,
 
     cfg = vidapter.get_preset("synthetic")
     names = (data / "classes.txt").read_text().splitlines()
+    cfg.model.num_classes = len(names)  # the demo's 13 classes
     vidapter.save_pretrained(vidapter.build_model(cfg.model), cfg, tmp_path / "runs" / "demo" / "model", names)
     shutil.copy(data / "test" / "grow" / "00000.mp4", tmp_path / "clip.mp4")
     monkeypatch.chdir(tmp_path)
@@ -71,4 +72,4 @@ def test_readme_python_blocks_run_as_written(index, data, tmp_path, monkeypatch,
     if "predict" in _runnable_blocks()[index]:
         assert "'file': 'clip.mp4'" in out and "'top': [" in out
     else:
-        assert out.strip() == "torch.Size([2, 13])"
+        assert out.strip() == "torch.Size([2, 19])"

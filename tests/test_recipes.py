@@ -81,9 +81,9 @@ def test_preset_equals_its_audited_recipe(name):
 def test_ssv2_and_diving48_datasets_sample_sequence_segments(name, data):
     cfg = get_preset(name)
     cfg.data.train_list = cfg.data.test_list = str(data / "train.txt")
-    cfg.data.class_names, cfg.model.num_classes = str(data / "classes.txt"), 19
+    cfg.data.class_names, cfg.model.num_classes = str(data / "classes.txt"), 13
     for split in ("train", "test"):
-        ds, _ = build_dataset(cfg.data, split, num_frames=cfg.model.num_frames, num_classes=19, mean=(0,) * 3,
+        ds, _ = build_dataset(cfg.data, split, num_frames=cfg.model.num_frames, num_classes=13, mean=(0,) * 3,
                               std=(1,) * 3)  # fmt: skip
         assert ds.sampler == SeqSegments(cfg.model.num_frames)
 
