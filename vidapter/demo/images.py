@@ -30,7 +30,7 @@ def render_image(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, 
     t["kind"] = kind
     if rng.uniform() < 0.5:  # the order classes' pale random colours, no hue target
         colour = rng.integers(150, 256, 3).astype(np.uint8)
-    else:  # a saturated colour (the relation classes' palette lies in bins 0, 1, 2, 4); hue bins centred on 0, 1/6, ...
+    else:  # a saturated colour (the relation classes' palette lies in bins 0, 2, 4); hue bins centred on 0, 1/6, ...
         hue = rng.uniform(0, 1)
         rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 0.9), rng.uniform(0.8, 1.0))
         colour = np.round(255 * np.array(rgb)).astype(np.uint8)

@@ -71,9 +71,12 @@ def demo_config(data_dir: Path, run_dir: Path, overrides: list[str] = ()) -> Con
     return cfg
 
 
-def _within_groups(confusion: np.ndarray, idx: dict[str, int], groups: list[tuple[int, ...]]) -> tuple[float, dict]:
+def _within_groups(
+    confusion: np.ndarray, idx: dict[str, int], groups: list[tuple[int, ...]]
+) -> tuple[float | None, dict]:
     """For videos of the classes of each group present: how often the prediction is their own class rather than
-    another member of their group (C[a,a] / sum over b in the group of C[a,b]); over all groups and per group."""
+    another member of their group (C[a,a] / sum over b in the group of C[a,b]); over all groups (None without any
+    group) and per group."""
     hit = total = 0
     per = {}
     for group in groups:
@@ -83,7 +86,7 @@ def _within_groups(confusion: np.ndarray, idx: dict[str, int], groups: list[tupl
             h, n = confusion[rows, rows].sum(), confusion[np.ix_(rows, rows)].sum()
             per["/".join(names)] = float(h / max(n, 1))
             hit, total = hit + h, total + n
-    return (float(hit / total) if total else float("nan")), per
+    return (float(hit / total) if total else None), per
 
 
 def group_accuracy(confusion: np.ndarray, names: list[str]) -> dict:
@@ -99,7 +102,7 @@ def group_accuracy(confusion: np.ndarray, names: list[str]) -> dict:
         "per_pair": per_pair,
         "relation_accuracy": relations,
         "per_relation": per_relation,
-        "appearance_accuracy": float(confusion[app, app].sum() / app_total) if app_total else float("nan"),
+        "appearance_accuracy": float(confusion[app, app].sum() / app_total) if app_total else None,
         "top1": float(confusion.trace() / max(confusion.sum(), 1)),
     }
 
@@ -236,7 +239,7 @@ def _run_rows(rows: dict[str, list[str]], data_dir, run_dir: Path, name: str, pe
     table = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in results:
         rot = r["per_pair"].get("rotate_cw/rotate_ccw")
-        pct = [f"{100 * r[k]:.1f} %" if r[k] == r[k] else "-"
+        pct = [f"{100 * r[k]:.1f} %" if r[k] is not None else "-"
                for k in ("pair_accuracy", "relation_accuracy", "appearance_accuracy", "top1")]  # fmt: skip
         pct.insert(1, f"{100 * rot:.1f} %" if rot is not None else "-")
         cells = [r["row"], f"{r['params']:,}", f"{r['trainable']:,}", *pct, f"{r['train_seconds']:.0f} s"]
@@ -268,11 +271,11 @@ def _bar_chart(results: list[dict], path: Path, title: str) -> None:
     rot = "rotate_cw/rotate_ccw"
     groups = {
         "order pairs": [r["pair_accuracy"] for r in results],
-        "rotation pair": [r["per_pair"].get(rot, np.nan) for r in results],
+        "rotation pair": [r["per_pair"].get(rot) for r in results],
         "relations": [r["relation_accuracy"] for r in results],
         "appearance classes": [r["appearance_accuracy"] for r in results],
     }
-    bars = [(label, values) for label, values in groups.items() if not np.isnan(values).any()]  # classes in the data
+    bars = [(label, values) for label, values in groups.items() if None not in values]  # the classes are in the data
     width = 0.8 / len(bars)
     for i, (label, values) in enumerate(bars):
         ax.bar(x + (i - (len(bars) - 1) / 2) * width, [100 * v for v in values], width, label=label)
