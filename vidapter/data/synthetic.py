@@ -153,12 +153,13 @@ def render_relation(label: int, rng: np.random.Generator, size: int, frames: int
         r = size * rng.uniform(0.2, 0.28)
         t1 = rng.uniform(0.3, 0.4)
         t2 = t1 + rng.uniform(0.2, 0.3)
-        second = (shape, PALETTE[k1]) if first else (SHAPES[s2], PALETTE[k2])
+        m1 = object_mask(shape, size, cx, cy, r)
+        m2, colour2 = (m1, PALETTE[k1]) if first else (object_mask(SHAPES[s2], size, cx, cy, r), PALETTE[k2])
         for f, sf in enumerate(s):
             if sf < t1:
-                clip[f][object_mask(shape, size, cx, cy, r)] = PALETTE[k1]
+                clip[f][m1] = PALETTE[k1]
             elif sf >= t2:
-                clip[f][object_mask(second[0], size, cx, cy, r)] = second[1]
+                clip[f][m2] = colour2
     return clip
 
 
