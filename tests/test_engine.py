@@ -208,7 +208,7 @@ def test_compile_auto_means_cuda_only(monkeypatch):
     """The default compiles where it pays (CUDA: 2.24x the eager reference at batch 32 on an H200, against 1.19x
     eager) and not on the CPU; true and false are obeyed everywhere; a saved config with a bool still loads."""
     from vidapter.config import Config, apply_overrides, from_dict, to_dict
-    from vidapter.engine import resolve_compile
+    from vidapter.runtime import resolve_compile
 
     cfg = Config()
     assert cfg.train.compile == "auto"

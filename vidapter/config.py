@@ -8,6 +8,8 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from vidapter.errors import ConfigError
+
 
 @dataclass
 class ModelConfig:
@@ -141,10 +143,6 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-class ConfigError(ValueError):
-    """A bad override or config file: names the field and what is allowed."""
 
 
 def to_dict(cfg: Config) -> dict:

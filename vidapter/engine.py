@@ -36,6 +36,7 @@ from vidapter.data.loader import SkipLog, build_loader
 from vidapter.data.pack import find_manifest
 from vidapter.data.transforms import mixup_cutmix
 from vidapter.dist import DistInfo, all_gather_objects, all_reduce_sum, barrier, cleanup, init_distributed
+from vidapter.errors import VidapterError
 from vidapter.evaluation import evaluate, to_model_input
 from vidapter.files import write_text
 from vidapter.log import RunLog, write_reports
@@ -45,82 +46,8 @@ from vidapter.optim import CosineWarmup, build_optimizer
 log = logging.getLogger(__name__)
 
 
-class TrainError(RuntimeError):
+class TrainError(VidapterError, RuntimeError):
     """A run that must not start or cannot go on; the message says why and what to do."""
-
-
-def resolve_device(name: str, field: str = "train.device") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"{field}=cuda but no CUDA device is available")
-    return torch.device(name)
-
-
-def autocast_dtype(amp: str, device: torch.device, field: str = "train.amp") -> torch.dtype | None:
-    if amp == "none":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise TrainError(f"{field}=fp16 needs CUDA; use bf16 or none on CPU")
-        return torch.float16
-    raise TrainError(f"{field} must be none, bf16 or fp16, got {amp!r}")
-
-
-def resolve_compile(value: bool | str, device: torch.device, field: str = "train.compile") -> bool:
-    """``train.compile``: auto compiles on CUDA (GPUs Triton generates code for) and not on the CPU.
-
-    CUDA: ViT-B/16's train step at batch 32 on an H200 runs at 2.24x the reference design compiled, 1.19x eager, after
-    about a minute of compiling (docs/benchmarks.md). CPU: compiling needs a C++ toolchain and takes 20 s even for the
-    demo model, for 1.3x; ViT-B's compile ran out of memory on a 23 GiB machine."""
-    if value == "auto":
-        return device.type == "cuda" and _inductor_supports(device)
-    if isinstance(value, bool):
-        return value
-    raise TrainError(f"{field} must be auto, true or false, got {value!r}")
-
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def resolve_compile_mode(mode: str) -> str:
-    """``train.compile_mode``, torch.compile's mode. reduce-overhead replays the compiled forward and backward as CUDA
-    graphs: where the CPU cannot launch kernels as fast as the GPU runs them (ViT-B/16 at batch 8 on an H200 with a
-    slow CPU), it ran the train step at 1.90x the reference against 1.37x-2.36x for default (benchmarks only, one
-    process; docs/benchmarks.md). Its graphs keep their own memory pool and one graph per input shape."""
-    if mode not in COMPILE_MODES:
-        raise TrainError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
-    return mode
-
-
-def _inductor_supports(device: torch.device) -> bool:
-    """Whether torch.compile's default backend can generate kernels for this GPU: Triton installed and a GPU of compute
-    capability 7.0 or newer (older ones fail at the first step; auto then stays eager and says so)."""
-    import importlib.util
-
-    major, minor = torch.cuda.get_device_capability(device)
-    triton = importlib.util.find_spec("triton") is not None
-    if triton and (major, minor) >= (7, 0):
-        return True
-    log.warning("compile auto: not compiling (Triton %s, GPU compute capability %d.%d; needs 7.0)",
-                "found" if triton else "missing", major, minor)  # fmt: skip
-    return False
-
-
-def resolve_frozen_dtype(value: str, amp: torch.dtype | None) -> torch.dtype | None:
-    """``train.frozen_dtype``: the dtype to store frozen matrices in, or None to leave them as loaded. auto is bf16
-    under bf16 autocast, where it is exact (autocast casts them to bf16 at every use anyway), else None."""
-    if value == "auto":
-        return torch.bfloat16 if amp == torch.bfloat16 else None
-    if value == "fp32":
-        return None
-    if value == "bf16":
-        if amp != torch.bfloat16:
-            raise TrainError("train.frozen_dtype=bf16 needs train.amp=bf16 (it is exact only under bf16 autocast)")
-        return torch.bfloat16
-    raise TrainError(f"train.frozen_dtype must be auto, fp32 or bf16, got {value!r}")
 
 
 class _Stop:

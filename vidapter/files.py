@@ -26,8 +26,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from vidapter.errors import VidapterError
 
-class FileError(Exception):
+
+class FileError(VidapterError):
     """A file could not be read or written; the message is one line naming the file and what is wrong."""
 
 

@@ -24,9 +24,10 @@ import torch
 
 from vidapter.data.decode import FrameFolder, VideoError, open_video
 from vidapter.data.sampling import FrameSampler, SeqSegments
+from vidapter.errors import VidapterError
 
 
-class AnnotationError(ValueError):
+class AnnotationError(VidapterError, ValueError):
     """A malformed annotation: the message starts with ``file:line:``."""
 
 

@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vidapter.errors import VidapterError
+
 BACKENDS = ("pyav", "decord", "torchcodec")
 
 
-class VideoError(Exception):
+class VideoError(VidapterError):
     """A video that cannot be read; ``str()`` is one line naming the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

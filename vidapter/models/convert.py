@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
+from vidapter.errors import VidapterError
+
 Tensor = torch.Tensor
 
 
-class ConversionError(ValueError):
+class ConversionError(VidapterError, ValueError):
     """A checkpoint that does not fit the declared layout (unknown, missing or misshapen keys)."""
 
 
