@@ -16,7 +16,7 @@ from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, ConfigError, apply_overrides
 from vidapter.data.pack import DEFAULT_LAYOUT, LAYOUTS
 from vidapter.data.prepare import KINETICS_TEMPLATE
-from vidapter.engine import TrainError, autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
+from vidapter.engine import TrainError
 from vidapter.files import TRUST_HINT, FileError, write_text
 from vidapter.models.convert import (
     ConversionError,
@@ -30,6 +30,7 @@ from vidapter.models.flops import count_macs
 from vidapter.models.pretrained import WEIGHTS, WeightsError, check_keys, read_checkpoint
 from vidapter.models.vit import BACKBONES, list_backbones
 from vidapter.presets import PRESETS, get_preset, list_presets
+from vidapter.runtime import autocast_dtype, resolve_compile, resolve_device, resolve_frozen_dtype
 
 log = logging.getLogger("vidapter")
 

@@ -192,11 +192,8 @@ def fit(cfg: Config, trust_pickle: bool = False) -> dict:
     ``trust_pickle``: read ``model.pretrained`` and ``train.resume`` files with full pickle (only for files from a
     source you trust; by default they are read with PyTorch's restricted loader, which runs no code)."""
     t = cfg.train
-    device = resolve_device(t.device)
-    amp = autocast_dtype(t.amp, device)
-    compiled = resolve_compile(t.compile, device)
-    compile_mode = resolve_compile_mode(t.compile_mode)
-    frozen_dtype = resolve_frozen_dtype(t.frozen_dtype, amp)
+    rt = training_runtime(t)
+    device, amp, compiled, compile_mode, frozen_dtype = rt.device, rt.amp, rt.compile, rt.compile_mode, rt.frozen_dtype
     dist_info: DistInfo = init_distributed(device)
     if device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)

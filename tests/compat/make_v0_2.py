@@ -103,7 +103,7 @@ def main(out: Path) -> None:
         torch.manual_seed(1)
         m = build_model(mcfg.model)
         with torch.no_grad():
-            for name, p in m.named_parameters():
+            for _name, p in m.named_parameters():
                 if p.requires_grad:
                     p.normal_(0, 0.02)
         m.eval()
