@@ -42,6 +42,7 @@ from vidapter.files import write_text
 from vidapter.log import RunLog, write_reports
 from vidapter.models.pretrained import check_keys
 from vidapter.optim import CosineWarmup, build_optimizer
+from vidapter.runtime import training_runtime
 
 log = logging.getLogger(__name__)
 
