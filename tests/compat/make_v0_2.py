@@ -37,8 +37,12 @@ METHODS = {
     "lora": ["--model.method=lora", "--model.adapters=temporal", "--model.lora_r=4"],
     "lora_shifts": ["--model.method=lora", "--model.adapters=", "--model.head_shifts=[-1,1]"],
     "zeroi2v": ["--model.method=zeroi2v", "--model.adapters=", "--model.head_shifts=[-1,1]", "--model.num_tadapter=2"],
-    "st_adapter": ["--model.method=st_adapter", "--model.adapters=", "--model.st_positions=attn,mlp",
-                   "--model.st_width=16"],  # fmt: skip
+    "st_adapter": [
+        "--model.method=st_adapter",
+        "--model.adapters=",
+        "--model.st_positions=attn,mlp",
+        "--model.st_width=16",
+    ],  # fmt: skip
     "evl": ["--model.method=evl", "--model.adapters=", "--model.evl_layers=1"],
 }
 
