@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,14 @@ def _run(args: list[str], env: dict | None = None, **kw) -> subprocess.Completed
     cmd = [sys.executable, "-m", "vidapter", *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _kill_at_step(step: int, args: list[str]) -> subprocess.CompletedProcess:
+    """Train, and SIGKILL the process right after optimizer step ``step`` and its checkpoint."""
+    script = Path(__file__).parent / "kill_at_step.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(script), str(step), *args], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
@@ -88,7 +97,7 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(data, tmp_path):
              "--data.randaugment=[2,9]", "--data.workers=2"]  # fmt: skip
     whole = _run(["train", *_args(data, tmp_path / "whole", *extra)])
     assert whole.returncode == 0, whole.stderr[-2000:]
-    killed = _run(["train", *_args(data, tmp_path / "killed", *extra)], env={"VIDAPTER_FAULT_KILL_AT_STEP": "7"})
+    killed = _kill_at_step(7, _args(data, tmp_path / "killed", *extra))
     assert killed.returncode == -signal.SIGKILL
     state = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 6)  # 4 steps per epoch: mid-epoch 2

@@ -25,7 +25,13 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vidapter.adapters.aim import ADAPTER_KINDS, apply_aim, check_temporal_attention, set_temporal_attention
+from vidapter.adapters.aim import (
+    ADAPTER_KINDS,
+    apply_aim,
+    check_temporal_attention,
+    resolve_layers,
+    set_temporal_attention,
+)
 from vidapter.adapters.evl import apply_evl, tapped_forward
 from vidapter.adapters.lora import apply_lora, merge_lora_
 from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
@@ -220,7 +226,13 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         raise ValueError(f"model.method={cfg.method} replaces AIM's adapters: set --model.adapters= (empty), got "
                          f"{cfg.adapters}")  # fmt: skip
     check_temporal_attention(cfg.temporal_attention)  # before any weights are read
+    if cfg.method == "evl" and cfg.adapter_layers != "all":
+        raise ConfigError(f"model.adapter_layers={cfg.adapter_layers} does not apply to model.method=evl: its decoder "
+                          "reads the last model.evl_layers blocks; set model.evl_layers instead")  # fmt: skip
     vit = build_vit(cfg.backbone, cfg.image_size)
+    # model.adapter_layers chooses the blocks every per-layer method adapts: AIM's adapters, LoRA, ZeroI2V,
+    # ST-Adapter and the head shifts (checked before any weights are read)
+    layers = resolve_layers(cfg.adapter_layers, len(vit.blocks))
     report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
     kinds = tuple(k for k in ADAPTER_KINDS if k in cfg.adapters)
     apply_aim(
@@ -234,15 +246,17 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     )
     decoder = None
     if cfg.method == "lora":
-        apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
+        apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets),
+                   layers=layers)  # fmt: skip
     elif cfg.method == "zeroi2v":
         apply_zeroi2v(vit, ratio=cfg.ratio, scale=cfg.scale, num_tadapter=cfg.num_tadapter,
-                      dropout=cfg.zeroi2v_dropout)  # fmt: skip
+                      dropout=cfg.zeroi2v_dropout, layers=layers)  # fmt: skip
     elif cfg.method == "st_adapter":
-        apply_st_adapter(vit, width=cfg.st_width, positions=tuple(cfg.st_positions), kernel=cfg.st_kernel)
+        apply_st_adapter(vit, width=cfg.st_width, positions=tuple(cfg.st_positions), kernel=cfg.st_kernel,
+                         layers=layers)  # fmt: skip
     elif cfg.method == "evl":
         decoder = apply_evl(vit, num_frames=cfg.num_frames, num_layers=cfg.evl_layers)
-    apply_stdha(vit, tuple(cfg.head_shifts))
+    apply_stdha(vit, tuple(cfg.head_shifts), layers=layers)
     # The AIM reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
     # "space_only") have none. An explicit model.temporal_embed overrides the method's default.
     default_te = method.temporal_embed and (bool(kinds) or cfg.method != "aim")

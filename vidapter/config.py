@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import types
@@ -121,7 +122,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 8  # per process; the recipes' 64 = 8 GPUs x 8
     accum_steps: int = 1
-    amp: str = "bf16"  # none | bf16 | fp16 (fp16 uses a GradScaler); ignored on CPU unless bf16
+    amp: str = "bf16"  # none | bf16 | fp16 (CUDA only, with a GradScaler; the CPU refuses it)
     compile: bool | str = "auto"  # torch.compile: auto (CUDA with Triton, sm70+; not the CPU) | true | false
     compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs: small batches)
     frozen_dtype: str = "auto"  # frozen Linear/Conv weights stored in: auto (bf16 under amp=bf16, exact) | fp32 | bf16
@@ -145,12 +146,56 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The schema of the config dict that run directories, checkpoints, model directories and adapter exports carry.
+# 1: vidapter 0.1 and 0.2 (written without a version); 2: the version is written. Reading an older dict migrates it
+# step by step (``migrate``): a field added since takes the value that meant what the old version did, a renamed
+# field maps to its new name, so a file of any earlier version evaluates and resumes as it did.
+CONFIG_VERSION = 2
+
+# Fields added after vidapter 0.1, with the value 0.1 trained with (its files lack them; 0.2's have them all).
+_ADDED_SINCE_0_1 = {
+    "optim": {"decay_groups": "norm_bias_embed", "schedule": "step_cosine", "backbone_lr_mult": 1.0,
+              "temporal_embed_lr_mult": 1.0},
+}  # fmt: skip
+
+
+def _from_v1(data: dict) -> dict:
+    for section, added in _ADDED_SINCE_0_1.items():
+        for key, value in added.items():
+            data.setdefault(section, {}).setdefault(key, value)
+    return data
+
+
+MIGRATIONS = {1: _from_v1}  # version -> the function that turns a dict of that version into the next one
+
+
 def to_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
+    """The config as plain JSON types, with its schema ``version``."""
+    return {"version": CONFIG_VERSION, **dataclasses.asdict(cfg)}
+
+
+def migrate(data: dict, where: str = "config") -> dict:
+    """A config dict of any schema version (none: 1) as this version's, without the ``version`` key; a newer version
+    than this vidapter knows is refused (upgrade vidapter to read it)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(f"{where}: version must be a positive integer, got {version!r}")
+    if version > CONFIG_VERSION:
+        raise ConfigError(f"{where}: written by a newer vidapter (config version {version}; this one reads up to "
+                          f"{CONFIG_VERSION}): upgrade vidapter to read it")  # fmt: skip
+    data = copy.deepcopy({k: v for k, v in data.items() if k != "version"})
+    for v in range(version, CONFIG_VERSION):
+        data = MIGRATIONS[v](data)
+    return data
 
 
 def from_dict(data: dict, cls: type = Config, where: str = "config") -> typing.Any:
-    """Rebuild a (nested) config dataclass; unknown keys and wrong types raise naming the key."""
+    """Rebuild a (nested) config dataclass; unknown keys and wrong types raise naming the key. A whole ``Config`` is
+    migrated from its schema version first."""
+    if cls is Config:
+        data = migrate(data, where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
@@ -215,7 +260,7 @@ def _parse(text: str, hint: typing.Any) -> typing.Any:
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Apply ``section.field=value`` strings (a leading ``--`` is allowed). Errors name the field and the choices."""
-    data = to_dict(cfg)
+    data = dataclasses.asdict(cfg)
     for item in overrides:
         key, eq, text = item.removeprefix("--").partition("=")
         if not eq:
@@ -229,3 +274,32 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             raise ConfigError(f"override {item!r}: {section} has no field {name!r}; fields: {sorted(hints)}")
         data[section][name] = _check(_parse(text, hints[name]), hints[name], key)
     return from_dict(data)
+
+
+# Settings a resumed run may change: they shape no tensor and no optimizer state (memory and speed choices that
+# compute the same function, regularisation rates, the weights' name: their digest is compared instead).
+FREE_ON_RESUME = frozenset({"model.recompute", "model.temporal_attention", "model.grad_checkpointing",
+                            "model.drop_path_rate", "model.dropout", "model.lora_dropout", "model.zeroi2v_dropout",
+                            "model.pretrained"})  # fmt: skip
+# Optimizer settings that shape its state (the parameter groups) or the schedule.
+OPTIMIZER_STATE = ("optim.decay_groups", "optim.schedule", "optim.backbone_lr_mult", "optim.temporal_embed_lr_mult")
+
+
+def resume_differences(saved: Config, now: Config) -> tuple[list[tuple[str, object, object]], list[str]]:
+    """What differs between the config a checkpoint was written with and this run's, both at this schema version:
+    (conflicts, changes). A conflict is a model setting outside ``FREE_ON_RESUME`` or one of ``OPTIMIZER_STATE``, as
+    (field, saved value, value now); changes are the fields that may differ, as "field: old -> new" text."""
+    conflicts, changes = [], []
+    old, new = dataclasses.asdict(saved), dataclasses.asdict(now)
+    for key in old["model"]:
+        field_name = f"model.{key}"
+        if old["model"][key] != new["model"][key]:
+            if field_name in FREE_ON_RESUME:
+                changes.append(f"{field_name}: {old['model'][key]} -> {new['model'][key]}")
+            else:
+                conflicts.append((field_name, old["model"][key], new["model"][key]))
+    for field_name in OPTIMIZER_STATE:
+        section, key = field_name.split(".")
+        if old[section][key] != new[section][key]:
+            conflicts.append((field_name, old[section][key], new[section][key]))
+    return conflicts, changes

@@ -148,6 +148,11 @@ class VideoDataset(torch.utils.data.Dataset):
 
     Item: ``{"video": (C, T, H, W) or (V, C, T, H, W) float (or uint8, then ``normalize`` finishes it on the step's
     device), "label": int, "index": i, "skipped": [(path, reason)]}``.
+
+    An unreadable video: in training (``substitute=True``, the default for ``train``) another sample, drawn from the
+    same (seed, epoch, index), takes its place and the file is reported in ``skipped``; in evaluation
+    (``substitute=False``) the item is ``{"video": None, ..., "unreadable": (path, reason)}`` under its own index and
+    label, so that the evaluation can leave it out or count it as a miss, and say so.
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class VideoDataset(torch.utils.data.Dataset):
         decode_short_side: int | None = None,
         cache_decoded: bool = False,
         normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        substitute: bool | None = None,
     ):
         if not samples:
             raise ValueError("dataset has no samples")
@@ -175,6 +181,7 @@ class VideoDataset(torch.utils.data.Dataset):
         # every decoded frame of every video this process reads, kept for the next epochs (datasets that fit in RAM)
         self.cache: dict[int, DecodedVideo] | None = {} if cache_decoded else None
         self.normalize = normalize  # what the training step applies to a batch when the transform leaves it uint8
+        self.substitute = train if substitute is None else substitute
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -230,6 +237,10 @@ class VideoDataset(torch.utils.data.Dataset):
                 return {"video": video, "label": self.samples[i].label, "index": index, "skipped": skipped}
             except VideoError as e:
                 skipped.append((e.path, e.reason))
+                if not self.substitute:
+                    label = self.samples[index].label
+                    return {"video": None, "label": label, "index": index, "skipped": skipped,
+                            "unreadable": (e.path, e.reason)}  # fmt: skip
                 i = int(rng.integers(len(self.samples)))
         raise RuntimeError(
             f"{self.max_retries} unreadable samples in a row starting at {self.samples[index].path}: "

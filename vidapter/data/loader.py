@@ -45,12 +45,16 @@ class EpochSampler(Sampler):
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack videos and labels; concatenate the skipped-file reports."""
+    """Stack videos and labels; concatenate the skipped-file reports. Items whose video could not be read (evaluation
+    only: the dataset does not substitute there) leave the batch and are listed under ``unreadable`` as (index,
+    label, path, reason); ``video`` is None when no item of the batch was readable."""
+    readable = [it for it in items if it["video"] is not None]
     return {
-        "video": torch.stack([it["video"] for it in items]),
-        "label": torch.tensor([it["label"] for it in items]),
-        "index": torch.tensor([it["index"] for it in items]),
+        "video": torch.stack([it["video"] for it in readable]) if readable else None,
+        "label": torch.tensor([it["label"] for it in readable], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in readable], dtype=torch.long),
         "skipped": [s for it in items for s in it["skipped"]],
+        "unreadable": [(it["index"], it["label"], *it["unreadable"]) for it in items if it["video"] is None],
     }
 
 
