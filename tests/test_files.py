@@ -151,7 +151,7 @@ def test_checkpoints_hold_only_what_the_restricted_loader_reads(run):
     """No global beyond tensors and plain containers; the file loads with plain torch.load(weights_only=True)."""
     assert torch.serialization.get_unsafe_globals_in_checkpoint(run / "last.pt") == []
     state = torch.load(run / "last.pt", weights_only=True)
-    assert state["format"] == "vidapter-checkpoint" and state["version"] == 2
+    assert state["format"] == "vidapter-checkpoint" and state["version"] == 3
 
 
 def _draws() -> tuple:

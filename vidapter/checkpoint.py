@@ -19,7 +19,9 @@ import torch
 from vidapter.files import FileError, load_torch_file, write_atomic
 
 FORMAT = "vidapter-checkpoint"
-VERSION = 2  # 2: RNG states as tensors and lists (restricted-loader types); 1: NumPy/Python RNG states as pickled
+VERSION = 3  # 3: the config carries its schema version, and the running sums of the epoch under way
+# (epoch_totals); 2 (vidapter 0.2): RNG states as tensors and lists (restricted-loader types); 1 (0.1): NumPy/Python
+# RNG states as pickled. Every older version is read: the config migrates (config.migrate), missing sums start at 0
 # what every reader needs, and what resuming needs besides; a file without one of them is refused, the keys named
 REQUIRED_KEYS = ("model", "config", "backbone", "epoch", "batch", "step")
 RESUME_KEYS = ("optimizer", "scheduler", "rng", "best", "history")
@@ -83,6 +85,10 @@ def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, resume:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         what = f"format {state.get('format')!r}" if isinstance(state, dict) else f"a {type(state).__name__}"
         raise CheckpointError(f"{path}: not a vidapter training checkpoint ({what}; expected format {FORMAT!r})")
+    version = state.get("version", 1)
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path}: written by a newer vidapter (checkpoint version {version!r}; this one reads up "
+                              f"to {VERSION}): upgrade vidapter to read it")  # fmt: skip
     missing = [k for k in REQUIRED_KEYS + (RESUME_KEYS if resume else ()) if k not in state]
     if missing:
         raise CheckpointError(f"{path}: incomplete vidapter checkpoint, missing {', '.join(missing)}")

@@ -41,6 +41,7 @@ from vidapter.adapters.zeroi2v import apply_zeroi2v, merge_zeroi2v_
 from vidapter.checkpoint import CheckpointError, load_checkpoint
 from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
 from vidapter.data.build import clip_transform, frame_sampler
+from vidapter.data.datasets import read_class_names
 from vidapter.files import write_atomic, write_dir_atomic, write_text
 from vidapter.models.pretrained import LoadReport, WeightsError, check_keys, load_backbone, read_json, read_safetensors
 from vidapter.models.vit import VisionTransformer, build_vit, set_recompute
@@ -280,6 +281,10 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     return model
 
 
+# 2: the config carries its schema version (config.migrate reads every older one); 1: vidapter 0.1 and 0.2
+MODEL_DIR_VERSION = 2
+
+
 def save_pretrained(
     model, cfg, directory: str | os.PathLike, class_names: list[str] | None = None, intact: str = ""
 ) -> Path:
@@ -288,7 +293,8 @@ def save_pretrained(
     d = Path(directory)
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
-    meta = {"format": "vidapter-model", "version": 1, "config": to_dict(cfg), "backbone_sha256": backbone_digest(model)}
+    meta = {"format": "vidapter-model", "version": MODEL_DIR_VERSION, "config": to_dict(cfg),
+            "backbone_sha256": backbone_digest(model)}  # fmt: skip
     if getattr(model, "load_report", None) is not None:
         meta["backbone_source"] = dataclasses.asdict(model.load_report)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -322,6 +328,10 @@ def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Conf
     meta = read_json(cfg_path)
     if meta.get("format") != "vidapter-model":
         raise WeightsError(f"{cfg_path}: format is {meta.get('format')!r}, expected 'vidapter-model'")
+    version = meta.get("version", 1)
+    if not isinstance(version, int) or version > MODEL_DIR_VERSION:
+        raise WeightsError(f"{cfg_path}: written by a newer vidapter (model directory version {version!r}; this one "
+                           f"reads up to {MODEL_DIR_VERSION}): upgrade vidapter to read it")  # fmt: skip
     if not isinstance(meta.get("config"), dict):
         raise WeightsError(f"{cfg_path}: missing 'config' (the resolved vidapter config, a JSON object)")
     try:
@@ -379,7 +389,7 @@ def read_class_names_file(path: Path) -> list[str] | None:
     if not path.exists():
         return None
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return read_class_names(path)
     except (OSError, UnicodeDecodeError) as e:
         raise WeightsError(f"{path}: not a readable text file of class names ({type(e).__name__})") from e
 

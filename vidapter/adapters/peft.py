@@ -134,6 +134,10 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
+# 2: the embedded config carries its schema version; 1 (no "version" key): vidapter 0.2. Tensor names are the same.
+ADAPTERS_VERSION = 2
+
+
 def export_adapters(model: nn.Module, path: str | os.PathLike, *, backbone: str, config: dict | None = None) -> Path:
     """Write the trainable tensors alone (a few MB) with the backbone's name and weight digest as metadata.
 
@@ -148,6 +152,7 @@ def export_adapters(model: nn.Module, path: str | os.PathLike, *, backbone: str,
         )
     meta = {
         "format": "vidapter-adapters",
+        "version": str(ADAPTERS_VERSION),
         "backbone": backbone,
         "backbone_sha256": backbone_digest(model),
         "config": json.dumps(config or {}),
@@ -169,6 +174,10 @@ def load_adapters(model: nn.Module, path: str | os.PathLike) -> dict[str, str]:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
     if meta.get("format") != "vidapter-adapters":
         raise WeightsError(f"{path}: not a vidapter adapter export (format {meta.get('format')!r})")
+    version = meta.get("version", "1")
+    if not version.isdigit() or int(version) > ADAPTERS_VERSION:
+        raise WeightsError(f"{path}: written by a newer vidapter (adapter export version {version!r}; this one reads "
+                           f"up to {ADAPTERS_VERSION}): upgrade vidapter to read it")  # fmt: skip
     digest = backbone_digest(model)
     if meta.get("backbone_sha256") != digest:
         raise WeightsError(

@@ -41,7 +41,9 @@ class Sample:
 
 
 def read_class_names(path: str | os.PathLike) -> list[str]:
-    names = [line.strip() for line in Path(path).read_text().splitlines()]
+    """A ``classes.txt``: one class name per line (spaces inside a name are kept: "air drumming"), UTF-8; surrounding
+    blanks and trailing empty lines are dropped; an empty or repeated name is an error naming the line."""
+    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     while names and not names[-1]:
         names.pop()
     for i, n in enumerate(names, 1):

@@ -24,6 +24,7 @@ from vidapter.adapters.peft import count_parameters
 from vidapter.classifier import ABLATION_ROWS, load_model, predict_file
 from vidapter.config import Config, apply_overrides
 from vidapter.data.build import build_dataset, test_views
+from vidapter.data.datasets import read_class_names
 from vidapter.data.loader import build_loader
 from vidapter.data.synthetic import APPEARANCE, CLASSES, ORDER_PAIRS, RELATION_FAMILIES, VERSION, make_synthetic
 from vidapter.engine import fit
@@ -62,7 +63,7 @@ def ensure_data(data_dir: Path, per_class: dict[str, int], classes: list[int] | 
 
 
 def demo_config(data_dir: Path, run_dir: Path, overrides: list[str] = ()) -> Config:
-    names = (data_dir / "classes.txt").read_text().split()
+    names = read_class_names(data_dir / "classes.txt")
     cfg = apply_overrides(synthetic(), [
         f"data.root={data_dir}", f"data.train_list={data_dir / 'train.txt'}", f"data.val_list={data_dir / 'val.txt'}",
         f"data.test_list={data_dir / 'test.txt'}", f"data.class_names={data_dir / 'classes.txt'}",

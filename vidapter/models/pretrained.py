@@ -402,7 +402,10 @@ def check_keys(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor]
 
 # Every image backbone layout: OpenAI/open_clip, HF CLIP, timm, Google's npz, and the families' own
 # (models/convert_hf.py, models/convert_upstream.py).
-BACKBONE_FORMATS = {**{k: v for k, v in CONVERTERS.items() if k != "aim_official"}, **HF_FORMATS, **UPSTREAM_FORMATS}
+# A file detected as "timm" goes through the complete timm converter, which also adds the zero biases a layout leaves
+# out by design (a timm VisionTransformer without qkv bias, DINOv3's).
+BACKBONE_FORMATS = {**{k: v for k, v in CONVERTERS.items() if k != "aim_official"}, **HF_FORMATS, **UPSTREAM_FORMATS,
+                    "timm": UPSTREAM_FORMATS["timm_vit"]}  # fmt: skip
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
