@@ -221,9 +221,10 @@ def rgb_to_hsv_cv(rgb: torch.Tensor) -> torch.Tensor:
 def hsv_to_rgb_cv(hsv: torch.Tensor) -> torch.Tensor:
     """OpenCV's ``COLOR_HSV2RGB`` on uint8 (H in [0, 180)): (..., 3, H, W) HSV -> (..., 3, H, W) RGB.
 
-    Bit for bit the vectorised path (AVX2 with FMA) that OpenCV 4.x-5.x takes for whole blocks of 32 pixels in a row,
-    which covers every pixel of a 224-wide frame: float32, ``1 - s*h`` fused, the result truncated. OpenCV rounds
-    instead in the last ``width % 32`` pixels of a row (its scalar tail), which this does not copy.
+    Bit for bit the vectorised path (FMA) that OpenCV 4.x-5.x takes for whole blocks of four SIMD registers in a row,
+    32 pixels with AVX2, 64 with AVX-512: float32, ``1 - s*h`` fused, the result truncated. OpenCV rounds instead in
+    the pixels after the last whole block (its scalar tail), which this does not copy: on an AVX-512 machine that is
+    the last 32 columns of a 224-wide frame, so the reference itself differs there between machines by one level.
     """
     h, s, v = hsv.to(torch.int32).unbind(-3)
     return _rgb_cv(h, s, v)
