@@ -108,6 +108,10 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(data, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # the resumed epoch's history row covers the batches before the kill too
+    rows = [[(r["train_loss"], r["train_top1"]) for r in load_checkpoint(d / "last.pt")["history"]]
+            for d in (tmp_path / "whole", tmp_path / "killed")]  # fmt: skip
+    assert rows[0] == rows[1]
 
 
 @pytest.mark.parametrize("compiled, port", [("false", 29533), ("true", 29534)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,6 +151,9 @@ METHOD_ARGS = {
 }  # fmt: skip
 
 
+KILL = Path(__file__).parent / "kill_at_step.py"  # trains as `vidapter train` does, SIGKILLed after a given step
+
+
 @pytest.mark.parametrize("method", sorted(METHOD_ARGS))
 def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, capsys):
     """The engine knows no method: train (dropout, drop-path, RandAugment on), kill at a step, resume bit-exactly,
@@ -171,12 +175,13 @@ def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, ca
              "--train.max_steps_per_epoch=3"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    def run(run_dir, **kw):
-        cmd = [sys.executable, "-m", "vidapter", "train", *train_args(data, run_dir, *extra)]
-        return subprocess.run(cmd, env={**env, **kw}, capture_output=True, text=True, timeout=300)
+    def run(run_dir, kill_at_step=None):
+        train = ["-m", "vidapter", "train"] if kill_at_step is None else [str(KILL), str(kill_at_step)]
+        cmd = [sys.executable, *train, *train_args(data, run_dir, *extra)]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
     assert run(tmp_path / "whole").returncode == 0
-    assert run(tmp_path / "killed", VIDAPTER_FAULT_KILL_AT_STEP="5").returncode == -signal.SIGKILL
+    assert run(tmp_path / "killed", kill_at_step=5).returncode == -signal.SIGKILL
     resumed = run(tmp_path / "killed")
     assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr[-2000:]
     a, b = (load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("whole", "killed"))
