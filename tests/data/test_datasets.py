@@ -49,8 +49,8 @@ def test_malformed_annotations_name_file_and_line(tmp_path, text, fmt, message):
 
 
 def test_class_names_file(tmp_path):
-    (tmp_path / "c.txt").write_text("a\nb\n\n")
-    assert read_class_names(tmp_path / "c.txt") == ["a", "b"]
+    (tmp_path / "c.txt").write_text("air drumming\n  b \n\n")  # a name's inner spaces are kept
+    assert read_class_names(tmp_path / "c.txt") == ["air drumming", "b"]
     (tmp_path / "d.txt").write_text("a\nb\na\n")
     with pytest.raises(AnnotationError, match="'a' appears twice"):
         read_class_names(tmp_path / "d.txt")

@@ -242,3 +242,18 @@ def test_every_family_compiles_without_graph_breaks(row, video):
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(model)(video)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_timm_file_without_qkv_bias_loads_through_the_loader(images, tmp_path):
+    """A timm ViT file whose attention has no bias (``qkv_bias=False``) takes the zero bias it stands for, through the
+    same route as every timm file (``model.pretrained=PATH``)."""
+    import timm
+    from peers import TINY, randomize_
+
+    peer = randomize_(timm.create_model("vit_base_patch16_224", pretrained=False, qkv_bias=False, **TINY)).eval()
+    assert not any("qkv.bias" in k for k in peer.state_dict())
+    vit = build_vit("tiny_in21k").eval()
+    load_backbone(vit, _save(peer, tmp_path / "model.safetensors"))
+    assert not vit.blocks[0].attn.qkv.bias.any()
+    with torch.no_grad():
+        torch.testing.assert_close(vit(images, feature="cls"), timm_features(peer, images), atol=1e-5, rtol=0)
