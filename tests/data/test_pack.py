@@ -13,6 +13,7 @@ import pytest
 from videos import index_frames, read_index
 
 from vidapter.cli import main
+from vidapter.data.datasets import AnnotationError
 from vidapter.data.decode import FrameFolder, PyAVVideo, VideoError, open_video
 from vidapter.data.pack import LAYOUTS, LOG, MANIFEST, find_manifest, pack_dataset, pack_tree, pack_video
 from vidapter.data.synthetic import write_mp4
@@ -163,3 +164,30 @@ def test_cli_pack_and_manifest_lookup(index_video, tmp_path, capsys):
     assert find_manifest(None, tmp_path, out) == out / MANIFEST
     with pytest.raises(SystemExit):
         main(["data", "pack", str(src / "val.txt"), "--out", str(out), "--layout", "png"])
+
+
+@pytest.mark.parametrize(
+    "rel, suffix",
+    [
+        ("../outside/x.mp4", ".txt"),
+        ("a/../../outside/x.mp4", ".txt"),
+        ("{tmp}/outside/x.mp4", ".txt"),
+        ("../outside/x.mp4", ".csv"),
+    ],  # fmt: skip
+    ids=["up", "nested-up", "absolute", "csv-up"],
+)
+def test_a_list_path_leaving_the_output_folder_is_refused(tmp_path, rel, suffix):
+    """Nothing is written outside --out: a path that climbs above the root or is absolute (its packed copy would be
+    the source itself) stops the pack before any work, naming the list's line."""
+    src, out = tmp_path / "src", tmp_path / "packed"
+    (tmp_path / "outside").mkdir()
+    src.mkdir()
+    write_mp4(tmp_path / "outside" / "x.mp4", np.zeros((4, 16, 16, 3), np.uint8), fps=25)
+    rel, sep = rel.format(tmp=tmp_path), "," if suffix == ".csv" else " "
+    listing = src / f"train{suffix}"
+    listing.write_text(f"a/ok.mp4{sep}0\n{rel}{sep}1\n")
+    with pytest.raises(AnnotationError, match=f"{listing}:2: '{rel}' would be written outside the output folder"):
+        pack_dataset([listing], None, out, short_side=16, workers=1, progress=False)
+    assert not out.exists() and [p.name for p in (tmp_path / "outside").iterdir()] == ["x.mp4"]
+    with pytest.raises(AnnotationError, match="kinetics.txt:9: '../x.mp4' would be written outside"):
+        pack_tree(["a/ok.mp4", "../x.mp4"], src, out, progress=False, origins={"../x.mp4": "kinetics.txt:9"})

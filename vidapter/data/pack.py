@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidapter.data.datasets import AnnotationError
 from vidapter.data.decode import VideoError, _check_file
 from vidapter.files import append_line, write_text
 
@@ -228,14 +229,28 @@ def _check_layout(layout: str) -> None:
         raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
 
 
+def check_inside(rel: str, where: str) -> None:
+    """Refuse a list path that would write outside the output folder: an absolute path (its packed copy would be the
+    source itself) or one whose ``..`` climbs above the root. ``where`` names its origin ("list.txt:12")."""
+    if not rel or os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
+        raise AnnotationError(f"{where}: {rel!r} would be written outside the output folder: paths in a list to pack "
+                              "must be relative to --root and stay below it")  # fmt: skip
+
+
 def pack_tree(
     rel_paths: list[str], src_root: str | os.PathLike, dst_root: str | os.PathLike, *, layout: str = DEFAULT_LAYOUT,
     short_side: int = 256, crf: int = 23, quality: int = 90, workers: int | None = None, progress: bool = True,
+    origins: dict[str, str] | None = None,
 ) -> dict[str, dict]:  # fmt: skip
     """Pack every ``src_root/rel`` into ``dst_root`` in parallel (one encoder thread per process). Outputs already
     there are kept (resuming); failures of an earlier run are tried again. Returns {rel: log entry} for every path:
-    ``{"frames", "fps", "bytes", ...}`` or ``{"error": reason}``."""
+    ``{"frames", "fps", "bytes", ...}`` or ``{"error": reason}``.
+
+    Nothing is written outside ``dst_root``: a path that would leave it (``check_inside``) is refused before any work,
+    named by its ``origins`` entry (the list file and line it came from) when given."""
     _check_layout(layout)
+    for rel in rel_paths:
+        check_inside(rel, (origins or {}).get(rel, rel))
     src_root, dst_root = Path(src_root), Path(dst_root)
     dst_root.mkdir(parents=True, exist_ok=True)
     log_path = dst_root / LOG
@@ -279,6 +294,7 @@ def _list_paths(path: Path) -> tuple[str, list[tuple[str, list[str]]]]:
         for n, row in enumerate(csv.reader(path.read_text().splitlines()), 1):
             if not row or (n == 1 and row[0].strip().lower() in ("path", "video", "filename")):
                 continue
+            check_inside(row[0].strip(), f"{path}:{n}")
             rows.append((row[0].strip(), row))
         return "csv", rows
     for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -286,7 +302,8 @@ def _list_paths(path: Path) -> tuple[str, list[tuple[str, list[str]]]]:
         if not parts or parts[0].startswith("#"):
             continue
         if len(parts) < 2:
-            raise ValueError(f"{path}:{n}: expected 'path label', got {line.strip()!r}")
+            raise AnnotationError(f"{path}:{n}: expected 'path label', got {line.strip()!r}")
+        check_inside(" ".join(parts[:-1]), f"{path}:{n}")
         rows.append((" ".join(parts[:-1]), parts))
     return "list", rows
 
