@@ -7,8 +7,10 @@ Formats (errors name ``file:line`` and what was expected, before any training st
 - class names: one per line, line i = label i.
 
 A sample that cannot be read (missing, empty, truncated, not a video, no video stream, too few frames, a corrupt
-frame) is replaced deterministically by another, and the name and reason travel with the batch (``skipped``) so the
-run can count and report them.
+frame) is, in training, replaced deterministically by another, and the name and reason travel with the batch
+(``skipped``) so the run can count and report them. In evaluation it is never replaced: the item says it is unreadable
+and evaluation leaves it out or counts it as a miss (``evaluation.evaluate``), so the metrics are over the data as
+given.
 """
 
 from __future__ import annotations

@@ -92,7 +92,8 @@ def build_loader(
 
 
 class SkipLog:
-    """Counts replaced samples per epoch; reports them in the log and as JSON lines in the run directory."""
+    """Counts the training samples replaced because they could not be read, per epoch; reports them in the log and as
+    JSON lines in the run directory (``skipped.jsonl``)."""
 
     def __init__(self, run_dir: str | os.PathLike | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
