@@ -27,17 +27,16 @@ from torch.utils.checkpoint import checkpoint
 
 from vidapter.adapters.aim import (
     ADAPTER_KINDS,
+    AIM,
     apply_aim,
     check_temporal_attention,
     resolve_layers,
     set_temporal_attention,
 )
-from vidapter.adapters.evl import apply_evl, tapped_forward
-from vidapter.adapters.lora import apply_lora, merge_lora_
+from vidapter.adapters.evl import tapped_forward
 from vidapter.adapters.peft import backbone_digest, set_trainable, trainable_state_dict
-from vidapter.adapters.st_adapter import apply_st_adapter
+from vidapter.adapters.registry import READOUTS, get_method, mergeable
 from vidapter.adapters.stdha import apply_stdha
-from vidapter.adapters.zeroi2v import apply_zeroi2v, merge_zeroi2v_
 from vidapter.checkpoint import CheckpointError, load_checkpoint
 from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
 from vidapter.data.build import clip_transform, frame_sampler
@@ -45,8 +44,6 @@ from vidapter.data.datasets import read_class_names
 from vidapter.files import write_atomic, write_dir_atomic, write_text
 from vidapter.models.pretrained import LoadReport, WeightsError, check_keys, load_backbone, read_json, read_safetensors
 from vidapter.models.vit import VisionTransformer, build_vit, set_recompute
-
-READOUTS = ("norm_mean", "mean_norm", "decoder")
 
 
 class VideoClassifier(nn.Module):
@@ -181,25 +178,6 @@ class VideoClassifier(nn.Module):
         self.num_frames = num_frames
 
 
-@dataclasses.dataclass(frozen=True)
-class Method:
-    """How a method reads the video out of the blocks and what it trains besides its adapters (``model.method``)."""
-
-    readout: str  # VideoClassifier's readout
-    temporal_embed: bool  # a temporal embedding when model.temporal_embed is None (AIM: only with adapters)
-    train_norm: bool  # the final norm (CLIP's ln_post) trains
-    head_std: float | None  # head weights ~ N(0, std^2); None: PyTorch's default
-    combines_aim: bool  # AIM's adapters of model.adapters may sit beside it
-
-
-METHODS: dict[str, Method] = {
-    "aim": Method("norm_mean", True, True, 0.01, True),
-    "lora": Method("norm_mean", True, True, 0.01, True),
-    "zeroi2v": Method("norm_mean", True, True, 0.01, False),  # MMAction2's I3DHead: init_std 0.01
-    "st_adapter": Method("mean_norm", False, False, 0.02, False),
-    "evl": Method("decoder", False, False, None, False),
-}
-
 # Table 1 rows as adapter sets; anything else must be a subset of ADAPTER_KINDS (joint without temporal is allowed).
 ABLATION_ROWS = {
     "frozen space-only": ([], "adapters"),
@@ -212,60 +190,39 @@ ABLATION_ROWS = {
 
 
 def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier:
-    """Build the image ViT, load its pretrained weights (if named), adapt it with ``model.method`` (AIM's adapters of
-    ``model.adapters``; LoRA; ZeroI2V; ST-Adapter; EVL's decoder), set the time shifts and the trainable set.
+    """Build the image ViT, load its pretrained weights (if named), add AIM's adapters of ``model.adapters`` where the
+    method combines with them, adapt it with ``model.method`` (the registry's ``Method.adapt``), set the time shifts
+    and the trainable set.
 
     The load report is kept as ``model.load_report`` (None for a random backbone).
     """
-    if cfg.method not in METHODS:
-        raise ValueError(f"model.method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
-    method = METHODS[cfg.method]
+    method = get_method(cfg.method)
     unknown = sorted(set(cfg.adapters) - set(ADAPTER_KINDS))
     if unknown:
-        raise ValueError(f"model.adapters: unknown kinds {unknown}; allowed: {list(ADAPTER_KINDS)}")
+        raise ConfigError(f"model.adapters: unknown kinds {unknown}; allowed: {list(ADAPTER_KINDS)}")
     if cfg.adapters and not method.combines_aim:
-        raise ValueError(f"model.method={cfg.method} replaces AIM's adapters: set --model.adapters= (empty), got "
-                         f"{cfg.adapters}")  # fmt: skip
+        raise ConfigError(f"model.method={cfg.method} replaces AIM's adapters: set --model.adapters= (empty), got "
+                          f"{cfg.adapters}")  # fmt: skip
     check_temporal_attention(cfg.temporal_attention)  # before any weights are read
-    if cfg.method == "evl" and cfg.adapter_layers != "all":
-        raise ConfigError(f"model.adapter_layers={cfg.adapter_layers} does not apply to model.method=evl: its decoder "
-                          "reads the last model.evl_layers blocks; set model.evl_layers instead")  # fmt: skip
+    if not method.per_layer and cfg.adapter_layers != "all":
+        raise ConfigError(f"model.adapter_layers={cfg.adapter_layers} does not apply to model.method={cfg.method}: "
+                          f"{method.name} does not adapt blocks one by one" + (f" ({method.settings(cfg)})"
+                          if method.settings(cfg) else ""))  # fmt: skip
     vit = build_vit(cfg.backbone, cfg.image_size)
-    # model.adapter_layers chooses the blocks every per-layer method adapts: AIM's adapters, LoRA, ZeroI2V,
-    # ST-Adapter and the head shifts (checked before any weights are read)
+    # model.adapter_layers chooses the blocks every per-layer method adapts: AIM's adapters, the method's own modules
+    # and the head shifts (checked before any weights are read)
     layers = resolve_layers(cfg.adapter_layers, len(vit.blocks))
     report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
     kinds = tuple(k for k in ADAPTER_KINDS if k in cfg.adapters)
-    apply_aim(
-        vit,
-        kinds=kinds,
-        layers=cfg.adapter_layers,
-        ratio=cfg.ratio,
-        scale=cfg.scale,
-        num_tadapter=cfg.num_tadapter,
-        drop_path_rate=cfg.drop_path_rate,
-    )
-    decoder = None
-    if cfg.method == "lora":
-        apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets),
-                   layers=layers)  # fmt: skip
-    elif cfg.method == "zeroi2v":
-        apply_zeroi2v(vit, ratio=cfg.ratio, scale=cfg.scale, num_tadapter=cfg.num_tadapter,
-                      dropout=cfg.zeroi2v_dropout, layers=layers)  # fmt: skip
-    elif cfg.method == "st_adapter":
-        apply_st_adapter(vit, width=cfg.st_width, positions=tuple(cfg.st_positions), kernel=cfg.st_kernel,
-                         layers=layers)  # fmt: skip
-    elif cfg.method == "evl":
-        decoder = apply_evl(vit, num_frames=cfg.num_frames, num_layers=cfg.evl_layers)
+    apply_aim(vit, kinds=kinds, layers=cfg.adapter_layers, ratio=cfg.ratio, scale=cfg.scale,
+              num_tadapter=cfg.num_tadapter, drop_path_rate=cfg.drop_path_rate)  # fmt: skip
+    decoder = method.adapt(vit, cfg, layers)
     apply_stdha(vit, tuple(cfg.head_shifts), layers=layers)
-    # The AIM reference adds the temporal embedding in every adapted variant; space-only baselines (TimeSformer's
-    # "space_only") have none. An explicit model.temporal_embed overrides the method's default.
-    default_te = method.temporal_embed and (bool(kinds) or cfg.method != "aim")
     model = VideoClassifier(
         vit,
         cfg.num_classes,
         cfg.num_frames,
-        temporal_embed=cfg.temporal_embed if cfg.temporal_embed is not None else default_te,
+        temporal_embed=cfg.temporal_embed if cfg.temporal_embed is not None else method.temporal_embed(cfg),
         dropout=cfg.dropout,
         grad_checkpointing=cfg.grad_checkpointing,
         readout=method.readout,
@@ -350,36 +307,35 @@ def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Conf
     return model, cfg, names
 
 
-MERGEABLE = ("lora", "zeroi2v")
-
-
 @torch.no_grad()
 def merge_adapters(model: VideoClassifier, cfg: Config, tolerance: float = 1e-4) -> tuple[Config, float]:
-    """Fold the model's mergeable adapters (LoRA updates, ZeroI2V's linear adapters) into its frozen weights, in
-    place, so that it runs as the plain image blocks (plus AIM's adapters, if any, and its time shifts, which stay in
-    its config); returns the config of the merged model and the largest logit difference on a fixed random clip,
-    checked against ``tolerance`` x (1 + the largest logit)."""
-    if cfg.model.method not in MERGEABLE:
-        raise ValueError(f"nothing to merge: model.method is {cfg.model.method!r} (merging folds LoRA updates and "
-                         "ZeroI2V's linear adapters)")  # fmt: skip
+    """Fold the model's mergeable modules (the method's ``Method.merge``: LoRA updates, ZeroI2V's linear adapters)
+    into its frozen weights, in place, so that it runs as the plain image blocks (plus AIM's adapters, if any, and its
+    time shifts, which stay in its config); returns the config of the merged model and the largest logit difference
+    on a fixed random clip, checked against ``tolerance`` x (1 + the largest logit)."""
+    method = get_method(cfg.model.method)
+    if method.merge is None:
+        raise ConfigError(f"nothing to merge: model.method is {cfg.model.method!r}; the methods that merge are "
+                          f"{', '.join(mergeable())}")  # fmt: skip
     g = torch.Generator().manual_seed(0)
     size = model.backbone.image_size
     clip = torch.randn(2, 3, model.num_frames, size, size, generator=g).to(next(model.parameters()).device)
     was_training = model.training
     model.eval()
     before = model(clip).double()
-    merged_layers = merge_lora_(model) + merge_zeroi2v_(model.backbone)
+    merged_modules = method.merge(model)
     after = model(clip).double()
     model.train(was_training)
     diff = float((after - before).abs().max())
     if diff > tolerance * (1 + float(before.abs().max())):
         raise ValueError(f"merged logits differ from the unmerged ones by {diff:.3g}, above the tolerance")
-    if not merged_layers:
-        raise ValueError("nothing to merge: the model has no LoRA update and no ZeroI2V block")
+    if not merged_modules:
+        raise ConfigError(f"nothing to merge: the {method.name} model has none of its modules left to fold")
     merged = from_dict(to_dict(cfg))
-    # the updates are in the weights now; AIM's adapters (model.adapters), the head shifts and the temporal embedding
-    # stay as they were, the last stated explicitly since the "aim" default depends on model.adapters
-    merged.model.method = "aim"
+    # the updates are in the weights now: the model is AIM's plain blocks with AIM's adapters (model.adapters), the
+    # head shifts and the temporal embedding as they were, the last stated explicitly since AIM's default depends on
+    # model.adapters
+    merged.model.method = AIM.name
     merged.model.temporal_embed = model.temporal_embed is not None
     return merged, diff
 

@@ -14,7 +14,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vidapter.adapters.registry import Method, Official, register_method
 from vidapter.models import lean
+from vidapter.models.convert import aim_official_to_vidapter
 from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer, norm_source
 
 ADAPTER_KINDS = ("spatial", "temporal", "joint")
@@ -225,3 +227,24 @@ def apply_aim(
             blk, vit.width, kinds=kinds, ratio=ratio, scale=scale, num_tadapter=num_tadapter, drop_path=rates[i]
         )
     return chosen
+
+
+def _shape_from_official(cfg, sd: dict) -> None:
+    """An AIM release fixes its classes and frames (the temporal embedding's length)."""
+    cfg.num_classes = sd["head.fc.weight"].shape[0]
+    if "temporal_embed" in sd:
+        cfg.num_frames = sd["temporal_embed"].shape[1]
+
+
+# AIM's adapters are ``model.adapters``: the builder adds them for every method that combines with them (this one,
+# LoRA), so AIM's own step adds nothing more. Its temporal embedding comes with its adapters: the space-only rows of
+# Table 1 (no adapters) have none.
+AIM = register_method(Method(
+    name="aim",
+    paper="AIM: Yang et al., ICLR 2023 (arXiv 2302.03024)",
+    trains="spatial, temporal and joint adapters (model.adapters), temporal embedding, final norm, head",
+    adapt=lambda vit, cfg, layers: None,
+    temporal_embed=lambda cfg: bool(cfg.adapters),
+    combines_aim=True,
+    official=(Official("aim-official", "aim_official", aim_official_to_vidapter, True, _shape_from_official),),
+))  # fmt: skip

@@ -33,6 +33,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidapter.adapters.aim import AIM
+from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.models.convert import evl_official_to_vidapter
 from vidapter.models.vit import Block, LayerNorm, QuickGELU, VisionTransformer
 
 
@@ -175,3 +178,26 @@ def apply_evl(vit: VisionTransformer, *, num_frames: int, num_layers: int = 4, m
     if not 0 < num_layers <= len(vit.blocks):
         raise ValueError(f"model.evl_layers must be 1 to {len(vit.blocks)} for this backbone, got {num_layers}")
     return EVLDecoder(vit.width, vit.facts.heads, num_frames, vit.grid, num_layers, mlp_dropout, vit.num_prefix)
+
+
+def _shape_from_official(cfg, sd: dict) -> None:
+    """An EVL release fixes classes, frames and decoder depth (one temporal position embedding per layer)."""
+    AIM.official[0].shape(cfg, sd)
+    cfg.num_frames = sd["decoder.temporal_pos_embed.0"].shape[0]
+    cfg.evl_layers = sum(k.startswith("decoder.temporal_pos_embed.") for k in sd)
+
+
+EVL = register_method(Method(
+    name="evl",
+    paper="EVL: Lin et al., ECCV 2022 (arXiv 2208.03550)",
+    trains="a transformer decoder over the last blocks' features (backbone without gradient), head",
+    adapt=lambda vit, cfg, layers: apply_evl(vit, num_frames=cfg.num_frames, num_layers=cfg.evl_layers),
+    readout="decoder",
+    temporal_embed=lambda cfg: False,
+    train_norm=False,
+    head_std=None,
+    per_layer=False,
+    settings=lambda cfg: f"decoder of {cfg.evl_layers} layers on the last {cfg.evl_layers} blocks, backbone without "
+                         "gradient",
+    official=(Official("evl-official", "evl_official", evl_official_to_vidapter, False, _shape_from_official),),
+))  # fmt: skip

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from vidapter.adapters.registry import Method, register_method
 from vidapter.models.vit import VisionTransformer
 
 TARGETS = {"qkv": ("attn", "qkv"), "proj": ("attn", "proj"), "fc1": ("mlp", "fc1"), "fc2": ("mlp", "fc2")}
@@ -95,3 +96,21 @@ def merge_lora_(model: nn.Module) -> int:
             module.delta = None
             merged += 1
     return merged
+
+
+def _adapt(vit: VisionTransformer, cfg, layers: list[int]) -> None:
+    apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets),
+               layers=layers)  # fmt: skip
+
+
+LORA = register_method(Method(
+    name="lora",
+    paper="LoRA: Hu et al., ICLR 2022 (arXiv 2106.09685), with PEFT's conventions",
+    trains="low-rank updates of the blocks' linear layers (+ AIM's adapters of model.adapters), temporal embedding, "
+           "final norm, head",
+    adapt=_adapt,
+    combines_aim=True,
+    merge=merge_lora_,
+    info=lambda cfg: ({"r": cfg.lora_r, "alpha": cfg.lora_alpha, "targets": cfg.lora_targets},
+                      f"LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha:g} on {','.join(cfg.lora_targets)} of every block"),
+))  # fmt: skip

@@ -28,6 +28,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vidapter.adapters.aim import AIM
+from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.models.convert import st_adapter_official_to_vidapter
 from vidapter.models.vit import Block, Linear, VisionTransformer
 
 POSITIONS = ("attn", "mlp")
@@ -102,3 +105,30 @@ def apply_st_adapter(
     for i in chosen:
         vit.blocks[i] = STBlock(vit.blocks[i], vit.width, width, tuple(positions), kernel, vit.num_prefix)
     return chosen
+
+
+def _shape_from_official(cfg, sd: dict) -> None:
+    """An ST-Adapter release fixes classes and where and how wide its adapters are."""
+    AIM.official[0].shape(cfg, sd)
+    cfg.st_positions = [p for p in ("attn", "mlp") if any(f".adapter_pre_{p}." in k for k in sd)]
+    cfg.st_width = next(v.shape[0] for k, v in sd.items() if k.endswith(".fc1.weight"))
+
+
+def _adapt(vit: VisionTransformer, cfg, layers: list[int]) -> None:
+    apply_st_adapter(vit, width=cfg.st_width, positions=tuple(cfg.st_positions), kernel=cfg.st_kernel, layers=layers)
+
+
+ST_ADAPTER = register_method(Method(
+    name="st_adapter",
+    paper="ST-Adapter: Pan et al., NeurIPS 2022 (arXiv 2206.13559)",
+    trains="depthwise-conv adapters before attention and/or MLP, final norm of the frame mean, head",
+    adapt=_adapt,
+    readout="mean_norm",
+    temporal_embed=lambda cfg: False,
+    train_norm=False,
+    head_std=0.02,
+    settings=lambda cfg: f"ST-Adapters of {cfg.st_width} channels before {' and '.join(cfg.st_positions)}, temporal "
+                         f"kernel {cfg.st_kernel}",
+    official=(Official("st-adapter-official", "st_adapter_official", st_adapter_official_to_vidapter, False,
+                       _shape_from_official),),
+))  # fmt: skip

@@ -27,6 +27,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vidapter.adapters.aim import AIM
+from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.models.convert import zeroi2v_official_to_vidapter
 from vidapter.models.vit import Block, Linear, VisionTransformer
 
 
@@ -135,3 +138,30 @@ def merge_zeroi2v_(vit: VisionTransformer) -> int:
             vit.blocks[i] = blk.merged()
             merged += 1
     return merged
+
+
+def _shape_from_official(cfg, sd: dict) -> None:
+    """A ZeroI2V release fixes classes, frames and its number of temporal adapters; a merged release (plain blocks,
+    the head shifts only) is an AIM model without adapters."""
+    AIM.official[0].shape(cfg, sd)
+    if not any(".t_adapter_in." in k for k in sd):
+        cfg.method, cfg.adapters, cfg.temporal_embed = AIM.name, [], True  # merged: plain blocks + time shifts
+    else:
+        cfg.num_tadapter = 2 if any(".mlp_adapter_out." in k for k in sd) else 1
+
+
+def _adapt(vit: VisionTransformer, cfg, layers: list[int]) -> None:
+    apply_zeroi2v(vit, ratio=cfg.ratio, scale=cfg.scale, num_tadapter=cfg.num_tadapter, dropout=cfg.zeroi2v_dropout,
+                  layers=layers)  # fmt: skip
+
+
+ZEROI2V = register_method(Method(
+    name="zeroi2v",
+    paper="ZeroI2V: Li et al., ECCV 2024 (arXiv 2310.01324)",
+    trains="linear adapters around attention and MLP (mergeable), temporal embedding, final norm, head",
+    adapt=_adapt,
+    merge=lambda model: merge_zeroi2v_(model.backbone),
+    settings=lambda cfg: f"linear adapters x{2 + cfg.num_tadapter} per block, ratio {cfg.ratio:g}, scale "
+                         f"{cfg.scale:g}, dropout {cfg.zeroi2v_dropout:g} (mergeable)",
+    official=(Official("zeroi2v-official", "aim_official", zeroi2v_official_to_vidapter, True, _shape_from_official),),
+))  # fmt: skip
