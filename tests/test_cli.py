@@ -110,3 +110,48 @@ def test_count_macs_leaves_a_real_model_untouched():
 def test_none_is_a_string_where_the_field_is_not_optional():
     cfg = apply_overrides(Config(), ["train.amp=none", "model.pretrained=none"])
     assert cfg.train.amp == "none" and cfg.model.pretrained is None
+
+
+def test_only_vidapters_errors_become_one_line(capsys, monkeypatch):
+    """A ConfigError is one line and exit 2 (--debug: its traceback); any other exception is a bug and propagates."""
+    assert main(["info", "--preset", "k400_vitb16_8f", "--model.finetune=most"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(ConfigError, match="finetune must be one of"):
+        main(["--debug", "info", "--preset", "k400_vitb16_8f", "--model.finetune=most"])
+
+    def broken(cfg):
+        raise KeyError("a bug inside vidapter")
+
+    monkeypatch.setattr("vidapter.cli.info.model_info", broken)
+    with pytest.raises(KeyError, match="a bug inside vidapter"):
+        main(["info", "--preset", "k400_vitb16_8f"])
+
+
+def test_config_lists_every_field_with_type_value_and_default(capsys):
+    assert main(["config", "--preset", "synthetic", "--model.num_frames=16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["field"]: r for r in out["fields"]}
+    assert out["name"] == "synthetic" and len(rows) == len(out["fields"])
+    assert rows["model.num_frames"] == {"field": "model.num_frames", "type": "int", "value": 16, "default": 8}
+    assert rows["model.backbone"]["value"] == "demo_vit" and rows["model.backbone"]["default"] == "clip_vitb16"
+    assert rows["data.area"]["type"] == "list[float]" and rows["model.pretrained"]["type"] == "str | None"
+    assert {f.split(".")[0] for f in rows} == {"model", "data", "optim", "train"}
+    assert main(["config", "--preset", "synthetic"]) == 0
+    text = capsys.readouterr().out
+    assert "* model.backbone" in text and '(default "clip_vitb16")' in text
+
+
+def test_help_says_how_settings_are_given(capsys):
+    for command in (["--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--section.field=value" in out and "vidapter config --preset NAME" in out
+
+
+def test_methods_lists_the_registry(capsys):
+    assert main(["methods", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(rows) == ["aim", "lora", "zeroi2v", "st_adapter", "evl"]
+    assert rows["lora"]["merges"] and rows["zeroi2v"]["merges"] and not rows["aim"]["merges"]
+    assert rows["evl"]["official"] == ["evl-official"] and rows["aim"]["official"] == ["aim-official"]

@@ -5,6 +5,7 @@ honours or refuses."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import signal
 import threading
@@ -15,6 +16,7 @@ from torch import nn
 
 from vidapter.checkpoint import load_checkpoint, save_checkpoint
 from vidapter.classifier import build_model
+from vidapter.cli import main
 from vidapter.config import ConfigError, ModelConfig, OptimConfig, apply_overrides
 from vidapter.data.build import build_dataset
 from vidapter.data.loader import build_loader
@@ -206,3 +208,26 @@ def test_adapter_layers_are_refused_where_they_cannot_apply():
     m = ModelConfig(backbone="tiny_clip", num_frames=4, num_classes=5, method="evl", adapters=[], adapter_layers="1")
     with pytest.raises(ConfigError, match="model.adapter_layers=1 does not apply to model.method=evl"):
         build_model(m)
+
+
+@pytest.mark.parametrize("unreadable, videos", [("exclude", 13), ("wrong", 15)])
+def test_eval_says_what_it_evaluated(finished_run, broken_test_list, tmp_path, capsys, unreadable, videos):
+    cfg, *_ = finished_run
+    listing, broken = broken_test_list
+    report = tmp_path / "m.json"
+    args = ["eval", cfg.train.run_dir, f"--data.test_list={listing}", "--json", str(report), "--unreadable", unreadable]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    how = "left out" if unreadable == "exclude" else "counted as misses"
+    assert f"evaluated 13 of 15 videos (2 unreadable, {how})" in out and f"unreadable: {broken[0]}: " in out
+    metrics = json.loads(report.read_text())
+    assert (metrics["videos"], metrics["read"], metrics["total"], metrics["unreadable"]) == (videos, 13, 15, unreadable)
+    assert [e["path"] for e in metrics["excluded"]] == broken
+
+
+def test_pack_refusal_is_one_line(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text("../outside.mp4 0\n")
+    assert main(["data", "pack", str(tmp_path / "train.txt"), "--out", str(tmp_path / "packed")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"vidapter: error: {tmp_path / 'train.txt'}:1: '../outside.mp4' would be written outside the " \
+                  "output folder: paths in a list to pack must be relative to --root and stay below it\n"  # fmt: skip

@@ -10,14 +10,34 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vidapter"
 
 # lowest first; a module belongs to the first layer one of whose prefixes names it
 LAYERS = [
-    ("foundations", [
-        "vidapter.errors", "vidapter.config", "vidapter.files", "vidapter.dist", "vidapter.checkpoint",
-    ]),
+    (
+        "foundations",
+        [
+            "vidapter.errors",
+            "vidapter.config",
+            "vidapter.files",
+            "vidapter.dist",
+            "vidapter.checkpoint",
+        ],
+    ),
     ("data", ["vidapter.data"]),
     ("models", ["vidapter.models"]),
     ("adapters", ["vidapter.adapters"]),
     ("the classifier", ["vidapter.classifier"]),
-    ("running", ["vidapter.runtime", "vidapter.optim", "vidapter.log", "vidapter.loop", "vidapter.evaluation", "vidapter.engine", "vidapter.presets"]),
+    (
+        "running",
+        [
+            "vidapter.runtime",
+            "vidapter.optim",
+            "vidapter.log",
+            "vidapter.loop",
+            "vidapter.evaluation",
+            "vidapter.engine",
+            "vidapter.presets",
+            "vidapter.summary",
+            "vidapter.official",
+        ],
+    ),
     ("interface", ["vidapter.cli", "vidapter.demo", "vidapter.__main__", "vidapter"]),
 ]
 

@@ -4,20 +4,16 @@ constructor and LrUpdaterHook), applied to the reference model's own parameter n
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from peers import HEADS, PATCH, SIZE, WIDTH
+from reference.aim import I3DHead, Recognizer3D, ViT_CLIP
 
 from vidapter.classifier import build_model
 from vidapter.config import ModelConfig, OptimConfig
 from vidapter.models.convert import aim_official_to_vidapter
 from vidapter.optim import CosineWarmup, epoch_lr_at, lr_at, param_groups
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP  # noqa: E402  (the reference design)
 
 CUSTOM_KEYS = {k: {"decay_mult": 0.0} for k in ("class_embedding", "positional_embedding", "ln_1", "ln_2", "ln_pre",
                                                 "ln_post")}  # fmt: skip

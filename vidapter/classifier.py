@@ -74,7 +74,7 @@ class VideoClassifier(nn.Module):
     ):
         super().__init__()
         if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+            raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
         if readout not in READOUTS or (readout == "decoder") != (decoder is not None):
             raise ValueError(f"readout must be one of {READOUTS}, 'decoder' exactly when a decoder is given")
         self.backbone = backbone
@@ -162,7 +162,7 @@ class VideoClassifier(nn.Module):
         (with ``window``, seconds: one such result per window, under "windows"). Raises VideoError for an unreadable
         file."""
         if self.config is None:
-            raise ValueError("predict needs the model's config: load it with VideoClassifier.from_pretrained(path)")
+            raise ConfigError("predict needs the model's config: load it with VideoClassifier.from_pretrained(path)")
         device = next(self.parameters()).device
         return predict_file(self, self.config, path, names=self.class_names, top_k=top_k, window=window,
                             device=device, amp=amp)  # fmt: skip
@@ -249,7 +249,7 @@ def save_pretrained(
     whole or not at all (files/write_dir_atomic); a failed write is a ``WriteError`` that ends with ``intact``."""
     d = Path(directory)
     if class_names is not None and len(class_names) != model.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
+        raise ConfigError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
     meta = {"format": "vidapter-model", "version": MODEL_DIR_VERSION, "config": to_dict(cfg),
             "backbone_sha256": backbone_digest(model)}  # fmt: skip
     if getattr(model, "load_report", None) is not None:

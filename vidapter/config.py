@@ -303,3 +303,20 @@ def resume_differences(saved: Config, now: Config) -> tuple[list[tuple[str, obje
         if old[section][key] != new[section][key]:
             conflicts.append((field_name, old[section][key], new[section][key]))
     return conflicts, changes
+
+
+def describe(cfg: Config) -> list[dict]:
+    """Every field of ``cfg`` as {"field": "section.name", "type", "value", "default"} (the default of a plain
+    ``Config()``, before any preset), in declaration order: what ``vidapter config`` prints."""
+    rows, default = [], Config()
+    for section in dataclasses.fields(Config):
+        if section.name == "name":
+            continue
+        ours, base = getattr(cfg, section.name), getattr(default, section.name)
+        hints = typing.get_type_hints(type(ours))
+        for f in dataclasses.fields(ours):
+            hint = hints[f.name]
+            kind = str(hint).replace("typing.", "") if typing.get_origin(hint) else _name(hint)
+            rows.append({"field": f"{section.name}.{f.name}", "type": kind,
+                         "value": getattr(ours, f.name), "default": getattr(base, f.name)})  # fmt: skip
+    return rows

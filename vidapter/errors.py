@@ -12,3 +12,7 @@ class VidapterError(Exception):
 
 class ConfigError(VidapterError, ValueError):
     """A bad setting, override or config file: names the field and what is allowed."""
+
+
+class MissingDependency(ConfigError, ImportError):
+    """An optional package (or system library) a chosen setting needs is not installed: says what to install."""

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from vidapter.config import OptimConfig
+from vidapter.errors import ConfigError
 
 DECAY_GROUPS = ("reference", "norm_bias_embed", "norms_embeds", "bias", "none")
 _EMBEDS = ("cls_token", "pos_embed", "temporal_embed")
@@ -95,7 +96,7 @@ def _vidapter_options(name: str, p: nn.Parameter, cfg: OptimConfig, norms: set[s
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     """Trainable parameters grouped by (weight decay, lr multiplier), in a fixed order; empty groups are dropped."""
     if cfg.decay_groups not in DECAY_GROUPS:
-        raise ValueError(f"optim.decay_groups must be one of {DECAY_GROUPS}, got {cfg.decay_groups!r}")
+        raise ConfigError(f"optim.decay_groups must be one of {DECAY_GROUPS}, got {cfg.decay_groups!r}")
     layout, keys = model.backbone.facts.layout, _reference_keys(cfg)
     norms = {f"{m}.{p}" if m else p for m, mod in model.named_modules() if isinstance(mod, nn.LayerNorm)
              for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
@@ -116,7 +117,7 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     groups = param_groups(model, cfg)
     if not groups:
-        raise ValueError("the model has no trainable parameters")
+        raise ConfigError("the model has no trainable parameters")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
@@ -149,7 +150,7 @@ class CosineWarmup:
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int, epochs: int):
         if cfg.schedule not in SCHEDULES:
-            raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+            raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
         self.optimizer, self.cfg, self.steps_per_epoch, self.epochs = optimizer, cfg, steps_per_epoch, epochs
         self.step_num = 0
         self._apply()

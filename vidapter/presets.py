@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vidapter.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from vidapter.errors import ConfigError
 
 # Normalize(mean, std) of the reference configs (0-255 scale): CLIP's rounded otherwise than the backbone table's
 REFERENCE_CLIP_NORM = ((122.769, 116.74, 104.04), (68.493, 66.63, 70.321))
@@ -359,5 +360,5 @@ def list_presets() -> list[str]:
 
 def get_preset(name: str) -> Config:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]()

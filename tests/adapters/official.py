@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the official transcriptions live there
-
-from vidapter.classifier import from_pretrained  # noqa: E402
-from vidapter.cli import main  # noqa: E402
+from vidapter.classifier import from_pretrained
+from vidapter.cli import main
 
 
 def convert_official(

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from peers import HEADS, PATCH, SIZE, WIDTH, randomize_
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP  # noqa: E402  (the reference design lives in benchmarks/)
+from reference.aim import I3DHead, Recognizer3D, ViT_CLIP
 
 from vidapter.classifier import from_pretrained
 from vidapter.cli import main

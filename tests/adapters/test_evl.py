@@ -61,7 +61,7 @@ def test_init_and_no_backbone_gradient(video):
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, layers, capsys):
-    from baseline_evl import EVLTransformer, official_checkpoint, random_clip_visual_state_dict, vit_config
+    from reference.evl import EVLTransformer, official_checkpoint, random_clip_visual_state_dict, vit_config
 
     clip = random_clip_visual_state_dict(WIDTH, DEPTH, HEADS, PATCH, SIZE, seed=4)
     ref = EVLTransformer(

@@ -9,11 +9,11 @@ from peers import randomize_, timm_vit
 
 from vidapter.adapters.lora import LoRA, apply_lora, lora_modules
 from vidapter.classifier import build_model
-from vidapter.cli import model_info
 from vidapter.config import ModelConfig
 from vidapter.models.pretrained import load_backbone
 from vidapter.models.vit import build_vit, set_recompute
 from vidapter.presets import get_preset
+from vidapter.summary import model_info
 
 
 def _cfg(**kw) -> ModelConfig:

@@ -73,7 +73,7 @@ def test_first_step_gradients_as_the_official_code():
 @pytest.mark.parametrize("positions, preset", [(("mlp",), "st_adapter_k400_vitb16_8f"),
                                                (("attn", "mlp"), "st_adapter_ssv2_vitb16_8f")])  # fmt: skip
 def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, positions, preset):
-    from baseline_st_adapter import STAdapterViT, clip_visual_state_dict, official_checkpoint
+    from reference.st_adapter import STAdapterViT, clip_visual_state_dict, official_checkpoint
 
     ref = STAdapterViT(SIZE, PATCH, WIDTH, DEPTH, HEADS, T, K, CA, DEPTH, "attn" in positions, "mlp" in positions)
     randomize_(ref, seed=3).eval()

@@ -74,7 +74,7 @@ def test_export_merge_end_to_end(tmp_path, video, capsys, scale, num_tadapter, s
 
 
 def _official(num_tadapter, scale, **shift):
-    from baseline_zeroi2v import I3DHead, Recognizer3D, ViT_Zero_CLIP
+    from reference.zeroi2v import I3DHead, Recognizer3D, ViT_Zero_CLIP
 
     backbone = ViT_Zero_CLIP(SIZE, T, PATCH, WIDTH, DEPTH, HEADS, num_tadapter=num_tadapter, adapter_scale=scale,
                              **shift)  # fmt: skip
@@ -87,7 +87,7 @@ def _official(num_tadapter, scale, **shift):
      ("zeroi2v_ssv2_vitb16_16f", 2, 1.0, {"shift_div": HEADS, "long_shift_div": HEADS, "long_shift_right": True})],
 )  # fmt: skip
 def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, preset, num_tadapter, scale, shift):
-    from baseline_zeroi2v import official_checkpoint
+    from reference.zeroi2v import official_checkpoint
 
     ref = _official(num_tadapter, scale, **shift)
     model, cfg = convert_official(tmp_path, "zeroi2v-official", official_checkpoint(ref), preset)
@@ -99,7 +99,7 @@ def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, pres
 def test_convert_official_merged_checkpoint(tmp_path, video):
     """The official reparameterisation script's output (adapters folded, no adapter keys) converts to a plain model
     with the preset's time shifts, equal to the official eval model and to the unmerged official model."""
-    from baseline_zeroi2v import official_checkpoint, reparameterize, to_eval_model
+    from reference.zeroi2v import official_checkpoint, reparameterize, to_eval_model
 
     ref = _official(2, 0.5, shift_div=HEADS)
     evaluated = to_eval_model(ref)

@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.errors import ConfigError
 from vidapter.models import lean
 from vidapter.models.convert import aim_official_to_vidapter
 from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer, norm_source
@@ -34,7 +35,7 @@ class Adapter(lean.Lean, nn.Module):
         super().__init__()
         hidden = int(dim * ratio)
         if hidden < 1:
-            raise ValueError(f"adapter ratio {ratio} leaves no hidden units for width {dim}")
+            raise ConfigError(f"adapter ratio {ratio} leaves no hidden units for width {dim}")
         self.skip = skip
         self.fc1 = Linear(dim, hidden)
         self.act = nn.GELU()
@@ -65,7 +66,7 @@ class DropPath(nn.Module):
     def __init__(self, p: float = 0.0):
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"drop-path rate must be in [0, 1], got {p}")
+            raise ConfigError(f"drop-path rate must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,9 +116,9 @@ class AIMBlock(nn.Module):
         super().__init__()
         unknown = set(kinds) - set(ADAPTER_KINDS)
         if unknown:
-            raise ValueError(f"unknown adapter kinds {sorted(unknown)}; allowed: {ADAPTER_KINDS}")
+            raise ConfigError(f"unknown adapter kinds {sorted(unknown)}; allowed: {ADAPTER_KINDS}")
         if num_tadapter not in (1, 2):
-            raise ValueError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
+            raise ConfigError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
         self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
         self.ls1, self.ls2 = block.ls1, block.ls2
         self.scale = scale
@@ -168,7 +169,7 @@ TEMPORAL_ATTENTION = ("auto", "sdpa", "products", "frames")
 
 def check_temporal_attention(mode: str) -> None:
     if mode not in TEMPORAL_ATTENTION:
-        raise ValueError(f"model.temporal_attention must be one of {', '.join(TEMPORAL_ATTENTION)}, got {mode!r}")
+        raise ConfigError(f"model.temporal_attention must be one of {', '.join(TEMPORAL_ATTENTION)}, got {mode!r}")
 
 
 def set_temporal_attention(model: nn.Module, mode: str) -> None:
@@ -197,7 +198,7 @@ def resolve_layers(layers: str, depth: int) -> list[int]:
     parts = [p.strip() for p in layers.split(",")]
     if all(p.isdigit() and int(p) < depth for p in parts):
         return sorted({int(p) for p in parts})
-    raise ValueError(
+    raise ConfigError(
         f"adapter layers {layers!r} not understood for depth {depth}; use 'all', 'bottom:K', 'top:K' (1<=K<={depth}), "
         "'every_other' or a comma list of indices"
     )

@@ -35,6 +35,7 @@ from torch import nn
 
 from vidapter.adapters.aim import AIM
 from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.errors import ConfigError
 from vidapter.models.convert import evl_official_to_vidapter
 from vidapter.models.vit import Block, LayerNorm, QuickGELU, VisionTransformer
 
@@ -176,7 +177,7 @@ def apply_evl(vit: VisionTransformer, *, num_frames: int, num_layers: int = 4, m
     """EVL's decoder for ``vit`` at T = ``num_frames``, reading its last ``num_layers`` blocks (the model holds it as
     ``decoder``; the backbone is left as it is)."""
     if not 0 < num_layers <= len(vit.blocks):
-        raise ValueError(f"model.evl_layers must be 1 to {len(vit.blocks)} for this backbone, got {num_layers}")
+        raise ConfigError(f"model.evl_layers must be 1 to {len(vit.blocks)} for this backbone, got {num_layers}")
     return EVLDecoder(vit.width, vit.facts.heads, num_frames, vit.grid, num_layers, mlp_dropout, vit.num_prefix)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vidapter.adapters.registry import Method, register_method
+from vidapter.errors import ConfigError
 from vidapter.models.vit import VisionTransformer
 
 TARGETS = {"qkv": ("attn", "qkv"), "proj": ("attn", "proj"), "fc1": ("mlp", "fc1"), "fc2": ("mlp", "fc2")}
@@ -31,7 +32,7 @@ class LoRA(nn.Module):
     def __init__(self, in_features: int, out_features: int, r: int, alpha: float, dropout: float = 0.0):
         super().__init__()
         if r < 1:
-            raise ValueError(f"LoRA rank must be >= 1, got {r}")
+            raise ConfigError(f"LoRA rank must be >= 1, got {r}")
         self.lora_A = nn.Linear(in_features, r, bias=False)
         self.lora_B = nn.Linear(r, out_features, bias=False)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -63,7 +64,7 @@ def apply_lora(
     """
     unknown = sorted(set(targets) - set(TARGETS))
     if unknown or not targets:
-        raise ValueError(f"LoRA targets must be a non-empty subset of {list(TARGETS)}, got {list(targets)}")
+        raise ConfigError(f"LoRA targets must be a non-empty subset of {list(TARGETS)}, got {list(targets)}")
     names = []
     for i in range(len(vit.blocks)) if layers is None else layers:
         blk = vit.blocks[i]

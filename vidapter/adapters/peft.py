@@ -18,6 +18,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from vidapter.adapters.lora import lora_modules
+from vidapter.errors import ConfigError
 from vidapter.files import write_atomic
 from vidapter.models.pretrained import WeightsError, check_keys
 
@@ -52,7 +53,7 @@ def peft_parameter_names(model: nn.Module) -> list[str]:
 def set_trainable(model: nn.Module, finetune: str) -> list[str]:
     """Freeze everything, then unfreeze the set for ``finetune`` ("adapters": AIM's set, "full": all). Returns names."""
     if finetune not in FINETUNE_MODES:
-        raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
+        raise ConfigError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
     params = dict(model.named_parameters())
     chosen = list(params) if finetune == "full" else peft_parameter_names(model)
     for p in params.values():
@@ -146,7 +147,7 @@ def export_adapters(model: nn.Module, path: str | os.PathLike, *, backbone: str,
     params = dict(model.named_parameters())
     trained_image = [n for n in image_weight_names(model) if params[n].requires_grad]
     if trained_image:
-        raise ValueError(
+        raise ConfigError(
             f"the image weights are trainable ({trained_image[0]}, ...): an adapter-only export would lose them; "
             "use save_pretrained for a fully fine-tuned model"
         )

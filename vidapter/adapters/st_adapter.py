@@ -30,6 +30,7 @@ from torch import nn
 
 from vidapter.adapters.aim import AIM
 from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.errors import ConfigError
 from vidapter.models.convert import st_adapter_official_to_vidapter
 from vidapter.models.vit import Block, Linear, VisionTransformer
 
@@ -43,7 +44,7 @@ class STAdapter(nn.Module):
         super().__init__()
         self.prefix = prefix  # tokens before the patches (class token, registers): they bypass the adapter
         if hidden < 1 or kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"ST-Adapter needs a positive width and an odd kernel, got {hidden} and {kernel}")
+            raise ConfigError(f"ST-Adapter needs a positive width and an odd kernel, got {hidden} and {kernel}")
         self.fc1 = Linear(dim, hidden)
         self.conv = nn.Conv3d(hidden, hidden, (kernel, 1, 1), padding=(kernel // 2, 0, 0), groups=hidden)
         self.fc2 = Linear(hidden, dim)
@@ -70,7 +71,7 @@ class STBlock(nn.Module):
         super().__init__()
         unknown = set(positions) - set(POSITIONS)
         if unknown or not positions:
-            raise ValueError(f"ST-Adapter positions must be a non-empty subset of {POSITIONS}, got {list(positions)}")
+            raise ConfigError(f"ST-Adapter positions must be a non-empty subset of {POSITIONS}, got {list(positions)}")
         self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
         self.ls1, self.ls2 = block.ls1, block.ls2
         self.adapter_pre_attn = STAdapter(dim, hidden, kernel, prefix) if "attn" in positions else None

@@ -12,6 +12,7 @@ channels [h * hd, (h + 1) * hd) of k and v, so a block of channels is a block of
 
 from __future__ import annotations
 
+from vidapter.errors import ConfigError
 from vidapter.models.vit import VisionTransformer
 
 # configs/recognition/vit_zero_clip/ of the official repository, as offsets of heads 0, 1, ... (the rest: 0)
@@ -29,7 +30,7 @@ def apply_stdha(vit: VisionTransformer, shifts: tuple[int, ...], layers: list[in
     the layers changed. No parameter is added; ``()`` leaves the attention as it is."""
     heads = vit.facts.heads
     if len(shifts) > heads:
-        raise ValueError(f"model.head_shifts has {len(shifts)} offsets, but the backbone has {heads} heads")
+        raise ConfigError(f"model.head_shifts has {len(shifts)} offsets, but the backbone has {heads} heads")
     chosen = list(range(len(vit.blocks))) if layers is None else layers
     for i in chosen:
         vit.blocks[i].attn.head_shifts = tuple(int(s) for s in shifts)

@@ -29,6 +29,7 @@ from torch import nn
 
 from vidapter.adapters.aim import AIM
 from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.errors import ConfigError
 from vidapter.models.convert import zeroi2v_official_to_vidapter
 from vidapter.models.vit import Block, Linear, VisionTransformer
 
@@ -40,7 +41,7 @@ class LinearAdapter(nn.Module):
         super().__init__()
         hidden = int(dim * ratio)
         if hidden < 1:
-            raise ValueError(f"adapter ratio {ratio} leaves no hidden units for width {dim}")
+            raise ConfigError(f"adapter ratio {ratio} leaves no hidden units for width {dim}")
         self.scale = float(scale)
         self.fc1 = Linear(dim, hidden)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -69,7 +70,7 @@ class ZeroI2VBlock(nn.Module):
                  dropout: float = 0.1):  # fmt: skip
         super().__init__()
         if num_tadapter not in (1, 2):
-            raise ValueError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
+            raise ConfigError(f"num_tadapter must be 1 or 2, got {num_tadapter}")
         self.norm1, self.attn, self.norm2, self.mlp = block.norm1, block.attn, block.norm2, block.mlp
         self.ls1, self.ls2 = block.ls1, block.ls2
         self.t_adapter_in = LinearAdapter(dim, ratio, scale, dropout)

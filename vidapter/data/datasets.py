@@ -26,7 +26,7 @@ import torch
 
 from vidapter.data.decode import FrameFolder, VideoError, open_video
 from vidapter.data.sampling import FrameSampler, SeqSegments
-from vidapter.errors import VidapterError
+from vidapter.errors import ConfigError, VidapterError
 
 
 class AnnotationError(VidapterError, ValueError):
@@ -87,7 +87,7 @@ def read_annotations(
     if fmt == "auto":
         fmt = "csv" if path.suffix == ".csv" else "list"
     if fmt not in ("list", "csv", "rawframes"):
-        raise ValueError(f"annotation format must be list, csv, rawframes or auto, got {fmt!r}")
+        raise ConfigError(f"annotation format must be list, csv, rawframes or auto, got {fmt!r}")
     samples = []
     lines = path.read_text().splitlines()
     index = {name: i for i, name in enumerate(class_names)} if class_names is not None else None
@@ -177,7 +177,7 @@ class VideoDataset(torch.utils.data.Dataset):
         substitute: bool | None = None,
     ):
         if not samples:
-            raise ValueError("dataset has no samples")
+            raise ConfigError("dataset has no samples")
         self.samples, self.sampler, self.transform = samples, sampler, transform
         self.train, self.backend, self.seed = train, backend, seed
         self.frame_template, self.max_retries, self.strict_decode = frame_template, max_retries, strict_decode

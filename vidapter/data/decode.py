@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidapter.errors import VidapterError
+from vidapter.errors import ConfigError, MissingDependency, VidapterError
 
 BACKENDS = ("pyav", "decord", "torchcodec")
 
@@ -235,7 +235,8 @@ class TorchCodecVideo(_Reader):
             self._decoder = VideoDecoder(str(self.path), seek_mode="exact", num_ffmpeg_threads=1)
         except (RuntimeError, ValueError) as e:
             if "Could not load libtorchcodec" in str(e):
-                raise ImportError("torchcodec cannot find FFmpeg 4-9 shared libraries (apt-get install ffmpeg)") from e
+                message = "torchcodec cannot find FFmpeg 4-9 shared libraries (apt-get install ffmpeg)"
+                raise MissingDependency(message) from e
             raise VideoError(self.path, f"not a readable video ({str(e).splitlines()[0]})") from e
 
     @property
@@ -349,16 +350,16 @@ def open_video(path: str | os.PathLike, backend: str = "pyav", strict: bool = Fa
     ``strict`` (PyAV only) makes any decoding error an error instead of a concealed frame; ``short_side`` (PyAV only)
     resizes in the decoder's colour conversion."""
     if backend not in _READERS:
-        raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
+        raise ConfigError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
     for name, value in (("strict decoding", strict), ("resizing while decoding", short_side)):
         if value and backend != "pyav":
-            raise ValueError(f"{name} is available with the pyav backend only (data.backend=pyav)")
+            raise ConfigError(f"{name} is available with the pyav backend only (data.backend=pyav)")
     try:
         if backend == "pyav":
             return PyAVVideo(path, strict=strict, short_side=short_side)
         return _READERS[backend](path)
     except ModuleNotFoundError as e:
-        raise ImportError(f"video backend {backend!r} is not installed: pip install {backend}") from e
+        raise MissingDependency(f"video backend {backend!r} is not installed: pip install {backend}") from e
 
 
 def read_all_naive(path: str | os.PathLike) -> np.ndarray:
@@ -380,3 +381,18 @@ def verify_video(path: str | os.PathLike, backend: str = "pyav") -> int:
     if count < v.num_frames:
         raise VideoError(path, f"only {count} of {v.num_frames} frames decode")
     return count
+
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv"}
+
+
+def video_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders expanded to the video files inside (by suffix, recursively, sorted)."""
+    out = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            out.append(p)
+    return out

@@ -47,6 +47,7 @@ import numpy as np
 
 from vidapter.data.datasets import AnnotationError
 from vidapter.data.decode import VideoError, _check_file
+from vidapter.errors import ConfigError
 from vidapter.files import append_line, write_text
 
 MANIFEST, LOG = "pack.json", "pack.log.jsonl"
@@ -226,7 +227,7 @@ def _read_log(path: Path) -> dict[str, dict]:
 
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        raise ConfigError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
 
 
 def check_inside(rel: str, where: str) -> None:
@@ -324,14 +325,16 @@ def pack_dataset(
     parsed = {}
     for lst in map(Path, lists):
         if not lst.exists():
-            raise FileNotFoundError(f"{lst}: list file not found")
+            raise AnnotationError(f"{lst}: list file not found")
         fmt, rows = _list_paths(lst)
         if layout == "jpeg" and fmt == "csv":
-            raise ValueError(f"{lst}: the jpeg layout writes rawframes lists, which have no start/end; use a list file")
+            raise ConfigError(
+                f"{lst}: the jpeg layout writes rawframes lists, which have no start and end times; use a list file"
+            )
         parsed[lst] = (fmt, rows)
     roots = {lst: Path(src_root) if src_root is not None else lst.parent for lst in parsed}
     if len(set(roots.values())) > 1:
-        raise ValueError("lists in different folders need one --root that their paths are relative to")
+        raise ConfigError("lists in different folders need one --root that their paths are relative to")
     root = next(iter(roots.values()))
     rels = [rel for _, rows in parsed.values() for rel, _ in rows]
     t0 = time.perf_counter()
@@ -344,7 +347,7 @@ def pack_dataset(
     for lst, (fmt, rows) in parsed.items():
         out = dst_root / (lst.name if layout != "jpeg" else lst.with_suffix(".txt").name)
         if out.resolve() == lst.resolve():
-            raise ValueError(f"{out}: the output folder holds the list being packed; choose another --out")
+            raise ConfigError(f"{out}: the output folder holds the list being packed; choose another --out")
         text = io.StringIO()
         for rel, fields in rows:
             if rel in failed:

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from torchvision import tv_tensors
 
+from vidapter.errors import ConfigError
+
 M_MAX = 30
 # imgaug's order of the operations (the order matters only to draws, not to the distribution)
 OPS = ("identity", "autocontrast", "equalize", "invert", "rotate", "posterize", "solarize", "color", "contrast",
@@ -183,7 +185,7 @@ class ImgaugRandAugment:
 
     def __init__(self, n: int, m: int, cval: int = 128):
         if not (0 <= n <= len(OPS)) or m < 0:
-            raise ValueError(f"RandAugment needs 0 <= n <= {len(OPS)} and m >= 0, got n={n}, m={m}")
+            raise ConfigError(f"RandAugment needs 0 <= n <= {len(OPS)} and m >= 0, got n={n}, m={m}")
         self.n, self.m, self.cval = n, m, cval
         self.mags = magnitudes(m)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidapter.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class FrameSampler:
@@ -30,7 +32,7 @@ class FrameSampler:
     def __post_init__(self):
         for name in ("clip_len", "frame_interval", "num_clips"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def offsets(self, num_frames: int, train: bool, rng: np.random.Generator) -> np.ndarray:
         """Start index of each clip (MMAction2 ``_get_train_clips`` / ``_get_test_clips``)."""
@@ -71,7 +73,7 @@ class SeqSegments:
 
     def __post_init__(self):
         if self.num_segments < 1:
-            raise ValueError(f"num_segments must be >= 1, got {self.num_segments}")
+            raise ConfigError(f"num_segments must be >= 1, got {self.num_segments}")
 
     def bounds(self, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """Inclusive (start, end) of each segment, as the reference computes them in float64."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidapter.errors import ConfigError
 from vidapter.files import write_text
 
 CLASSES = [
@@ -243,7 +244,7 @@ def make_synthetic(
     Returns the list file of each split.
     """
     if size % 2:
-        raise ValueError(f"size must be even for H.264 4:2:0, got {size}")
+        raise ConfigError(f"size must be even for H.264 4:2:0, got {size}")
     per_class = per_class or {"train": 100, "val": 20, "test": 20}
     labels = classes if classes is not None else list(range(len(CLASSES)))
     out = Path(out_dir)

@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from vidapter.data.randaugment import ImgaugRandAugment
+from vidapter.errors import ConfigError
 
 
 def _finish(mean: Sequence[float], std: Sequence[float], normalize: bool = True) -> list:
@@ -86,7 +87,7 @@ def train_transform(
     """The training clip transform (module docstring); ``normalize=False`` leaves clips uint8 for ``Normalize`` in the
     step (not with ``erasing``, whose erased pixels are exactly 0 after normalisation)."""
     if erasing > 0 and not normalize:
-        raise ValueError("RandomErasing (data.erasing > 0) fills with 0 after normalisation: normalise in the loader")
+        raise ConfigError("RandomErasing (data.erasing > 0) fills with 0 after normalisation: normalise in the loader")
     if short_side_range is not None:  # ST-Adapter's K400 recipe: scale jitter, then a plain random crop
         lo, hi = short_side_range
         steps = [v2.RandomShortestSize(list(range(lo, hi + 1)), interpolation=v2.InterpolationMode.BICUBIC,
@@ -106,7 +107,7 @@ def train_transform(
         elif randaugment_impl == "torchvision":
             steps.append(v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1]))
         else:
-            raise ValueError(f"data.randaugment_impl must be 'imgaug' or 'torchvision', got {randaugment_impl!r}")
+            raise ConfigError(f"data.randaugment_impl must be 'imgaug' or 'torchvision', got {randaugment_impl!r}")
     steps += _finish(mean, std, normalize)
     if erasing > 0:
         # timm's RandomErasing as the reference calls it (mode 'const', area 0.02-1/3 of the frame, aspect 0.3-1/0.3
@@ -132,7 +133,7 @@ class ColorJitter:
     def __init__(self, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1, *, seed: int = 0):
         for name, value, top in zip(self.NAMES, (brightness, contrast, saturation, hue), self.LIMITS, strict=True):
             if not 0 <= value <= top:
-                raise ValueError(f"colour jitter {name} must be in [0, {top}], got {value}")
+                raise ConfigError(f"colour jitter {name} must be in [0, {top}], got {value}")
         self.ranges = [(1 - brightness, 1 + brightness), (1 - contrast, 1 + contrast),
                        (1 - saturation, 1 + saturation), (-hue, hue)]  # fmt: skip
         self.order = torch.randperm(4, generator=torch.Generator().manual_seed(seed)).tolist()
@@ -260,7 +261,7 @@ class MultiViewTransform:
 
     def __init__(self, mean, std, *, size: int = 224, short_side: int = 224, crops: int = 1, normalize: bool = True):
         if crops not in (1, 3):
-            raise ValueError(f"test crops must be 1 or 3, got {crops}")
+            raise ConfigError(f"test crops must be 1 or 3, got {crops}")
         self.crops = crops
         self.resize = v2.Resize(short_side, antialias=True)
         self.crop = ThreeCrop(size) if crops == 3 else v2.CenterCrop(size)
@@ -280,7 +281,7 @@ def mixup_cutmix(num_classes: int, mixup: float = 0.8, cutmix: float = 1.0):
     if cutmix > 0:
         choices.append(v2.CutMix(alpha=cutmix, num_classes=num_classes))
     if not choices:
-        raise ValueError("mixup_cutmix needs mixup > 0 or cutmix > 0")
+        raise ConfigError("mixup_cutmix needs mixup > 0 or cutmix > 0")
     pick = v2.RandomChoice(choices)
 
     def apply(videos: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidapter.errors import ConfigError
 from vidapter.models import lean
 from vidapter.models.backbones import BACKBONES, CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ViTFacts  # noqa: F401
 from vidapter.models.pool import AttentionPool
@@ -292,7 +293,7 @@ class VisionTransformer(nn.Module):
         self.image_size = image_size or facts.image_size
         # SigLIP So400m/14 at 384 px drops the last 6 px, as released: a remainder only where the row's own size has it
         if self.image_size % facts.patch_size not in (0, facts.image_size % facts.patch_size):
-            raise ValueError(f"image size {self.image_size} is not a multiple of patch size {facts.patch_size}")
+            raise ConfigError(f"image size {self.image_size} is not a multiple of patch size {facts.patch_size}")
         if facts.registers and facts.pos_embed == "cls":
             raise ValueError("registers carry no position: a row with registers has pos_embed 'patches' or 'none'")
         d, p = facts.width, facts.patch_size
@@ -364,15 +365,15 @@ class VisionTransformer(nn.Module):
         feature = feature or self.facts.feature
         if feature == "cls":
             if self.cls_token is None:
-                raise ValueError(f"backbone {self.name} has no class token; use feature 'pool' or 'mean'")
+                raise ConfigError(f"backbone {self.name} has no class token; use feature 'pool' or 'mean'")
             return self.norm(x[:, 0])
         if feature == "pool":
             if self.attn_pool is None:
-                raise ValueError(f"backbone {self.name} has no pretrained pooling head; use feature 'cls' or 'mean'")
+                raise ConfigError(f"backbone {self.name} has no pretrained pooling head; use feature 'cls' or 'mean'")
             return self.attn_pool(self.norm(x))
         if feature == "mean":
             return self.norm(x)[:, self.num_prefix :].mean(dim=1)
-        raise ValueError(f"unknown feature {feature!r}; use 'cls', 'pool' or 'mean'")
+        raise ConfigError(f"unknown feature {feature!r}; use 'cls', 'pool' or 'mean'")
 
     def forward(self, x: torch.Tensor, feature: str | None = None) -> torch.Tensor:
         """(B, 3, H, W) -> (B, D): each image's feature (``pool``)."""
@@ -391,7 +392,7 @@ def list_backbones() -> list[str]:
 def build_vit(name: str, image_size: int | None = None) -> VisionTransformer:
     """A randomly initialised image ViT for the named row of ``BACKBONES``; unknown names list the known ones."""
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+        raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
     return VisionTransformer(BACKBONES[name], image_size, name=name)
 
 
@@ -415,7 +416,7 @@ def set_recompute(model: nn.Module, mode: str) -> None:
     ``VideoClassifier(grad_checkpointing=True)``. Measured in docs/benchmarks.md (benchmarks/saved_memory.py).
     """
     if mode not in RECOMPUTE_MODES:
-        raise ValueError(f"recompute mode {mode!r} unknown; use one of {RECOMPUTE_MODES}")
+        raise ConfigError(f"recompute mode {mode!r} unknown; use one of {RECOMPUTE_MODES}")
     for m in model.modules():
         if isinstance(m, lean.Lean):
             m.recompute = mode != "none"
@@ -447,7 +448,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: int, slots: int = 1, mode: s
     dtype = patches.dtype
     patches = patches.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
     if mode not in _RESAMPLING:
-        raise ValueError(f"unknown position resampling {mode!r}; known: {', '.join(_RESAMPLING)}")
+        raise ConfigError(f"unknown position resampling {mode!r}; known: {', '.join(_RESAMPLING)}")
     interp, antialias, offset = _RESAMPLING[mode]
     # DINOv2 passes a scale factor, not a size: the offset moves where the resampled positions sample the old grid
     size = {"scale_factor": ((grid + offset) / old,) * 2} if offset else {"size": (grid, grid)}

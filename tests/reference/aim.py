@@ -5,7 +5,8 @@ Sequence-first tokens (N, B*T, D), one ``nn.MultiheadAttention`` per block share
 einops rearranges between ``n (b t) d`` and ``t (b n) d`` around every temporal pass, LayerNorm cast to fp32, the
 reference's module and parameter names (MMAction2 layout: ``backbone.*`` + ``cls_head.fc_cls``), so its state dict is
 a released-checkpoint layout that ``vidapter convert aim-official`` reads. Used by tests/adapters/test_aim_reference.py
-(same logits as vidapter) and by benchmarks/vs_baseline.py (speed and memory side by side).
+and tests/test_optim.py (same logits and parameter names as vidapter) and by benchmarks/model/ (speed and memory
+side by side, benchmarks/_core/aim_pair.py).
 """
 
 from __future__ import annotations

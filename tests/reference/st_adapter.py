@@ -29,7 +29,7 @@ Helpers: ``trainable_state_dict`` is what the official checkpoint's ``model`` en
 every parameter with ``requires_grad=False``), ``clip_visual_state_dict`` is the frozen CLIP image tower in OpenAI
 names (as it would come from the CLIP file, with a stand-in ``proj``), and ``official_checkpoint`` is the whole
 ``checkpoint-{epoch}.pth`` dict. Intended for tests that compare vidapter's ST-Adapter with the reference (same
-logits, checkpoint conversion) and for benchmarks/vs_baseline.py-style speed and memory comparisons.
+logits, checkpoint conversion) and for benchmarks/model/vs_baseline.py-style speed and memory comparisons.
 """
 
 from __future__ import annotations

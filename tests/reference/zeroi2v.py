@@ -22,7 +22,7 @@ bmm/softmax math of ``torch.nn.functional._scaled_dot_product_attention`` (torch
 calls; set ``STDHA.use_sdpa = True`` for ``F.scaled_dot_product_attention`` (same result up to rounding).
 
 Intended for tests that compare vidapter's ZeroI2V with the reference (same logits, same merge) and for
-benchmarks/vs_baseline.py-style speed and memory comparisons.
+benchmarks/model/vs_baseline.py-style speed and memory comparisons.
 """
 
 from __future__ import annotations
