@@ -34,6 +34,9 @@ _EXPORTS = {
     "list_backbones": "vidapter.models.vit",
     "fit": "vidapter.engine",
     "evaluate": "vidapter.evaluation",
+    "Method": "vidapter.adapters.registry",
+    "register_method": "vidapter.adapters.registry",
+    "model_info": "vidapter.summary",
 }
 
 __all__ = sorted(_EXPORTS)
