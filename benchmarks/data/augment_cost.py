@@ -5,7 +5,7 @@ as vidapter ports it (``data.randaugment_impl=imgaug``, the default), and torchv
 thread, ms per clip over ``--clips`` clips after a warm-up; and the wall time of ``import vidapter`` in a fresh
 interpreter (the package loads its modules on first use).
 
-    python benchmarks/augment_cost.py --out docs/results/augment_cost_cpu.json
+    python benchmarks/data/augment_cost.py --out docs/results/augment_cost_cpu.json
 """
 
 from __future__ import annotations
@@ -15,22 +15,21 @@ import json
 import platform
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from vidapter.data.randaugment import ImgaugRandAugment
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import seconds_per_call  # noqa: E402
+from vidapter.data.randaugment import ImgaugRandAugment  # noqa: E402
 
 
 def per_clip_ms(aug, clip, n: int) -> float:
-    for _ in range(3):
-        aug(clip)
-    start = time.perf_counter()
-    for _ in range(n):
-        aug(clip)
-    return 1000 * (time.perf_counter() - start) / n
+    """Mean ms per clip over ``n`` calls, after 3."""
+    return 1000 * seconds_per_call(lambda: aug(clip), "cpu", 3, n)
 
 
 def import_ms(repeats: int = 5) -> float:
@@ -49,11 +48,6 @@ def main() -> None:
     torch.manual_seed(0)
     clip = tv_tensors.Video(torch.randint(0, 256, (8, 3, 224, 224), dtype=torch.uint8))
     result = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },  # fmt: skip
         "randaugment_ms_per_clip": {
             "imgaug": per_clip_ms(ImgaugRandAugment(4, 7), clip, args.clips),
             "torchvision": per_clip_ms(v2.RandAugment(num_ops=4, magnitude=7), clip, args.clips),
@@ -62,8 +56,8 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(json.dumps(result, indent=2) + "\n")
+        machine = describe_machine("cpu, 1 torch thread", cpu=platform.processor() or platform.machine())
+        write_record(args.out, "augment_cost", machine, **result)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """How many cores a machine really gives: the same CPU work in 1, 2, 4, ... processes at once, aggregate rate.
 
-Two kinds of work, each process doing a fixed amount: PyAV decoding every frame of one Kinetics-like video
-(data_throughput.py's: 10 s, 25 fps, 340x256 H.264; single-threaded decoder, as in a loader worker) and SHA-256 over
-an in-memory buffer (no I/O, no library threads). ``effective_cores`` = aggregate rate / one process's rate; on a
-machine whose listed cores are all real it follows the process count up to ``os.cpu_count()``. Explains a loader
-that stops scaling with workers (benchmarks/loader_throughput.py).
+Two kinds of work, each process doing a fixed amount: PyAV decoding every frame of one Kinetics-like video (the
+readers', benchmarks/_core/videos.py: 10 s, 25 fps, 340x256 H.264; single-threaded decoder, as in a loader worker) and
+SHA-256 over an in-memory buffer (no I/O, no library threads). ``effective_cores`` = aggregate rate / one process's
+rate; on a machine whose listed cores are all real it follows the process count up to ``os.cpu_count()``. Explains a
+loader that stops scaling with workers (benchmarks/data/loader_throughput.py).
 
-    python benchmarks/cpu_scaling.py --procs 1 2 4 8 16 --out gpu-results/cpu_scaling.json
+    python benchmarks/data/cpu_scaling.py --procs 1 2 4 8 16 --out gpu-results/cpu_scaling.json
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import make_videos  # noqa: E402
-from record import write_record  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.videos import make_videos  # noqa: E402
 
 
 def decode(path: str) -> int:
@@ -66,7 +66,7 @@ def main() -> None:
             rows.append({"work": kind, "procs": n, f"{unit}_per_s": rate, "wall_s": wall,
                          "effective_cores": rate / single})  # fmt: skip
             print(f"{kind:<7} {n:>3} procs: {rate:9.1f} {unit}/s, {rate / single:5.2f} effective cores", flush=True)
-    write_record(args.out, "cpu_scaling", "cpu", cpu_count=os.cpu_count(),
+    write_record(args.out, "cpu_scaling", describe_machine("cpu"), cpu_count=os.cpu_count(),
                  affinity=len(os.sched_getaffinity(0)), rows=rows)  # fmt: skip
 
 

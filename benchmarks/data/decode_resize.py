@@ -1,13 +1,12 @@
 """Resizing in the decoder vs after it: clips per CPU-second of PyAV decode + train augmentation, by source size.
 
-For each source size (synthetic H.264, GOP 25, the moving-blob videos of data_throughput.py), each video is read with
-the dense 8x16 training pattern twice per repeat: (a) the default path, frames decoded and converted to RGB at full
+For each source size (synthetic H.264, GOP 25, the moving-blob videos of benchmarks/_core/videos.py), each video is read
+with the dense 8x16 training pattern twice per repeat: (a) the default path, frames decoded and converted to RGB at full
 size, then ``train_transform`` (Resize short side 256, RandomResizedCrop 224, flip, normalise); (b) ``decode_resize``,
-the reader scales to short side 256 inside the colour conversion (swscale, area averaging), so the transform's Resize
-is a no-op. Also the mean absolute pixel difference between the two 256-short-side frames (0-255 scale). One process,
-one torch thread, interleaved repeats, median.
-
-    python benchmarks/decode_resize.py --sizes 256 480 720 1080 --out docs/results/decode_resize_cpu.json
+the reader scales to short side 256 inside the colour conversion (swscale, area averaging), so the transform's Resize is
+a no-op. Also the mean absolute pixel difference between the two 256-short-side frames (0-255 scale). One process, one
+torch thread, interleaved repeats, median.
+    python benchmarks/data/decode_resize.py --sizes 256 480 720 1080 --out docs/results/decode_resize_cpu.json
 """
 
 from __future__ import annotations
@@ -23,10 +22,9 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import FPS, render  # noqa: E402
-from record import write_record  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.videos import FPS, render  # noqa: E402
 from vidapter.data.decode import open_video  # noqa: E402
 from vidapter.data.sampling import dense  # noqa: E402
 from vidapter.data.synthetic import write_mp4  # noqa: E402
@@ -92,7 +90,7 @@ def main() -> None:
         print(f"{row['source']:>10}: decode then resize {row['decode_then_resize']:6.1f} clips/CPU-s, resize in "
               f"decoder {row['decode_resize']:6.1f} ({row['speedup']:.2f}x), "
               f"pixel diff {row['mean_abs_pixel_diff']:.2f}", flush=True)  # fmt: skip
-    write_record(args.out, "decode_resize", "cpu, 1 torch thread", rows=rows)
+    write_record(args.out, "decode_resize", describe_machine("cpu, 1 torch thread"), rows=rows)
 
 
 if __name__ == "__main__":

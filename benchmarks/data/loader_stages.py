@@ -1,23 +1,18 @@
 """Where a loader worker's time goes per training clip, and what moving a batch costs as float32 vs uint8.
 
-One 10 s 340x256 video (data_throughput.py's content) packed in ``--layout`` (default sparse, short side 256); K400
-training sampling (dense 8x16). Per clip, one thread, median over ``--clips`` clips of: decode (open + sample + get),
-Resize(256) (a no-op at short side 256), RandomResizedCrop(224), flip, ToDtype(float32), Normalize, and the (T, C) ->
-(C, T) copy of a float or of a uint8 clip. Per batch of ``--batch`` clips: collation (torch.stack) and the trip from
-one DataLoader worker to the main process through shared memory (a worker that returns a ready clip, so the figure is
-the transfer and the pickling, not decoding), for float32 and uint8; with CUDA also pin_memory, the host-to-device
-copy and ``Normalize`` on the device.
-
-    python benchmarks/loader_stages.py --out docs/results/loader_stages_cpu.json
+One 10 s 340x256 video (the readers' content, benchmarks/_core/videos.py) packed in ``--layout`` (default sparse, short
+side 256); K400 training sampling (dense 8x16). Per clip, one thread, median over ``--clips`` clips of: decode (open +
+sample + get), Resize(256) (a no-op at short side 256), RandomResizedCrop(224), flip, ToDtype(float32), Normalize, and
+the (T, C) -> (C, T) copy of a float or of a uint8 clip. Per batch of ``--batch`` clips: collation (torch.stack) and the
+trip from one DataLoader worker to the main process through shared memory (a worker that returns a ready clip, so the
+figure is the transfer and the pickling, not decoding), for float32 and uint8; with CUDA also pin_memory, the
+host-to-device copy and ``Normalize`` on the device.
+    python benchmarks/data/loader_stages.py --out docs/results/loader_stages_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -28,9 +23,10 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import machine_info, make_videos  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, video_libraries, write_record  # noqa: E402
+from benchmarks._core.timing import median_seconds  # noqa: E402
+from benchmarks._core.videos import make_videos  # noqa: E402
 from vidapter.data.decode import open_video  # noqa: E402
 from vidapter.data.loader import collate  # noqa: E402
 from vidapter.data.pack import pack_video  # noqa: E402
@@ -40,14 +36,8 @@ from vidapter.models.vit import CLIP_MEAN, CLIP_STD  # noqa: E402
 
 
 def timed(fn, n: int) -> float:
-    """Median ms of n calls (process CPU time of one thread would hide nothing here: one thread runs)."""
-    fn()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out) * 1000
+    """Median ms of n calls after one (wall time; one thread runs, so process CPU time would show nothing more)."""
+    return median_seconds(fn, "cpu", 1, n) * 1000
 
 
 class Ready(torch.utils.data.Dataset):
@@ -113,8 +103,7 @@ def main() -> None:
     p.add_argument("--out")
     args = p.parse_args()
     torch.set_num_threads(1)
-    res = dict(benchmark="loader_stages", command=shlex.join([sys.executable, *sys.argv]), args=vars(args),
-               machine=machine_info(), per_clip_ms={}, per_batch_ms={})  # fmt: skip
+    res = dict(args=vars(args), per_clip_ms={}, per_batch_ms={})
     with tempfile.TemporaryDirectory(prefix="vidapter_stages_") as tmp:
         src = make_videos(Path(tmp), 1, [250], crf=23)[250][0]
         path = Path(tmp) / f"{args.layout}.mp4"
@@ -176,8 +165,7 @@ def main() -> None:
         res["per_batch_ms"][name] = row
         print(f"batch of {args.batch} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if v is not None))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        write_record(args.out, "loader_stages", describe_machine("cpu", **video_libraries()), **res)
 
 
 if __name__ == "__main__":

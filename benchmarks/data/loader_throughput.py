@@ -1,18 +1,18 @@
 """How many training clips per second the data loader alone delivers, by number of workers: the feed ceiling of a GPU.
 
-Writes ``--videos`` Kinetics-like videos once (data_throughput.py's: 10 s, 25 fps, 340x256 H.264, GOP 25, textured
-moving content), lists them with labels, repeated so that one epoch holds every batch measured, builds the training
-dataset of a preset exactly as ``vidapter train`` does (dense 8x16 sampling, PyAV decoding, augmentation, collation,
-pinned memory on a GPU machine) and, for each worker count, iterates the loader: the first ``--warmup`` batches start
-the workers and are not timed, the next ``--batches`` are. No model runs, so the figure is what the CPUs can feed;
-compare it with the model's train-step rate (vs_baseline.py / model_step.py) and the pipeline's measured wait
-(train_pipeline.py). (An earlier version listed each video once: an epoch was one batch, the loader restarted every
-batch and one worker worked at a time, so its figure did not grow with workers; the loader_throughput.json in
-docs/results/h200_2026-11-27_full_suite/ comes from it.)
+Writes ``--videos`` Kinetics-like videos once (the readers', benchmarks/_core/videos.py: 10 s, 25 fps, 340x256 H.264,
+GOP 25, textured moving content), lists them with labels, repeated so that one epoch holds every batch measured, builds
+the training dataset of a preset exactly as ``vidapter train`` does (dense 8x16 sampling, PyAV decoding, augmentation,
+collation, pinned memory on a GPU machine) and, for each worker count, iterates the loader: the first ``--warmup``
+batches start the workers and are not timed, the next ``--batches`` are. No model runs, so the figure is what the CPUs
+can feed; compare it with the model's train-step rate (model/vs_baseline.py, model/model_step.py) and the pipeline's
+measured wait (train_pipeline.py). (An earlier version listed each video once: an epoch was one batch, the loader
+restarted every batch and one worker worked at a time, so its figure did not grow with workers; the
+loader_throughput.json in docs/results/h200_2026-11-27_full_suite/ comes from it.)
 
-    python benchmarks/loader_throughput.py --workers 1 2 --batches 20 --out docs/results/loader_throughput_cpu.json
-    python benchmarks/loader_throughput.py --workers 8 15 --batches 40 --out gpu-results/loader_throughput.json
-    python benchmarks/loader_throughput.py --layout sparse --workers 4 8 15 --batches 40 --out gpu/loader_sparse.json
+    python benchmarks/data/loader_throughput.py --workers 1 2 --batches 20 --out docs/results/loader_throughput_cpu.json
+    python benchmarks/data/loader_throughput.py --workers 8 15 --batches 40 --out gpu-results/loader_throughput.json
+    python benchmarks/data/loader_throughput.py --layout sparse --workers 4 8 15 --batches 40 --out loader_sparse.json
 
 ``--layout`` packs the videos first (``vidapter data pack``) and reads the packed copies.
 """
@@ -28,10 +28,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import make_videos  # noqa: E402
-from record import write_record  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.videos import make_videos  # noqa: E402
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.data.build import build_dataset  # noqa: E402
 from vidapter.data.loader import build_loader  # noqa: E402
@@ -97,7 +96,8 @@ def main() -> None:
                      "clip_shape": shape})  # fmt: skip
         print(f"{workers:>3} workers: {rows[-1]['clips_per_s']:7.1f} clips/s", flush=True)
         del loader
-    write_record(args.out, "loader_throughput", "cuda" if torch.cuda.is_available() else "cpu", preset=args.preset,
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    write_record(args.out, "loader_throughput", describe_machine(device), preset=args.preset,
                  cpu_count=os.cpu_count(), batch=args.batch, batches=args.batches, videos=args.videos,
                  layout=args.layout or "source (GOP 25)", normalize=cfg.data.normalize, rows=rows)  # fmt: skip
 

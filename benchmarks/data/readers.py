@@ -1,48 +1,39 @@
-"""Data-pipeline throughput: clips per CPU-second of each video reader x sampling pattern, decode and decode+augment.
+"""Video readers: clips per CPU-second of each reader x sampling pattern, decode and decode + augment.
 
-Writes ``--videos`` synthetic 10 s 340x256 25 fps H.264 videos (Gaussian blobs bouncing over a panning textured
-gradient, plus sensor noise) once per GOP setting; then, in one process with one torch thread, for each reader (naive =
-decode every frame with PyAV and index; pyav; decord; torchcodec) and sampling pattern: open each video, sample indices
-(rng seeded per video: every reader reads the same frames), decode; and in a second pass decode + ``train_transform``
-(short side 256, RandomResizedCrop 224, flip, normalise) per clip. CPU-seconds = ``time.process_time()`` (all threads
-of the process); wall clips/s too. Repeats run readers interleaved; the median is reported. ``--color-jitter B C S H``
-adds a third pass, decode + ``train_transform`` with that colour jitter (the K400/K700 ViT-L recipes').
+Writes ``--videos`` synthetic 10 s 340x256 25 fps H.264 videos (benchmarks/_core/videos.py: Gaussian blobs bouncing over
+a panning textured gradient, plus sensor noise) once per GOP setting; then, in one process with one torch thread, for
+each reader (naive = decode every frame with PyAV and index; pyav; decord; torchcodec) and sampling pattern: open each
+video, sample indices (rng seeded per video: every reader reads the same frames), decode; and in a second pass decode +
+``train_transform`` (short side 256, RandomResizedCrop 224, flip, normalise) per clip. CPU-seconds =
+``time.process_time()`` (all threads of the process); wall clips/s too. Repeats run readers interleaved; the median is
+reported. ``--color-jitter B C S H`` adds a third pass, decode + ``train_transform`` with that colour jitter (the
+K400/K700 ViT-L recipes').
 
-    python benchmarks/data_throughput.py --videos 12 --repeats 3 --out docs/results/data_throughput_cpu.json
+    python benchmarks/data/readers.py --videos 12 --repeats 3 --out docs/results/data_throughput_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
-import os
-import platform
 import re
-import shlex
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from vidapter.data.decode import open_video, read_all_naive
-from vidapter.data.sampling import dense, uniform
-from vidapter.data.synthetic import write_mp4
-from vidapter.data.transforms import train_transform
-from vidapter.models.vit import CLIP_MEAN, CLIP_STD
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import DOCS, describe_machine, video_libraries, write_record  # noqa: E402
+from benchmarks._core.videos import FPS, PATTERNS, SECONDS, H, W, make_videos, timed_pass  # noqa: E402
+from vidapter.data.decode import open_video  # noqa: E402
+from vidapter.data.transforms import train_transform  # noqa: E402
+from vidapter.models.vit import CLIP_MEAN, CLIP_STD  # noqa: E402
 
 READERS = ["naive", "pyav", "decord", "torchcodec"]
-PATTERNS = {  # name: (sampler, train)
-    "dense8x16_train": (dense(8, 16, 1), True),
-    "uniform8_train": (uniform(8), True),
-    "dense8x16_test3": (dense(8, 16, 3), False),
-}
-W, H, FPS, SECONDS = 340, 256, 25, 10
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,61 +53,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def machine_info() -> dict:
-    import av
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    codec = ".".join(map(str, av.library_versions["libavcodec"]))
-    info = dict(python=platform.python_version(), platform=platform.platform(), cpu_model=cpu, cpu_count=os.cpu_count())
-    info |= dict(torch_threads=torch.get_num_threads(), av=av.__version__, av_libavcodec=codec)
-    for mod in ("torch", "torchvision", "decord", "torchcodec"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except Exception as e:  # record why an optional backend is missing
-            info[mod] = f"unavailable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
-    return info
-
-
-def render(seed: int, height: int = H, width: int = W, frames: int = FPS * SECONDS) -> np.ndarray:
-    """(frames, height, width, 3) uint8: Gaussian blobs bouncing over a panning, slowly shifting textured gradient
-    + noise. Sizes scale with the frame (the defaults are the 340x256 videos of the tables)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    k, zoom = 6, height / H
-    pos, vel = rng.uniform(0, 1, (k, 2)) * [width, height], rng.uniform(-4, 4, (k, 2)) * zoom
-    radius, colour = rng.uniform(12, 50, k) * zoom, rng.uniform(-120, 120, (k, 3))
-    texture = rng.normal(0, 16, (height, width + frames, 3)).astype(np.float32)  # pans 1 px per frame
-    tint = rng.uniform(0.3, 1.0, 3).astype(np.float32)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for f in range(len(out)):
-        s = f / FPS
-        img = 110 + 60 * np.sin(2 * np.pi * (xx / width + 0.1 * s))[..., None] * tint
-        img = img + 30 * np.cos(np.pi * (yy / height + 0.07 * s))[..., None] + texture[:, f : f + width]
-        p = pos + vel * f
-        p = np.abs((p + [width, height]) % (2 * np.array([width, height])) - [width, height])  # bounce off borders
-        for (cx, cy), r, c in zip(p, radius, colour, strict=True):
-            y0, x0 = int(max(cy - 3 * r, 0)), int(max(cx - 3 * r, 0))
-            win = np.s_[y0 : int(cy + 3 * r) + 1, x0 : int(cx + 3 * r) + 1]  # numpy clips at the far borders
-            img[win] += np.exp(-((xx[win] - cx) ** 2 + (yy[win] - cy) ** 2) / (2 * r * r))[..., None] * c
-        img += rng.normal(0, 2.0, (height, width, 1)).astype(np.float32)  # sensor noise, the same on all channels
-        out[f] = np.clip(img, 0, 255)
-    return out
-
-
-def make_videos(root: Path, n: int, gops: list[int], crf: int) -> dict[int, list[Path]]:
-    files = {g: [root / f"gop{g}_crf{crf}" / f"{i:03d}.mp4" for i in range(n)] for g in gops}
-    for i in range(n):
-        if all(files[g][i].exists() for g in gops):
-            continue
-        frames = render(1000 + i)
-        for g in gops:
-            files[g][i].parent.mkdir(parents=True, exist_ok=True)
-            write_mp4(files[g][i], frames, fps=FPS, crf=crf, gop=g)
-    return files
-
-
 def file_stats(files: list[Path]) -> dict:
     import av
 
@@ -126,30 +62,6 @@ def file_stats(files: list[Path]) -> dict:
             keys.append(sum(pk.is_keyframe for pk in c.demux(video=0) if pk.size))
     kbps = [p.stat().st_size * 8 / 1000 / SECONDS for p in files]
     return {"videos": len(files), "mean_kbps": statistics.mean(kbps), "keyframes_per_video": statistics.mean(keys)}
-
-
-def timed_pass(files: list, sampler, train: bool, tf, seed: int, opener) -> dict:
-    """Sample and decode each file (``opener(i, path)`` -> an opened reader, or None: decode every frame and index),
-    apply ``tf`` to every clip; clips per CPU-second and per wall second."""
-    torch.manual_seed(seed)
-    clips, c0, w0 = 0, time.process_time(), time.perf_counter()
-    for i, path in enumerate(files):
-        rng = np.random.default_rng([seed, i])
-        reader = opener(i, path)
-        if reader is None:
-            every = read_all_naive(path)
-            idx = sampler(len(every), train, rng)
-            frames = every[idx.ravel()]
-        else:
-            with reader as v:
-                idx = sampler(v.num_frames, train, rng)
-                frames = v.get(idx.ravel().tolist())
-        for clip in frames.reshape(*idx.shape, *frames.shape[1:]):
-            if tf is not None:
-                tf(torch.from_numpy(clip))
-            clips += 1
-    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    return dict(clips=clips, cpu_s=cpu, wall_s=wall, clips_per_cpu_s=clips / cpu, clips_per_wall_s=clips / wall)
 
 
 def one_pass(reader: str, files: list[Path], pattern: str, augment: bool, seed: int, jitter=None) -> dict:
@@ -175,7 +87,7 @@ def measure(readers: list[str], files: list[Path], pattern: str, args) -> dict:
 
 def gpu_targets(args) -> tuple[list[dict], str]:
     """Train-step clips/s of CUDA model_step results linked from docs/benchmarks.md (T=8), else --gpu-clips-per-s."""
-    doc = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+    doc = DOCS / "benchmarks.md"
     links = set(re.findall(r"\((results/model_step[^)\s]*\.json)\)", doc.read_text() if doc.exists() else ""))
     found = []
     for rel in sorted(links):
@@ -223,10 +135,8 @@ def summarise(result: dict, args) -> None:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     video = dict(width=W, height=H, fps=FPS, frames=FPS * SECONDS, codec="h264 libx264 veryfast", crf=args.crf)
-    result = dict(benchmark="data_throughput", date=now, command=shlex.join([sys.executable, *sys.argv]))
-    result |= dict(args=vars(args), machine=machine_info(), video=video, files={}, unavailable={}, records=[])
+    result = dict(args=vars(args), video=video, files={}, unavailable={}, records=[])
     with contextlib.ExitStack() as stack:
         root = Path(args.cache_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="vidapter_bench_")))
         t0 = time.perf_counter()
@@ -257,9 +167,7 @@ def main() -> None:
                     print(f"{gop:>4} {pattern:<16} {reader:<11} {cpu} {wall}", flush=True)
     summarise(result, args)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        write_record(args.out, "data_throughput", describe_machine("cpu", **video_libraries()), **result)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Training-ready storage: clips per CPU-second and bytes per hour of each ``vidapter data pack`` layout, side by side
 with the sources as they are, in one process.
 
-Sources: data_throughput.py's videos (10 s, 25 fps, 340x256 H.264 from libx264 veryfast crf 23; GOP 250 = x264's
-default, as a plain resize writes them, and GOP 25). Each layout is packed from the GOP-250 sources at every
-``--sizes`` short side (``pack_tree``, every core). Then, one thread, for every (storage, pattern), repeats interleaved
-across storages, median reported:
+Sources: the readers' videos (benchmarks/_core/videos.py: 10 s, 25 fps, 340x256 H.264 from libx264 veryfast crf 23; GOP
+250 = x264's default, as a plain resize writes them, and GOP 25). Each layout is packed from the GOP-250 sources at
+every ``--sizes`` short side (``pack_tree``, every core). Then, one thread, for every (storage, pattern), repeats
+interleaved across storages, median reported:
 
 - ``decode``: open, sample (rng seeded per video: every storage reads the same frame indices), decode;
 - ``float``: decode + the clip transform ending in float normalisation in the worker (how clips were delivered before
@@ -17,17 +17,13 @@ naive reader (decode every frame to RGB, then index) runs on the test pattern fo
 bytes per hour of video, ratio to the sources, the full Kinetics-400 (train + val, 266,442 clips of 10 s = 740 h)
 at that rate, packing CPU-seconds per hour of video, and PSNR of the 256-px layouts against the decoded sources.
 
-    python benchmarks/storage_layouts.py --videos 12 --repeats 3 --out docs/results/storage_layouts_cpu.json
+    python benchmarks/data/storage_layouts.py --videos 12 --repeats 3 --out docs/results/storage_layouts_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import json
-import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -37,20 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import SECONDS, machine_info, make_videos, timed_pass  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, video_libraries, write_record  # noqa: E402
+from benchmarks._core.videos import PATTERNS, SECONDS, make_videos, timed_pass  # noqa: E402
 from vidapter.data.decode import FrameFolder, open_video, read_all_naive  # noqa: E402
 from vidapter.data.pack import LAYOUTS, pack_tree, packed_path  # noqa: E402
-from vidapter.data.sampling import dense, uniform  # noqa: E402
 from vidapter.data.transforms import MultiViewTransform, train_transform  # noqa: E402
 from vidapter.models.vit import CLIP_MEAN, CLIP_STD  # noqa: E402
 
-PATTERNS = {  # name: (sampler, train)
-    "dense8x16_train": (dense(8, 16, 1), True),
-    "uniform8_train": (uniform(8), True),
-    "dense8x16_test3": (dense(8, 16, 3), False),
-}
 K400_HOURS = 266_442 * 10 / 3600
 
 
@@ -102,9 +92,7 @@ def main() -> None:
     p.add_argument("--out")
     args = p.parse_args()
     torch.set_num_threads(1)
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result = dict(benchmark="storage_layouts", date=now, command=shlex.join([sys.executable, *sys.argv]),
-                  args=vars(args), machine=machine_info(), storage={}, records=[])  # fmt: skip
+    result = dict(args=vars(args), storage={}, records=[])
     with contextlib.ExitStack() as stack:
         root = Path(args.cache_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="vidapter_layouts_")))
         sources = make_videos(root, args.videos, [250, 25], args.crf)
@@ -175,8 +163,7 @@ def main() -> None:
                 d, f, u = (rate.get((name, m), float("nan")) for m in ("decode", "float", "uint8"))
                 print(f"  {name:<14} {d:7.1f} {f:7.1f} {u:7.1f}   {f / base:5.2f}x {u / base:5.2f}x", flush=True)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_record(args.out, "storage_layouts", describe_machine("cpu", **video_libraries()), **result)
 
 
 if __name__ == "__main__":

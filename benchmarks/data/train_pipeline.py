@@ -3,8 +3,8 @@
 Writes the synthetic dataset if needed, trains with ``vidapter.engine.fit`` for a few epochs and reports, per
 epoch, clips/s and the fraction of wall time the loop waited for data. Writes JSON.
 
-    python benchmarks/train_pipeline.py --preset synthetic --epochs 3 --workers 2 --out results.json
-    python benchmarks/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 224 --batch 8 --workers 12 \
+    python benchmarks/data/train_pipeline.py --preset synthetic --epochs 3 --workers 2 --out results.json
+    python benchmarks/data/train_pipeline.py --preset k400_vitb16_8f --synthetic-size 224 --batch 8 --workers 12 \\
         --device cuda --amp bf16 --steps 50 --out gpu-results/train_pipeline.json     # GPU: random-weight backbone
 """
 
@@ -18,9 +18,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 from vidapter.config import apply_overrides  # noqa: E402
 from vidapter.data.synthetic import make_synthetic  # noqa: E402
 from vidapter.engine import fit  # noqa: E402
@@ -50,8 +49,9 @@ def main() -> None:
     if not (data / "train.txt").exists():
         t0 = time.perf_counter()
         frames = args.frames_per_video or max(16, 2 * get_preset(args.preset).model.num_frames)
+        # the 13 order and appearance classes (those of the published figures; model.num_classes=13 below)
         make_synthetic(data, per_class={"train": args.clips_per_class, "val": 4}, size=args.synthetic_size,
-                       frames=frames)  # fmt: skip
+                       frames=frames, classes=list(range(13)))  # fmt: skip
         print(f"wrote synthetic data in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     if args.layout:
         from vidapter.data.pack import pack_dataset
@@ -81,8 +81,8 @@ def main() -> None:
         {k: h[k] for k in ("epoch", "train_loss", "seconds", "clips_per_s", "data_wait")} for h in result["history"]
     ]
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    write_record(args.out, "train_pipeline", device, preset=args.preset, layout=args.layout or "source",
-                 batch=args.batch, workers=args.workers, epochs=rows)  # fmt: skip
+    write_record(args.out, "train_pipeline", describe_machine(device), preset=args.preset,
+                 layout=args.layout or "source", batch=args.batch, workers=args.workers, epochs=rows)  # fmt: skip
     for r in rows:
         print(f"epoch {r['epoch']}: {r['clips_per_s']:.1f} clips/s, data wait {100 * r['data_wait']:.0f}%")
 

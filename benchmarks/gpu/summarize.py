@@ -1,7 +1,7 @@
 """Markdown tables from the GPU suite's results (a folder or gpu_results.tar.gz), for docs/benchmarks.md.
 
-    python benchmarks/summarize_gpu.py gpu-results/gpu_results.tar.gz > /tmp/gpu_tables.md
-    python benchmarks/summarize_gpu.py docs/results/h200_2026-11-27_compiled_levers   # the H200 results of the docs
+    python benchmarks/gpu/summarize.py gpu-results/gpu_results.tar.gz > /tmp/gpu_tables.md
+    python benchmarks/gpu/summarize.py docs/results/h200_2026-11-27_compiled_levers   # the H200 results of the docs
 
 One table per benchmark: vidapter's variants against the baseline (clips/s, peak MiB, MFU, ratios), scaling in T,
 kernel time by kind, model_step, the loader by worker count and the full pipeline's data wait. Only what is in the

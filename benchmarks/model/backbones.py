@@ -2,12 +2,12 @@
 
 Rows: the model section of each family's K400 preset (``k400_<family>_8f``) beside AIM's own CLIP ViT-B/16
 (``k400_vitb16_8f``), built with random weights (speed does not depend on them), at each preset's frame size (224;
-DINOv2 at 224 too, its 518 px positions resampled). What is measured, and how, is benchmarks/methods.py's ``measure``:
-the median train step (forward, cross-entropy, backward, AdamW), the bytes kept for backward plus trainable state,
-eval-mode inference; on CUDA also the step's peak allocated memory.
+DINOv2 at 224 too, its 518 px positions resampled). What is measured, and how, is methods.py's, one row each
+(benchmarks/_core/model_row.py): the median train step (forward, cross-entropy, backward, AdamW), the bytes kept for
+backward plus trainable state, eval-mode inference; on CUDA also the step's peak allocated memory.
 
-    python benchmarks/backbones.py --device cpu --batch 1 --out backbones_cpu.json
-    python benchmarks/backbones.py --device cuda --dtype bf16 --batch 16 --out backbones_cuda.json
+    python benchmarks/model/backbones.py --device cpu --batch 1 --out backbones_cpu.json
+    python benchmarks/model/backbones.py --device cuda --dtype bf16 --batch 16 --out backbones_cuda.json
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from methods import measure  # noqa: E402
-from record import write_record  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.model_row import measure_row  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 from vidapter.presets import FAMILIES, get_preset  # noqa: E402
 
 ROWS = {"clip_b16 (OpenAI)": "k400_vitb16_8f", **{f: f"k400_{f}_8f" for f in FAMILIES}}
@@ -50,16 +49,15 @@ def main() -> None:
         m = dataclasses.replace(get_preset(ROWS[name]).model, pretrained=None)
         if args.tiny:
             m = dataclasses.replace(m, backbone=TINY[name], image_size=None)
-        row = measure(name, m, args, device)
+        row = measure_row(name, m, device, args.dtype, args.batch, args.warmup, args.iters)
         row["backbone"] = m.backbone
         rows.append(row)
     for r in rows:
         r["train_step_vs_clip"] = r["train_step_s"] / rows[0]["train_step_s"]
         r["kept_vs_clip"] = r["kept_for_step_mib"] / rows[0]["kept_for_step_mib"]
-    machine = {"gpu": torch.cuda.get_device_name()} if device.type == "cuda" else {}
     if args.out:
-        write_record(args.out, "backbones", args.device, machine, dtype=args.dtype, batch=args.batch, frames=8,
-                     rows=rows)  # fmt: skip
+        write_record(args.out, "backbones", describe_machine(args.device), dtype=args.dtype, batch=args.batch,
+                     frames=8, rows=rows)  # fmt: skip
 
 
 if __name__ == "__main__":

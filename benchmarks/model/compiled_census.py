@@ -17,9 +17,9 @@ Also reported, per "other" kernel: the bytes that a matmul epilogue could absorb
 output of exactly one matmul, which nothing else reads and the graph does not return: fused into the matmul, as
 inductor's Triton matmul templates do under ``mode="max-autotune"``, that output is neither written nor read again).
 
-    python benchmarks/compiled_census.py --backbone tiny_clip --batch 1 2 --out /tmp/census.json   # seconds
-    python benchmarks/compiled_census.py --batch 1 2 --variants compile-math compile-sdpa compile-fused \\
-        --out docs/results/compiled_census_cpu.json                                               # ViT-B/16, ~20 min
+    python benchmarks/model/compiled_census.py --backbone tiny_clip --batch 1 2 --out /tmp/census.json   # seconds
+    python benchmarks/model/compiled_census.py --batch 1 2 --variants compile-math compile-sdpa compile-fused \\
+        --out docs/results/compiled_census_cpu.json                                         # ViT-B/16, ~20 min
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch._inductor import scheduler as sched
 from torch._inductor.virtualized import V
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-from vs_baseline import build_pair, variant_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.aim_pair import build_pair, variant_model  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 
 KINDS = ("matmul", "attention", "other", "bmm")  # bmm: the batched GEMMs (temporal attention), also counted as matmul
 MATMUL = ("mm", "addmm", "bmm", "baddbmm", "convolution")
@@ -184,8 +184,8 @@ def main() -> None:
               f"{ {k: round(v / 1e9, 3) for k, v in per_clip.items()} }, fixed other {fixed['other'] / 1e9:.3f} GB; "
               f"epilogue-absorbable {epilogue / 1e9:.3f} GB per clip; other kernels at B={args.at_batch} and "
               f"{args.bandwidth} TB/s: {at['other'] / args.bandwidth / 1e9:.1f} ms", flush=True)  # fmt: skip
-    write_record(args.out, "compiled_census", "cpu", preset=args.preset, backbone=args.backbone, frames=args.frames,
-                 batches=args.batch, rows=rows)  # fmt: skip
+    write_record(args.out, "compiled_census", describe_machine("cpu"), preset=args.preset, backbone=args.backbone,
+                 frames=args.frames, batches=args.batch, rows=rows)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,29 +13,22 @@ the bytes autograd keeps for backward (counted once per storage) plus trainable 
 Inference: eval-mode forward under ``torch.inference_mode``, median of ``--iters``; ZeroI2V and LoRA also after
 ``merge_adapters`` (ZeroI2V's claim: the merged model costs what the image model with shifted heads costs).
 
-    python benchmarks/methods.py --device cpu --batch 2 --out methods_cpu.json
-    python benchmarks/methods.py --device cuda --dtype bf16 --batch 32 --out methods_cuda.json
+    python benchmarks/model/methods.py --device cpu --batch 2 --out methods_cpu.json
+    python benchmarks/model/methods.py --device cuda --dtype bf16 --batch 32 --out methods_cuda.json
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-
-from vidapter.classifier import build_model, merge_adapters  # noqa: E402
-from vidapter.config import Config, ModelConfig  # noqa: E402
-from vidapter.demo.run import training_memory  # noqa: E402
-from vidapter.optim import build_optimizer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.model_row import measure_row  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
 ROWS = {
@@ -62,71 +55,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _median_seconds(fn, device: torch.device, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measure(name: str, model_cfg: ModelConfig, args, device: torch.device) -> dict:
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
-    model = build_model(model_cfg).to(device)
-    size = model.backbone.image_size
-    clip = torch.randn(args.batch, 3, model_cfg.num_frames, size, size, device=device)
-    labels = torch.randint(0, model_cfg.num_classes, (args.batch,), device=device)
-    opt = build_optimizer(model, get_preset("k400_vitb16_8f").optim)
-
-    def step() -> None:
-        with amp:
-            loss = F.cross_entropy(model(clip), labels)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    def infer() -> None:
-        with torch.inference_mode(), amp:
-            model(clip)
-
-    row = {"row": name, "method": model_cfg.method, "trainable": sum(p.numel() for p in model.parameters()
-                                                                     if p.requires_grad)}  # fmt: skip
-    model.train()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        held = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    row["train_step_s"] = _median_seconds(step, device, args.warmup, args.iters)
-    if device.type == "cuda":
-        row["train_peak_mib"] = (torch.cuda.max_memory_allocated() - held) / 2**20
-    with amp:
-        kept = training_memory(model, args.batch, model_cfg.num_frames, size)
-    row["kept_for_step_mib"] = kept["total"] / 2**20
-    row["saved_for_backward_mib"] = kept["saved_for_backward"] / 2**20
-    row["trainable_state_mib"] = kept["trainable_state"] / 2**20
-    model.eval()
-    row["inference_s"] = _median_seconds(infer, device, args.warmup, args.iters)
-    if model_cfg.method in ("zeroi2v", "lora"):
-        _, diff = merge_adapters(model, Config(model=model_cfg))
-        row["merged_inference_s"] = _median_seconds(infer, device, args.warmup, args.iters)
-        row["merged_max_logit_change"] = diff
-    print(f"{name:<34} train {row['train_step_s']:.3f} s  saved {row['saved_for_backward_mib']:7.1f} MiB  state "
-          f"{row['trainable_state_mib']:6.1f} MiB  infer "
-          f"{row['inference_s']:.3f} s" + (f"  merged {row['merged_inference_s']:.3f} s" if "merged_inference_s"
-                                            in row else ""), flush=True)  # fmt: skip
-    return row
-
-
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
@@ -137,15 +65,14 @@ def main() -> None:
         m = dataclasses.replace(get_preset(preset).model, pretrained=None, **changes)
         if args.backbone:
             m = dataclasses.replace(m, backbone=args.backbone, evl_layers=min(m.evl_layers, 2))
-        rows.append(measure(name, m, args, device))
+        rows.append(measure_row(name, m, device, args.dtype, args.batch, args.warmup, args.iters))
     base = next((r for r in rows if r["row"] == "AIM"), None)
     if base:
         for r in rows:
             r["train_step_vs_aim"] = r["train_step_s"] / base["train_step_s"]
             r["kept_vs_aim"] = r["kept_for_step_mib"] / base["kept_for_step_mib"]
-    machine = {"gpu": torch.cuda.get_device_name()} if device.type == "cuda" else {}
     if args.out:
-        write_record(args.out, "methods", args.device, machine, dtype=args.dtype, batch=args.batch, frames=8,
+        write_record(args.out, "methods", describe_machine(args.device), dtype=args.dtype, batch=args.batch, frames=8,
                      rows=rows)  # fmt: skip
 
 

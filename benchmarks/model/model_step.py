@@ -6,28 +6,25 @@ Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per phase, weigh
 process-wide max RSS (``ru_maxrss``) during the phase, which is 0 when an earlier, larger phase already set the peak.
 Weights are random (``pretrained=None``): throughput does not depend on them.
 
-    python benchmarks/model_step.py --device cuda --dtype bf16 --frames 8 16 32 --batch 8 32 --out model_step.json
+    python benchmarks/model/model_step.py --device cuda --dtype bf16 --frames 8 16 32 --batch 8 32 --out model_step.json
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import gc
-import json
-import os
-import platform
-import resource
-import shlex
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from vidapter.classifier import build_model
-from vidapter.presets import get_preset
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import MIB, max_rss_mib, reset_peak, seconds_per_call  # noqa: E402
+from vidapter.classifier import build_model  # noqa: E402
+from vidapter.presets import get_preset  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,49 +42,11 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def machine_info(device: str) -> dict:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    info = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-    }
-    if device == "cuda":
-        info.update(device_name=torch.cuda.get_device_name(), cuda=torch.version.cuda, tf32=True)
-    return info
-
-
-def maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def reset_peak(device: str) -> float:
+def start_peak(device: str) -> float:
     """Start a memory measurement; returns the CPU baseline (process max RSS so far, MiB)."""
     gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        return 0.0
-    return maxrss_mib()
-
-
-def timed(fn, device: str, warmup: int, iters: int) -> float:
-    """Seconds per call of ``fn`` after ``warmup`` untimed calls (CUDA synchronised around the timer)."""
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) / iters
+    reset_peak(device)
+    return 0.0 if device == "cuda" else max_rss_mib()
 
 
 def autocast(args: argparse.Namespace):
@@ -99,15 +58,15 @@ def autocast(args: argparse.Namespace):
 def measure(phase: str, step, batch: int, args: argparse.Namespace) -> dict:
     """Time ``step`` and take its peak memory; an out-of-memory error on CUDA is recorded as "oom"."""
     try:
-        base = reset_peak(args.device)
-        sec = timed(step, args.device, args.warmup, args.iters)
+        base = start_peak(args.device)
+        sec = seconds_per_call(step, args.device, args.warmup, args.iters)
     except torch.cuda.OutOfMemoryError:
         return {f"{phase}_clips_per_s": "oom", f"{phase}_peak_mib": "oom"}
     rec = {f"{phase}_s_per_iter": sec, f"{phase}_clips_per_s": batch / sec}
     if args.device == "cuda":
-        return rec | {f"{phase}_peak_mib": torch.cuda.max_memory_allocated() / 2**20}
+        return rec | {f"{phase}_peak_mib": torch.cuda.max_memory_allocated() / MIB}
     # CPU: growth of the process-wide max RSS during this phase, and that max itself
-    return rec | {f"{phase}_peak_mib": max(0.0, maxrss_mib() - base), f"{phase}_process_maxrss_mib": maxrss_mib()}
+    return rec | {f"{phase}_peak_mib": max(0.0, max_rss_mib() - base), f"{phase}_process_maxrss_mib": max_rss_mib()}
 
 
 def run_case(model, frames: int, batch: int, args: argparse.Namespace) -> dict:
@@ -154,15 +113,9 @@ def main() -> None:
         if args.device == "cuda"
         else "peak MiB (growth of process max RSS)"
     )
-    result = {
-        "benchmark": "model_step",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "args": vars(args),
-        "machine": machine_info(args.device),
-        "memory_metric": mem,
-        "records": [],
-    }
+    machine = {"device_name": torch.cuda.get_device_name(), "tf32": True} if args.device == "cuda" else {}
+    machine = describe_machine(args.device, **machine)
+    records = []
     print(f"{'T':>3} {'B':>4} {'fwd clips/s':>12} {'train clips/s':>14} {'fwd MiB':>9} {'train MiB':>10}  [{mem}]")
     for frames in args.frames:
         cfg = get_preset(args.preset)
@@ -179,7 +132,7 @@ def main() -> None:
             rec.update(
                 params=n_all, trainable_params=n_train, dtype=args.dtype, grad_checkpointing=args.grad_checkpointing
             )
-            result["records"].append(rec)
+            records.append(rec)
             print(
                 f"{frames:>3} {batch:>4} {fmt(rec['fwd_clips_per_s'], '12.3f'):>12} "
                 f"{fmt(rec['train_clips_per_s'], '14.3f'):>14} {fmt(rec['fwd_peak_mib'], '9.0f'):>9} "
@@ -187,11 +140,9 @@ def main() -> None:
                 flush=True,
             )
             if args.out:  # rewrite after every case so a long run that is cut off keeps what it measured
-                os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-                with open(args.out, "w") as f:
-                    json.dump(result, f, indent=2)
+                write_record(args.out, "model_step", machine, args=vars(args), memory_metric=mem, records=records)
         del model
-        reset_peak(args.device)
+        start_peak(args.device)
 
 
 if __name__ == "__main__":

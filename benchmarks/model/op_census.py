@@ -16,8 +16,8 @@ CPU's attention kernel may copy its inputs where CUDA's reads them strided, so c
 ``--mode inference`` counts an eval-mode bf16 forward under ``no_grad`` instead (the inference setting of
 docs/benchmarks.md, a batch of 32 clips of 3 views each, is ``--batch 32 --views 3``).
 
-    python benchmarks/op_census.py --frames 8 --out docs/results/op_census_cpu.json
-    python benchmarks/op_census.py --frames 8 --mode inference --views 3 --batch 32 \
+    python benchmarks/model/op_census.py --frames 8 --out docs/results/op_census_cpu.json
+    python benchmarks/model/op_census.py --frames 8 --mode inference --views 3 --batch 32 \\
         --variants baseline vidapter --out docs/results/op_census_inference_cpu.json
 """
 
@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-from vs_baseline import build_pair, variant_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.aim_pair import build_pair, variant_model  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 
 aten = torch.ops.aten
 VIEWS = {"view", "_unsafe_view", "t", "transpose", "permute", "expand", "slice", "select", "unsqueeze", "squeeze",
@@ -163,7 +163,7 @@ def main() -> None:
     write_record(
         args.out,
         "op_census",
-        "cpu (bf16 autocast)",
+        describe_machine("cpu (bf16 autocast)"),
         mode=args.mode,
         views=args.views,
         frames=args.frames,

@@ -13,7 +13,7 @@ The counts are the CPU kernels' allocations; CUDA's kernels allocate about the s
 autocast alike), except attention, whose CPU and CUDA backward kernels use different scratch buffers. The GPU suite
 measures ``max_memory_allocated`` itself.
 
-    python benchmarks/peak_memory.py --out docs/results/peak_memory_cpu.json
+    python benchmarks/model/peak_memory.py --out docs/results/peak_memory_cpu.json
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-from vs_baseline import build_pair, variant_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.aim_pair import build_pair, variant_model  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import MIB  # noqa: E402
 
-MIB = 2**20
 # columns of the profiler's timeline after the unused first one (torch.profiler._memory_profiler's category order)
 CATEGORIES = (
     "parameter",
@@ -121,7 +121,7 @@ def main() -> None:
     write_record(
         args.out,
         "peak_memory",
-        "cpu (bf16 autocast, profiler memory timeline)",
+        describe_machine("cpu (bf16 autocast, profiler memory timeline)"),
         preset=args.preset,
         backbone=args.backbone,
         frames=args.frames,

@@ -6,66 +6,22 @@ attention) and other (elementwise, reductions, copies, casts, LayerNorm, optimiz
 ops' self CPU time. Per variant (vs_baseline.py's variants), per step, in ms, with the fraction of each kind, and the
 wall time of the same steps run without the profiler (kernel time / wall time = how busy the step keeps the GPU).
 
-    python benchmarks/profile_step.py --device cuda --batch 32 --out gpu-results/profile_step.json
+    python benchmarks/model/profile_step.py --device cuda --batch 32 --out gpu-results/profile_step.json
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-from vs_baseline import VARIANTS, build_pair, variant_model  # noqa: E402
-
-MATMUL = ("gemm", "cutlass", "xmma", "cublas", "addmm", "aten::mm", "aten::bmm", "convolution", "conv2d", "nvjet")
-ATTENTION = ("flash", "fmha", "attention", "sdpa", "efficient")
-
-
-def kind(name: str) -> str:
-    low = name.lower()
-    if any(k in low for k in ATTENTION):
-        return "attention"
-    if any(k in low for k in MATMUL):
-        return "matmul"
-    return "other"
-
-
-def kernel_time(step, steps: int, cuda: bool, wall_ms: float) -> dict:
-    """``steps`` calls of ``step`` under the profiler: kernel (CUDA) or ATen op (CPU) self time per step by kind, and
-    the busy fraction against ``wall_ms``, the step's wall time measured without the profiler."""
-    with profile(activities=[ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-    ms = collections.Counter()
-    count = collections.Counter()
-    for evt in prof.key_averages():
-        if cuda and evt.device_type != torch.autograd.DeviceType.CUDA:
-            continue
-        if not cuda and not evt.key.startswith("aten::"):
-            continue
-        self_us = getattr(evt, "self_device_time_total", 0) if cuda else evt.self_cpu_time_total
-        ms[kind(evt.key)] += self_us / 1e3 / steps
-        count[kind(evt.key)] += evt.count / steps
-    total = sum(ms.values())
-    ms = dict(ms.most_common())
-    return {
-        "ms_per_step": total,
-        "wall_ms_per_step": wall_ms,
-        "busy": total / wall_ms,
-        "ms": ms,
-        "kernels_per_step": dict(count),
-        "fraction": {k: v / total for k, v in ms.items()} if total else {},
-    }
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.aim_pair import VARIANTS, build_pair, variant_model  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import kernel_time, seconds_per_call  # noqa: E402
 
 
 def main() -> None:
@@ -98,16 +54,9 @@ def main() -> None:
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        for _ in range(args.warmup):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()  # wall time without the profiler: kernel time / wall = how busy the GPU is kept
-        for _ in range(args.steps):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-        row = {"variant": name, **kernel_time(step, args.steps, cuda, (time.perf_counter() - start) * 1e3 / args.steps)}
+        # wall time without the profiler: kernel time / wall = how busy the GPU is kept
+        wall_ms = seconds_per_call(step, device, args.warmup, args.steps) * 1e3
+        row = {"variant": name, **kernel_time(step, args.steps, cuda, wall_ms)}
         rows.append(row)
         split = ", ".join(f"{k} {v:.1f} ms ({100 * row['fraction'][k]:.0f} %)" for k, v in row["ms"].items())
         print(f"{name:<16} {row['ms_per_step']:8.1f} ms/step of kernels in {row['wall_ms_per_step']:8.1f} ms wall: "
@@ -116,8 +65,8 @@ def main() -> None:
         del module, model, opt
         if cuda:
             torch.cuda.empty_cache()
-    write_record(args.out, "profile_step", torch.cuda.get_device_name() if cuda else "cpu", batch=args.batch,
-                 frames=args.frames, steps=args.steps, rows=rows)  # fmt: skip
+    write_record(args.out, "profile_step", describe_machine(torch.cuda.get_device_name() if cuda else "cpu"),
+                 batch=args.batch, frames=args.frames, steps=args.steps, rows=rows)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ plain-vs-recompute cannot be judged. H200, torch 2.11 (docs/benchmarks.md): plai
 backends; only the adapters' bias gradients differ (up to 3e-5), which tests/test_gpu.py holds to that bound. Then a
 probe on one linear layer: which reduction of the output gradient reproduces autograd's bias gradient on this device.
 
-    python benchmarks/recompute_identity.py --device cuda --out gpu-results/recompute_identity.json
-    python benchmarks/recompute_identity.py --device cpu --backbones tiny_clip --out /tmp/recompute_identity.json
+    python benchmarks/model/recompute_identity.py --device cuda --out gpu-results/recompute_identity.json
+    python benchmarks/model/recompute_identity.py --device cpu --backbones tiny_clip --out /tmp/recompute_identity.json
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 from vidapter.classifier import build_model  # noqa: E402
 from vidapter.config import ModelConfig  # noqa: E402
 from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
@@ -128,7 +127,8 @@ def main() -> None:
                 for k in ("plain_again", "pointwise", "mlp")), flush=True)  # fmt: skip
         del plain
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    write_record(args.out, "recompute_identity", name, batch=args.batch, rows=rows, bias_probe=bias_probe(device))
+    probe = bias_probe(device)
+    write_record(args.out, "recompute_identity", describe_machine(name), batch=args.batch, rows=rows, bias_probe=probe)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ weights + grads + AdamW + fixed + B x per-clip. A CUDA peak sits above it by bac
 CPU and CUDA autocast agree for this model (matmuls, convolutions and attention in bf16; CLIP's LayerNorm casts to
 fp32 itself on both; cross-entropy runs on float logits), so the counts made on a CPU hold for a GPU.
 
-Variants: ``baseline`` (benchmarks/baseline_aim.py), vidapter with ``recompute`` none / pointwise / mlp, whole-block
+Variants: ``baseline`` (tests/reference/aim.py), vidapter with ``recompute`` none / pointwise / mlp, whole-block
 checkpointing, and ``+bf16 frozen``: frozen matrices stored in bf16 (exact under bf16 autocast; what
 ``train.frozen_dtype=auto`` does under ``train.amp=bf16``).
 
-    python benchmarks/saved_memory.py --frames 8 16 32 --out docs/results/saved_memory_cpu.json
+    python benchmarks/model/saved_memory.py --frames 8 16 32 --out docs/results/saved_memory_cpu.json
 """
 
 from __future__ import annotations
@@ -27,15 +27,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-from vs_baseline import build_pair, cast_frozen_  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.aim_pair import build_pair, cast_frozen_  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import MIB  # noqa: E402
 from vidapter.adapters.peft import store_frozen_matrices_  # noqa: E402
 from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
-
-MIB = 2**20
 
 
 def saved_bytes(model: nn.Module, video: torch.Tensor) -> int:
@@ -130,7 +128,12 @@ def main() -> None:
                   f"{rec['saved_fixed_mib']:6.1f} MiB, weights {rec['weights_mib']:6.1f} MiB, floor {floors} MiB",
                   flush=True)  # fmt: skip
     write_record(
-        args.out, "saved_memory", "cpu (bf16 autocast)", preset=args.preset, backbone=args.backbone, records=records
+        args.out,
+        "saved_memory",
+        describe_machine("cpu (bf16 autocast)"),
+        preset=args.preset,
+        backbone=args.backbone,
+        records=records,
     )
 
 

@@ -5,8 +5,9 @@ block with ``temporal_frames``). For each: time per forward + input-gradient bac
 calls, the largest buffer in the generated code (whether the compiler materialised the T x T x head-dim broadcast
 products) and the layout copies (generated kernels named for a clone or permute).
 
-    python benchmarks/temporal_attention.py --device cpu --dtype fp32 --out docs/results/temporal_attention_cpu.json
-    python benchmarks/temporal_attention.py --device cuda --dtype bf16 --batch 32 --out temporal_attention.json
+    python benchmarks/model/temporal_attention.py --device cpu --dtype fp32 \\
+        --out docs/results/temporal_attention_cpu.json
+    python benchmarks/model/temporal_attention.py --device cuda --dtype bf16 --batch 32 --out temporal_attention.json
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ import argparse
 import math
 import re
 import sys
-import time
 from pathlib import Path
 
 import torch
 from einops import rearrange
 from torch._inductor.utils import run_and_get_code
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import write_record  # noqa: E402
-from vs_baseline import _sync  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import seconds_per_call  # noqa: E402
 from vidapter.models.vit import Attention  # noqa: E402
 
 WAYS = ("sdpa", "bmm", "fused")
@@ -69,14 +68,7 @@ def main() -> None:
         code = "\n".join(codes)
         shapes = re.findall(r"empty_strided_\w+\(\(([\d, ]+)\)", code)
         largest = max((math.prod(int(n) for n in s.replace(" ", "").strip(",").split(",")) for s in shapes), default=0)
-        for _ in range(2):
-            step()
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(args.iters):
-            step()
-        _sync(device)
-        ms = (time.perf_counter() - start) / args.iters * 1e3
+        ms = seconds_per_call(step, device, 2, args.iters) * 1e3
         elements = args.batch * args.frames * args.tokens * args.width
         row = {"way": way, "ms_fwd_bwd": ms, "bmm_calls": code.count("extern_kernels.bmm"),
                "layout_copy_kernels": len({k for k in re.findall(r"\b(?:cpp|triton)_\w*fused_\w+", code)
@@ -85,8 +77,9 @@ def main() -> None:
                "broadcast_elements": elements * args.frames}  # fmt: skip
         rows.append(row)
         print(row, flush=True)
-    write_record(args.out, "temporal_attention", torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                 dtype=args.dtype, batch=args.batch, frames=args.frames, rows=rows)  # fmt: skip
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    write_record(args.out, "temporal_attention", describe_machine(name), dtype=args.dtype, batch=args.batch,
+                 frames=args.frames, rows=rows)  # fmt: skip
 
 
 if __name__ == "__main__":

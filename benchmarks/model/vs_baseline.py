@@ -1,4 +1,4 @@
-"""vidapter's AIM vs the reference design (benchmarks/baseline_aim.py), side by side in one run, same weights.
+"""vidapter's AIM vs the reference design (tests/reference/aim.py), side by side in one run, same weights.
 
 For each (frames T, batch B) and each variant: train step (frozen backbone, AIM's trainable set, AdamW) and inference
 clips/s, peak memory, model FLOPs utilisation, and the ratios to the baseline. All variants load the same random
@@ -33,16 +33,14 @@ MFU = FLOPs per step x steps/s / the GPU's dense peak, with FLOPs from torch.uti
 multiply-accumulate): inference 1 x forward, training 2 x forward (forward plus input-gradient backward; the frozen
 weights need no weight gradients).
 
-    python benchmarks/vs_baseline.py --device cpu --dtype fp32 --frames 8 --batch 1 --out results.json
-    python benchmarks/vs_baseline.py --device cuda --dtype bf16 --frames 8 --batch 8 32 --out vs_baseline.json
-    python benchmarks/vs_baseline.py --device cuda --variants baseline vidapter compile cudagraph --batch 32 ...
+    python benchmarks/model/vs_baseline.py --device cpu --dtype fp32 --frames 8 --batch 1 --out results.json
+    python benchmarks/model/vs_baseline.py --device cuda --dtype bf16 --frames 8 --batch 8 32 --out vs_baseline.json
+    python benchmarks/model/vs_baseline.py --device cuda --variants baseline vidapter compile cudagraph --batch 32 ...
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import resource
 import sys
 import time
 from pathlib import Path
@@ -50,134 +48,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline_aim import I3DHead, Recognizer3D, ViT_CLIP, freeze_like_aim  # noqa: E402
-from record import write_record  # noqa: E402
-
-from vidapter.adapters.aim import set_temporal_attention  # noqa: E402
-from vidapter.adapters.peft import store_frozen_matrices_  # noqa: E402
-from vidapter.classifier import build_model  # noqa: E402
-from vidapter.config import apply_overrides  # noqa: E402
-from vidapter.models.convert import aim_official_to_vidapter  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
+from benchmarks._core.aim_pair import VARIANTS, build_pair, variant_model  # noqa: E402
+from benchmarks._core.record import describe_machine, write_record  # noqa: E402
+from benchmarks._core.timing import kernel_time, peak_mib, reset_peak, seconds_per_call, sync  # noqa: E402
 from vidapter.models.flops import count_macs  # noqa: E402
-from vidapter.models.vit import BACKBONES, set_recompute  # noqa: E402
-from vidapter.presets import get_preset  # noqa: E402
 
-
-def build_pair(preset: str, frames: int, backbone: str | None = None):
-    overrides = ["model.pretrained=none", f"model.num_frames={frames}"]
-    if backbone:
-        overrides.append(f"model.backbone={backbone}")
-    cfg = apply_overrides(get_preset(preset), overrides).model
-    f = BACKBONES[cfg.backbone]
-    base = Recognizer3D(
-        ViT_CLIP(
-            f.image_size,
-            frames,
-            f.patch_size,
-            f.width,
-            f.depth,
-            f.heads,
-            cfg.scale,
-            cfg.num_tadapter,
-            cfg.drop_path_rate,
-        ),  # fmt: skip
-        I3DHead(cfg.num_classes, f.width),
-    )
-    torch.manual_seed(0)
-    with torch.no_grad():  # non-zero adapters, so the comparison exercises every branch; norms near 1
-        for name, p in base.named_parameters():
-            p.normal_(0, 0.02)
-            if "ln_" in name and name.endswith("weight"):
-                p.add_(1.0)
-    freeze_like_aim(base)
-    ours = build_model(cfg)
-    ours.load_state_dict(aim_official_to_vidapter(base.state_dict()), strict=True)
-    return ours, base, f.image_size, cfg.num_classes
-
-
-VARIANTS = ("baseline", "vidapter", "recompute-none", "recompute-mlp", "checkpoint", "bf16-frozen", "compile",
-            "compile-bf16", "compile-none", "compile-budget", "compile-graphs", "compile-regional", "compile-sdpa",
-            "compile-fused", "compile-autotune", "temporal-sdpa", "temporal-math", "cudagraph",
-            "no-temporal")  # fmt: skip
 # Dense bf16 peak, TFLOP/s, by device name (NVIDIA data sheets); --peak-tflops overrides.
 PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.4,
                "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.2}  # fmt: skip
-
-
-def cast_frozen_(model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """The baseline's frozen Linear/Conv/attention matrices and frozen embeddings to ``dtype``; norms and trainables
-    stay fp32. (vidapter's models use the library's exact ``store_frozen_matrices_``: matrices only.)"""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.MultiheadAttention):
-            for p in m.parameters(recurse=False):
-                if not p.requires_grad:
-                    p.data = p.data.to(dtype)
-    for name, p in model.named_parameters():
-        if not p.requires_grad and p.ndim >= 2 and ("pos" in name or "cls" in name or "class_emb" in name):
-            p.data = p.data.to(dtype)
-
-
-class UnderBudget(torch.nn.Module):
-    """A compiled model whose compilation (its first call) runs under an activation memory budget."""
-
-    def __init__(self, model: torch.nn.Module, budget: float):
-        super().__init__()
-        self.compiled, self.budget = torch.compile(model, dynamic=False), budget
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        with torch._functorch.config.patch(activation_memory_budget=self.budget):
-            return self.compiled(video)
-
-
-def variant_model(name: str, ours, base, bf16: bool = True, memory_budget: float = 0.8):
-    """(module to move to the device, callable to run) for a variant; ``ours`` is left as built. ``bf16``: the run's
-    autocast dtype is bf16, so the compile variants store frozen matrices in bf16 as the library does.
-    ``memory_budget``: compile-budget's activation_memory_budget."""
-    if name == "baseline":
-        return base, base
-    torch._dynamo.reset()  # else a variant can reuse code compiled for another copy of the same classes
-    model = copy.deepcopy(ours)
-    if name.startswith("recompute-") or name == "compile-none":
-        set_recompute(model, name.split("-", 1)[1])
-    elif name == "checkpoint":
-        model.grad_checkpointing = True
-    elif name == "no-temporal":
-        for blk in model.backbone.blocks:
-            blk.t_adapter = blk.t_adapter_in = None
-    elif name.endswith(("-sdpa", "-math")):
-        set_temporal_attention(model, "products" if name.endswith("-math") else "sdpa")
-    elif name in ("compile-fused", "compile-autotune"):  # on every device (auto takes products on CUDA only)
-        set_temporal_attention(model, "frames")
-    if name == "bf16-frozen" or (bf16 and name.startswith("compile-")):  # train.frozen_dtype=auto (exact)
-        store_frozen_matrices_(model, torch.bfloat16)
-    if name == "compile-regional":
-        for blk in model.backbone.blocks:
-            blk.compile(dynamic=False)
-        return model, model
-    if name == "compile-budget":
-        return model, UnderBudget(model, memory_budget)
-    if name.startswith("compile"):
-        mode = {"compile-graphs": "reduce-overhead", "compile-autotune": "max-autotune-no-cudagraphs"}.get(name)
-        return model, torch.compile(model, dynamic=False, mode=mode)
-    return model, model
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _peak_reset(device):
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _peak(device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process max RSS, MiB
 
 
 def cuda_graph_forward(model, video, amp: dict):
@@ -213,26 +92,17 @@ def measure(model, video, labels, device, dtype, train: bool, warmup: int, iters
             with torch.inference_mode(), torch.autocast(**amp):
                 model(video)
 
-    _peak_reset(device)
+    reset_peak(device)
     start = time.perf_counter()
     if graph:
         step = cuda_graph_forward(model, video, amp)
     step()  # the first call pays for compilation, graph capture and allocator growth
-    _sync(device)
+    sync(device)
     first = time.perf_counter() - start
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - start) / iters
+    seconds = seconds_per_call(step, device, warmup, iters)
     result = {"clips_per_s": video.shape[0] / seconds, "s_per_iter": seconds, "first_call_s": first,
-              "peak_mib": _peak(device)}  # fmt: skip
+              "peak_mib": peak_mib(device)}  # fmt: skip
     if profile and train:
-        from profile_step import kernel_time  # profile_step imports this module
-
         result["kernels"] = kernel_time(step, 2, device.type == "cuda", wall_ms=seconds * 1e3)
     return result
 
@@ -261,7 +131,7 @@ def main() -> None:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="also each train step's GPU kernel time by kind and the busy fraction (profile_step.py)",
+        help="also each train step's GPU kernel time by kind and the busy fraction (as profile_step.py)",
     )
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -314,7 +184,7 @@ def main() -> None:
                         brief = {k: round(v, 3) if isinstance(v, float) else v for k, v in brief.items()}
                     print(f"T={frames} B={batch} {key}: {brief}", flush=True)
                     # after every measurement: a run cut off at its limit keeps what it finished
-                    write_record(args.out, "vs_baseline", device_name, machine={"peak_tflops": peak},
+                    write_record(args.out, "vs_baseline", describe_machine(device_name, peak_tflops=peak),
                                  dtype=args.dtype, memory_metric=memory_metric, records=records)  # fmt: skip
                 del video, labels
             module.to("cpu")

@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("config", help="every setting of a preset with overrides: field, type, value, default",
                        description=OVERRIDES_HELP)  # fmt: skip
     preset_option(p)
-    p.add_argument("--json", action="store_true", help="a list of {field, type, value, default}")
+    p.add_argument("--json", action="store_true", help="{name, fields: [{field, type, value, default}, ...]}")
 
 
 def run(args, overrides: list[str]) -> int:
