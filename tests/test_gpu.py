@@ -46,7 +46,8 @@ def test_cuda_recompute_gives_the_same_gradients(mode):
     """The lean LayerNorm, QuickGELU, linear layers, adapters and MLP call the ops autograd calls (cuBLAS mm, CUDA's
     LayerNorm and GELU backward) on the same values: every weight gradient equals plain autograd's bit for bit.
 
-    Bias gradients are the exception on CUDA: measured on an H200 (torch 2.11, benchmarks/recompute_identity.py), the
+    Bias gradients are the exception on CUDA: measured on an H200 (torch 2.11,
+    benchmarks/model/recompute_identity.py), the
     adapters' bias gradients differed from plain autograd's by up to 3e-5 in ViT-B/16 (1.5e-5 in this model), 6
     tensors per block (by count and names, the biases), under both the default and the math SDPA backend, while two
     plain steps agreed bit for bit. Autograd reduces a linear's bias gradient there differently from ``grad.sum(0)``;

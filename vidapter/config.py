@@ -88,7 +88,7 @@ class DataConfig:
     # memory and to the GPU; the step normalises on its device, the same numbers) | loader | auto (step unless erasing)
     strict_decode: bool = False
     decode_resize: bool = False  # pyav: resize to short_side while converting to RGB (faster on big sources; not
-    # the same pixels as decode-then-resize, benchmarks/decode_resize.py measures both)
+    # the same pixels as decode-then-resize, benchmarks/data/decode_resize.py measures both)
     workers: int = 8
     cache_decoded: bool = False  # keep every decoded video in memory (per loader process) after its first read: for
     # datasets that fit in RAM several times over, such as the demo's (128 MB decoded); the same clips either way

@@ -2,7 +2,7 @@
 
 Lin et al., "Frozen CLIP Models are Efficient Video Learners", ECCV 2022, arXiv 2208.03550. Behaviour follows the
 official code, OpenGVLab/efficient-video-recognition at b282e8b4 (``model.py``, ``vision_transformer.py``), checked
-against a transcription of it in tests/adapters/test_evl.py (benchmarks/baseline_evl.py):
+against a transcription of it in tests/adapters/test_evl.py (tests/reference/evl.py):
 
 - taps: for each of the last M blocks, its output (the residual stream after the MLP, not normalised) and the
   per-head q and k of ``norm1(x)`` before scaling. The backbone runs frame by frame under ``torch.no_grad`` (its

@@ -2,7 +2,7 @@
 
 Pan et al., "ST-Adapter: Parameter-Efficient Image-to-Video Transfer Learning", NeurIPS 2022, arXiv 2206.13559.
 Behaviour follows the official code, linziyi96/st-adapter at b914b388 (``models_adapter.py``), checked against a
-transcription of it in tests/adapters/test_st_adapter.py (benchmarks/baseline_st_adapter.py):
+transcription of it in tests/adapters/test_st_adapter.py (tests/reference/st_adapter.py):
 
 - adapter: ``fc2(conv(fc1(x)))`` with **no activation**; ``conv`` is a depthwise Conv3d with kernel (3, 1, 1) over
   (T, H, W), padding (1, 0, 0), so each patch mixes with itself at t - 1, t, t + 1 (zero padding after fc1: a missing

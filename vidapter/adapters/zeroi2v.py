@@ -4,7 +4,7 @@ the spatio-temporal dual-headed attention (adapters/stdha.py) for time; zero ext
 Li, Zhu, Wang, "ZeroI2V: Zero-Cost Adaptation of Pre-trained Transformers from Image to Video", ECCV 2024, arXiv
 2310.01324. Behaviour follows the official code, MCG-NJU/ZeroI2V at f091983e
 (``mmaction/models/backbones/vit_zero_clip.py``, ``tools/weight_reparam.py``), checked against a transcription of it
-in tests/adapters/test_zeroi2v.py (benchmarks/baseline_zeroi2v.py):
+in tests/adapters/test_zeroi2v.py (tests/reference/zeroi2v.py):
 
 - linear adapter: ``A(x) = x + s * fc2(dropout(fc1(x)))``, **no activation**, hidden ``int(D * ratio)`` (192 on
   ViT-B, 256 on ViT-L), dropout 0.1 by default; fc1/fc2 trunc-normal 0.02 with zero biases, then fc2 zeroed: the

@@ -14,10 +14,10 @@ the CPU (tests/models/test_recompute.py). On CUDA (H200, torch 2.11, bf16) every
 that flows on was bit-identical too, but the adapters' bias gradients differed from plain autograd's by up to 3e-5
 (72 of 149 trained tensors of ViT-B/16, 6 per block, none a weight): there autograd's bias gradient was the bf16 sum
 of the output gradient, the lean one the same sum left in fp32. ``_linear_grads`` now rounds it to the compute dtype;
-whether that makes CUDA bit-identical awaits a GPU run (benchmarks/recompute_identity.py, docs/benchmarks.md).
+whether that makes CUDA bit-identical awaits a GPU run (benchmarks/model/recompute_identity.py, docs/benchmarks.md).
 ``Recompute`` is the general form: keep a function's inputs, run the function again in backward (used for the MLP
 hidden layer). Which module uses what is chosen by ``vidapter.models.vit.set_recompute``; measured in
-docs/benchmarks.md (benchmarks/saved_memory.py).
+docs/benchmarks.md (benchmarks/model/saved_memory.py).
 """
 
 from __future__ import annotations

@@ -413,7 +413,7 @@ def set_recompute(model: nn.Module, mode: str) -> None:
     adapters keep their pre-activation but not its GELU, and an adapter fed by a LayerNorm keeps nothing of its input
     (elementwise ops and weight casts again in backward, no matmul). "mlp": pointwise, and every MLP keeps its input
     instead of its hidden layer (one more fc1 matmul per block). Whole-block checkpointing is
-    ``VideoClassifier(grad_checkpointing=True)``. Measured in docs/benchmarks.md (benchmarks/saved_memory.py).
+    ``VideoClassifier(grad_checkpointing=True)``. Measured in docs/benchmarks.md (benchmarks/model/saved_memory.py).
     """
     if mode not in RECOMPUTE_MODES:
         raise ConfigError(f"recompute mode {mode!r} unknown; use one of {RECOMPUTE_MODES}")
