@@ -144,6 +144,8 @@ def test_other_methods_refuse_aim_adapters():
 
 
 METHOD_ARGS = {
+    "aim": ["--model.method=aim"],
+    "lora": ["--model.method=lora", "--model.adapters=", "--model.lora_r=4"],
     "st_adapter": ["--model.method=st_adapter", "--model.adapters=", "--model.st_width=16",
                    "--model.st_positions=attn,mlp"],
     "evl": ["--model.method=evl", "--model.adapters=", "--model.evl_layers=2"],
@@ -152,6 +154,13 @@ METHOD_ARGS = {
 
 
 KILL = Path(__file__).parent / "kill_at_step.py"  # trains as `vidapter train` does, SIGKILLed after a given step
+
+
+def test_every_registered_method_has_an_engine_run():
+    """A method that registers itself is trained, killed, resumed, evaluated and exported below: its arguments here."""
+    from vidapter.adapters.registry import METHODS
+
+    assert set(METHOD_ARGS) == set(METHODS)
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_ARGS))
