@@ -206,8 +206,10 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     check_temporal_attention(cfg.temporal_attention)  # before any weights are read
     if not method.per_layer and cfg.adapter_layers != "all":
         settings = method.settings(cfg)
-        raise ConfigError(f"model.adapter_layers={cfg.adapter_layers} does not apply to model.method={cfg.method}: "
-                          f"{method.name} does not adapt blocks one by one" + (f" ({settings})" if settings else ""))
+        raise ConfigError(
+            f"model.adapter_layers={cfg.adapter_layers} does not apply to model.method={cfg.method}: "
+            f"{method.name} does not adapt blocks one by one" + (f" ({settings})" if settings else "")
+        )
     vit = build_vit(cfg.backbone, cfg.image_size)
     # model.adapter_layers chooses the blocks every per-layer method adapts: AIM's adapters, the method's own modules
     # and the head shifts (checked before any weights are read)
