@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vidapter.adapters.peft import count_parameters
+from vidapter.adapters.registry import METHODS
 from vidapter.classifier import build_model
 from vidapter.optim import lr_at, param_groups
 from vidapter.presets import PRESETS, get_preset
@@ -158,8 +159,6 @@ KILL = Path(__file__).parent / "kill_at_step.py"  # trains as `vidapter train` d
 
 def test_every_registered_method_has_an_engine_run():
     """A method that registers itself is trained, killed, resumed, evaluated and exported below: its arguments here."""
-    from vidapter.adapters.registry import METHODS
-
     assert set(METHOD_ARGS) == set(METHODS)
 
 
