@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from vidapter.adapters.peft import count_parameters
 from vidapter.classifier import build_model
 from vidapter.cli import main
+from vidapter.config import flatten
 from vidapter.presets import FAMILIES, get_preset
 
 
@@ -66,10 +67,6 @@ def test_family_presets(family):
         assert (counts["trainable"], counts["total"]) == want, (dataset, counts)
         # AIM's audited recipe (tests/test_recipes.py) with only the backbone, its weights, frame size and mean/std
         base = get_preset(f"{dataset}_vitb16_8f")
-        changed = {
-            f"{s}.{k}"
-            for s in ("model", "data", "optim", "train")
-            for k, v in dataclasses.asdict(getattr(cfg, s)).items()
-            if v != getattr(getattr(base, s), k)
-        }
+        ours, theirs = flatten(cfg), flatten(base)
+        changed = {k for k, v in ours.items() if v != theirs[k]}
         assert changed <= {"model.backbone", "model.pretrained", "model.image_size", "data.mean", "data.std"}

@@ -68,17 +68,17 @@ def test_unknown_preset_is_refused(capsys):
 
 
 def test_comma_lists_of_numbers_and_the_method_lines(capsys):
-    cfg = apply_overrides(Config(), ["model.head_shifts=-1,1", "data.area=0.5,1.0", "model.lora_targets=qkv"])
-    assert (cfg.model.head_shifts, cfg.data.area, cfg.model.lora_targets) == ([-1, 1], [0.5, 1.0], ["qkv"])
-    assert main(["info", "--preset", "synthetic", "--model.method=lora", "--model.adapters=", "--model.lora_r=4",
+    cfg = apply_overrides(Config(), ["model.head_shifts=-1,1", "data.area=0.5,1.0", "model.lora.targets=qkv"])
+    assert (cfg.model.head_shifts, cfg.data.area, cfg.model.lora.targets) == ([-1, 1], [0.5, 1.0], ["qkv"])
+    assert main(["info", "--preset", "synthetic", "--model.method=lora", "--model.adapters=", "--model.lora.r=4",
                  "--model.head_shifts=-1,1"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "LoRA: r=4, alpha=8 on qkv,proj,fc1,fc2 of every block" in out and "STDHA: head offsets [-1, 1]" in out
 
 
 def test_override_types():
-    cfg = apply_overrides(Config(), ["model.pretrained=none", "model.ratio=1", "model.temporal_embed=true"])
-    assert cfg.model.pretrained is None and cfg.model.ratio == 1.0 and cfg.model.temporal_embed is True
+    cfg = apply_overrides(Config(), ["model.pretrained=none", "model.aim.ratio=1", "model.temporal_embed=true"])
+    assert cfg.model.pretrained is None and cfg.model.aim.ratio == 1.0 and cfg.model.temporal_embed is True
     assert apply_overrides(Config(), ["model.adapters="]).model.adapters == []
     with pytest.raises(ConfigError, match="expected true or false"):
         apply_overrides(Config(), ["model.grad_checkpointing=1"])

@@ -161,7 +161,8 @@ def test_fit_runs_outside_the_main_thread(data, tmp_path):
         ("--model.recompute=mlp", True),
         ("--model.grad_checkpointing=true", True),
         ("--model.dropout=0.3", True),
-        ("--model.ratio=0.5", False),
+        ("--model.aim.ratio=0.5", False),
+        ("--model.lora.dropout=0.1", True),
         ("--optim.decay_groups=reference", False),
     ],
 )
@@ -182,7 +183,7 @@ def test_resume_reads_a_checkpoint_whose_config_lacks_a_later_field(finished_run
     """A field added after the checkpoint was written takes its default: the run resumes."""
     cfg, *_ = finished_run
     state = load_checkpoint(f"{cfg.train.run_dir}/last.pt")
-    del state["config"]["model"]["lora_targets"], state["config"]["data"]["cache_decoded"]
+    del state["config"]["model"]["lora"]["targets"], state["config"]["data"]["cache_decoded"]
     save_checkpoint(state, tmp_path / "last.pt")
     with caplog.at_level(logging.INFO, logger="vidapter"):
         fit(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_dir=str(tmp_path))))

@@ -11,6 +11,7 @@ import torch
 from vidapter.adapters.peft import count_parameters
 from vidapter.adapters.registry import METHODS
 from vidapter.classifier import build_model
+from vidapter.config import flatten
 from vidapter.optim import lr_at, param_groups
 from vidapter.presets import PRESETS, get_preset
 
@@ -28,20 +29,20 @@ B16 = {"model.backbone": "clip_vitb16", "model.pretrained": "openai:ViT-B/16"}
 L14 = {"model.backbone": "clip_vitl14", "model.pretrained": "openai:ViT-L/14"}
 # ST-Adapter: main.py, scripts/, video_dataset/dataset.py (lr = blr 1e-3 x batch / 256; batch 192 = 8 x 24 here)
 ST_K400 = {
-    **CLIP, **B16, "model.method": "st_adapter", "model.st_width": 384, "model.st_positions": ["mlp"],
+    **CLIP, **B16, "model.method": "st_adapter", "model.st_adapter.width": 384, "model.st_adapter.positions": ["mlp"],
     "model.num_classes": 400, "model.num_frames": 8, "data.sampling": "dense", "data.frame_interval": 16,
     "data.short_side_range": [224, 258], "data.flip": 0.5, "data.randaugment": None, "data.erasing": 0.0,
     "data.test_clips": 3, "data.test_crops": 1, "optim.lr": 7.5e-4, "optim.weight_decay": 0.01,
     "optim.decay_groups": "bias", "optim.schedule": "step_cosine", "optim.warmup_epochs": 2, "optim.warmup_start": 0.0,
     "optim.label_smoothing": 0.0, "train.epochs": 12, "train.batch_size": 24,
 }  # fmt: skip
-ST_SSV2 = {**ST_K400, "model.st_positions": ["attn", "mlp"], "model.num_classes": 174, "data.sampling": "uniform",
-           "data.short_side_range": None, "data.area": [0.08, 1.0], "data.flip": 0.0, "data.randaugment": [4, 7],
-           "data.test_clips": 1, "data.test_crops": 3, "optim.lr": 1e-3, "train.epochs": 50,
+ST_SSV2 = {**ST_K400, "model.st_adapter.positions": ["attn", "mlp"], "model.num_classes": 174,
+           "data.sampling": "uniform", "data.short_side_range": None, "data.area": [0.08, 1.0], "data.flip": 0.0,
+           "data.randaugment": [4, 7], "data.test_clips": 1, "data.test_crops": 3, "optim.lr": 1e-3, "train.epochs": 50,
            "train.batch_size": 32}  # fmt: skip
 # EVL: main.py, scripts/train_k400_*.sh, video_dataset/ (batch 256 = 8 x 32; 50,000 steps ~ 53 epochs of K400)
 EVL_K400 = {
-    **CLIP, **B16, "model.method": "evl", "model.evl_layers": 4, "model.num_classes": 400, "model.num_frames": 8,
+    **CLIP, **B16, "model.method": "evl", "model.evl.layers": 4, "model.num_classes": 400, "model.num_frames": 8,
     "data.sampling": "dense", "data.frame_interval": 16, "data.area": [0.08, 1.0], "data.flip": 0.0,
     "data.randaugment": [4, 7], "data.test_clips": 3, "data.test_crops": 1, "optim.lr": 4e-4,
     "optim.weight_decay": 0.05, "optim.decay_groups": "none", "optim.schedule": "step_cosine",
@@ -49,8 +50,9 @@ EVL_K400 = {
 }  # fmt: skip
 # ZeroI2V: configs/recognition/vit_zero_clip/*.py
 Z_K400 = {
-    **ZCLIP, **B16, "model.method": "zeroi2v", "model.ratio": 0.25, "model.scale": 0.5, "model.num_tadapter": 2,
-    "model.zeroi2v_dropout": 0.1, "model.head_shifts": [-1, 1], "model.num_classes": 400, "model.num_frames": 8,
+    **ZCLIP, **B16, "model.method": "zeroi2v", "model.zeroi2v.ratio": 0.25, "model.zeroi2v.scale": 0.5,
+    "model.zeroi2v.num_tadapter": 2, "model.zeroi2v.dropout": 0.1, "model.head_shifts": [-1, 1],
+    "model.num_classes": 400, "model.num_frames": 8,
     "data.sampling": "dense", "data.frame_interval": 16, "data.short_side": 256, "data.area": [0.08, 1.0],
     "data.flip": 0.5, "data.randaugment": [4, 7], "data.test_clips": 3, "data.test_crops": 1, "optim.lr": 3e-4,
     "optim.weight_decay": 0.05, "optim.decay_groups": "norms_embeds", "optim.schedule": "epoch_cosine",
@@ -67,11 +69,12 @@ METHOD_AUDITED = {
     "evl_k400_vitl14_32f": {**EVL_K400, **L14, "model.num_frames": 32, "data.frame_interval": 8, "data.test_clips": 1,
                             "data.test_crops": 3, "train.batch_size": 8, "train.accum_steps": 4},
     # stated by the authors (12 layers, TSN sampling, 3 crops, 30k steps at 256 ~ 45 epochs), not released code
-    "evl_ssv2_vitb16_8f": {**EVL_K400, "model.evl_layers": 12, "model.num_classes": 174, "data.sampling": "uniform",
+    "evl_ssv2_vitb16_8f": {**EVL_K400, "model.evl.layers": 12, "model.num_classes": 174, "data.sampling": "uniform",
                            "data.test_clips": 1, "data.test_crops": 3, "train.epochs": 45},
     "zeroi2v_k400_vitb16_8f": Z_K400,
-    "zeroi2v_ssv2_vitb16_16f": {**Z_K400, "model.num_classes": 174, "model.num_frames": 16, "model.scale": 1.0,
-                                "model.zeroi2v_dropout": 0.0, "model.head_shifts": [-1, 1, -2, 2],
+    "zeroi2v_ssv2_vitb16_16f": {**Z_K400, "model.num_classes": 174, "model.num_frames": 16,
+                                "model.zeroi2v.scale": 1.0, "model.zeroi2v.dropout": 0.0,
+                                "model.head_shifts": [-1, 1, -2, 2],
                                 "data.sampling": "uniform", "data.flip": 0.0, "data.erasing": 0.25,
                                 "data.test_clips": 1, "data.test_crops": 3, "optim.label_smoothing": 0.1,
                                 "train.epochs": 50, "train.batch_size": 4},
@@ -86,8 +89,7 @@ def test_every_method_preset_is_audited():
 @pytest.mark.parametrize("name", sorted(METHOD_AUDITED))
 def test_preset_equals_its_audited_recipe(name):
     cfg = get_preset(name)
-    got = {f"{s}.{k}": v for s, values in dataclasses.asdict(cfg).items() if isinstance(values, dict)
-           for k, v in values.items()}  # fmt: skip
+    got = flatten(cfg)
     wrong = {k: (got[k], want) for k, want in METHOD_AUDITED[name].items() if got[k] != want}
     assert not wrong, wrong
 
@@ -114,7 +116,9 @@ def test_preset_counts(preset, trainable, adapters):
 
 def _groups(preset: str) -> dict[str, float]:
     cfg = get_preset(preset)
-    model = build_model(dataclasses.replace(cfg.model, backbone="tiny_clip", pretrained=None, evl_layers=2))
+    model = build_model(
+        dataclasses.replace(cfg.model, backbone="tiny_clip", pretrained=None, sections={"evl": {"layers": 2}})
+    )
     names = {id(p): n for n, p in model.named_parameters()}
     return {names[id(p)]: g["weight_decay"] for g in param_groups(model, cfg.optim) for p in g["params"]}
 
@@ -146,10 +150,10 @@ def test_other_methods_refuse_aim_adapters():
 
 METHOD_ARGS = {
     "aim": ["--model.method=aim"],
-    "lora": ["--model.method=lora", "--model.adapters=", "--model.lora_r=4"],
-    "st_adapter": ["--model.method=st_adapter", "--model.adapters=", "--model.st_width=16",
-                   "--model.st_positions=attn,mlp"],
-    "evl": ["--model.method=evl", "--model.adapters=", "--model.evl_layers=2"],
+    "lora": ["--model.method=lora", "--model.adapters=", "--model.lora.r=4"],
+    "st_adapter": ["--model.method=st_adapter", "--model.adapters=", "--model.st_adapter.width=16",
+                   "--model.st_adapter.positions=attn,mlp"],
+    "evl": ["--model.method=evl", "--model.adapters=", "--model.evl.layers=2"],
     "zeroi2v": ["--model.method=zeroi2v", "--model.adapters=", "--model.head_shifts=-1,1"],
 }  # fmt: skip
 

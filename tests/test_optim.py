@@ -46,8 +46,8 @@ def _groups_by_name(model, cfg: OptimConfig) -> dict[str, tuple[float, float]]:
 def test_reference_groups_equal_mmcv_on_the_reference_names(finetune, backbone_lr_mult):
     """ViT-B configs (no 'backbone' key) and ViT-L configs ('backbone': lr x0.1), AIM's trainable set and full
     fine-tuning: every parameter gets the reference's (weight decay, lr multiplier)."""
-    model = build_model(ModelConfig(backbone="tiny_clip", num_frames=4, num_classes=7, num_tadapter=2,
-                                    finetune=finetune))  # fmt: skip
+    model = build_model(ModelConfig(backbone="tiny_clip", num_frames=4, num_classes=7,
+                                    sections={"aim": {"num_tadapter": 2}}, finetune=finetune))  # fmt: skip
     cfg = OptimConfig(backbone_lr_mult=backbone_lr_mult)
     keys = dict(CUSTOM_KEYS, **({"backbone": {"lr_mult": backbone_lr_mult}} if backbone_lr_mult != 1.0 else {}))
     official = _reference_vidapter_names()

@@ -14,13 +14,18 @@ from vidapter.models.pretrained import WEIGHTS, WeightsError, resolve_weights
 
 
 def test_save_and_load_a_model_directory(tmp_path, video):
-    cfg = Config("tiny", ModelConfig(backbone="tiny_clip", num_frames=4, num_classes=3, num_tadapter=2, scale=1.0))
+    cfg = Config(
+        "tiny",
+        ModelConfig(
+            backbone="tiny_clip", num_frames=4, num_classes=3, sections={"aim": {"num_tadapter": 2, "scale": 1.0}}
+        ),
+    )
     model = randomize_(build_model(cfg.model)).eval()
     names = ["air drumming", "abseiling", "playing  bagpipes"]  # Kinetics names have spaces (kept, even doubled)
     save_pretrained(model, cfg, tmp_path / "m", class_names=names)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["classes.txt", "config.json", "model.safetensors"]
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert meta["config"]["model"]["num_tadapter"] == 2 and len(meta["backbone_sha256"]) == 64
+    assert meta["config"]["model"]["aim"]["num_tadapter"] == 2 and len(meta["backbone_sha256"]) == 64
     loaded, cfg2, _ = from_pretrained(tmp_path / "m")
     assert cfg2 == cfg and from_pretrained(tmp_path / "m")[2] == names
     loaded.eval()

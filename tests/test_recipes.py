@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
+from vidapter.config import flatten
 from vidapter.data.build import build_dataset
 from vidapter.data.sampling import SeqSegments
 from vidapter.presets import FAMILIES, PRESETS, get_preset
@@ -17,22 +16,22 @@ IMAGENET_NORM = {"data.mean": [123.675, 116.28, 103.53], "data.std": [58.395, 57
 # shared by every AIM recipe: the pipelines' resize/crop lines, the optimizer, schedule and runtime settings
 COMMON = {
     "data.short_side": 256, "data.area": [0.08, 1.0], "data.size": 224, "data.test_short_side": 224,
-    "model.drop_path_rate": 0.2, "model.dropout": 0.5, "model.ratio": 0.25,
+    "model.drop_path_rate": 0.2, "model.dropout": 0.5, "model.aim.ratio": 0.25,
     "optim.lr": 3e-4, "optim.betas": [0.9, 0.999], "optim.weight_decay": 0.05, "optim.warmup_epochs": 2.5,
     "optim.warmup_start": 0.1, "optim.decay_groups": "reference", "optim.schedule": "epoch_cosine",
     "optim.clip_grad": None, "optim.mixup": 0.0, "optim.cutmix": 0.0,
     "train.batch_size": 8, "train.accum_steps": 1, "train.eval_every": 5, "data.randaugment_impl": "imgaug",
 }  # fmt: skip
 K400 = {
-    **COMMON, **CLIP_NORM, "model.backbone": "clip_vitb16", "model.num_classes": 400, "model.scale": 0.5,
-    "model.num_tadapter": 1, "data.sampling": "dense", "data.test_clips": 3, "data.test_crops": 1, "data.flip": 0.5,
+    **COMMON, **CLIP_NORM, "model.backbone": "clip_vitb16", "model.num_classes": 400, "model.aim.scale": 0.5,
+    "model.aim.num_tadapter": 1, "data.sampling": "dense", "data.test_clips": 3, "data.test_crops": 1, "data.flip": 0.5,
     "data.randaugment": None, "data.erasing": 0.0, "data.color_jitter": None, "optim.label_smoothing": 0.0,
     "optim.backbone_lr_mult": 1.0, "train.epochs": 30,
 }  # fmt: skip
 SSV2 = {
-    **K400, "model.num_classes": 174, "model.scale": 1.0, "model.num_tadapter": 2, "data.sampling": "segments_seq",
-    "data.test_clips": 1, "data.test_crops": 3, "data.flip": 0.0, "data.randaugment": [4, 7], "data.erasing": 0.25,
-    "optim.label_smoothing": 0.1, "train.epochs": 50,
+    **K400, "model.num_classes": 174, "model.aim.scale": 1.0, "model.aim.num_tadapter": 2,
+    "data.sampling": "segments_seq", "data.test_clips": 1, "data.test_crops": 3, "data.flip": 0.0,
+    "data.randaugment": [4, 7], "data.erasing": 0.25, "optim.label_smoothing": 0.1, "train.epochs": 50,
 }  # fmt: skip
 DIVING = {**K400, "model.num_classes": 48, "model.num_frames": 32, "data.sampling": "segments_seq",
           "data.test_clips": 1, "data.test_crops": 3, "train.epochs": 50}  # fmt: skip
@@ -61,8 +60,7 @@ AUDITED = {
 
 
 def _flat(cfg) -> dict:
-    return {f"{section}.{k}": v for section, values in dataclasses.asdict(cfg).items() if isinstance(values, dict)
-            for k, v in values.items()}  # fmt: skip
+    return flatten(cfg)
 
 
 def test_every_aim_preset_is_audited():  # the other methods' presets: tests/test_methods.py; families': test_backbones

@@ -44,6 +44,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
+        if name == "Config":
+            importlib.import_module("vidapter.adapters")  # the methods register their sections of Config's model
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value  # later lookups skip this function
         return value

@@ -216,8 +216,8 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     layers = resolve_layers(cfg.adapter_layers, len(vit.blocks))
     report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
     kinds = tuple(k for k in ADAPTER_KINDS if k in cfg.adapters)
-    apply_aim(vit, kinds=kinds, layers=cfg.adapter_layers, ratio=cfg.ratio, scale=cfg.scale,
-              num_tadapter=cfg.num_tadapter, drop_path_rate=cfg.drop_path_rate)  # fmt: skip
+    apply_aim(vit, kinds=kinds, layers=cfg.adapter_layers, ratio=cfg.aim.ratio, scale=cfg.aim.scale,
+              num_tadapter=cfg.aim.num_tadapter, drop_path_rate=cfg.drop_path_rate)  # fmt: skip
     decoder = method.adapt(vit, cfg, layers)
     apply_stdha(vit, tuple(cfg.head_shifts), layers=layers)
     model = VideoClassifier(

@@ -23,9 +23,6 @@ class ModelConfig:
     num_classes: int = 400
     adapters: list[str] = field(default_factory=lambda: ["spatial", "temporal", "joint"])  # [] = space-only
     adapter_layers: str = "all"  # all | bottom:K | top:K | every_other | comma list (Table 7)
-    ratio: float = 0.25  # adapter bottleneck ratio (Table 8)
-    scale: float = 0.5  # s, the MLP adapter's scale: 0.5 Kinetics/Diving-48, 1.0 SSv2
-    num_tadapter: int = 1  # 2 on SSv2: an extra skip adapter before the temporal attention
     drop_path_rate: float = 0.2
     dropout: float = 0.5
     finetune: str = "adapters"  # adapters (AIM's trainable set) | full (everything trains)
@@ -36,20 +33,64 @@ class ModelConfig:
     method: str = "aim"  # aim: AIM's adapters (model.adapters); lora: also LoRA on the blocks' linear layers, with
     # AIM's adapters of model.adapters ([] for LoRA alone, [temporal] for LoRA + AIM's temporal pass); zeroi2v,
     # st_adapter, evl (model.adapters must be []): vidapter/adapters/, README "Methods"
-    lora_r: int = 8  # PEFT's defaults (adapters/lora.py)
-    lora_alpha: float = 8.0
-    lora_dropout: float = 0.0
-    lora_targets: list[str] = field(default_factory=lambda: ["qkv", "proj", "fc1", "fc2"])
     head_shifts: list[int] = field(default_factory=list)  # STDHA (adapters/stdha.py): frame offset of heads 0, 1, ...
     # in every block's attention, e.g. [-1, 1] (ZeroI2V's ViT-B K400); [] = none
-    zeroi2v_dropout: float = 0.1  # ZeroI2V's adapter dropout (its adapters also take ratio, scale, num_tadapter)
-    st_width: int = 384  # ST-Adapter bottleneck channels
-    st_positions: list[str] = field(default_factory=lambda: ["mlp"])  # [mlp]: the official 12x384 on ViT-B;
-    # [attn, mlp]: 24x384
-    st_kernel: int = 3  # temporal kernel of the depthwise conv
-    evl_layers: int = 4  # EVL decoder layers (reading the last this many blocks)
     feature: str | None = None  # per-frame feature: cls | pool (the backbone's pretrained pooling head: SigLIP, PE)
     # | mean (of patch tokens); None: the backbone row's own (models/backbones.py; README "Image backbones")
+    sections: dict[str, typing.Any] = field(default_factory=dict)  # each method's own settings, by
+    # method name: ``cfg.model.lora.r``, ``--model.lora.r=16`` (register_model_section; in files: model.lora.r)
+
+    def __post_init__(self):
+        given = self.sections if isinstance(self.sections, dict) else {}
+        unknown = sorted(set(given) - set(MODEL_SECTIONS))
+        if unknown:
+            raise ConfigError(f"model: unknown section(s) {unknown}; sections: {sorted(MODEL_SECTIONS)}")
+        sections = {}
+        for name, cls in MODEL_SECTIONS.items():
+            value = given.get(name)
+            if value is None:
+                value = cls()
+            elif isinstance(value, dict):
+                value = from_dict(value, cls, f"model.{name}")
+            elif not isinstance(value, cls):
+                raise ConfigError(f"model.{name}: expected {cls.__name__} or a dict, got {type(value).__name__}")
+            sections[name] = copy.deepcopy(value)
+        object.__setattr__(self, "sections", sections)
+
+    def __getattr__(self, name: str):
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in MODEL_SECTIONS:
+            if name not in sections:  # registered after this config was made
+                sections[name] = MODEL_SECTIONS[name]()
+            return sections[name]
+        hint = " (its method registers it: import vidapter.adapters)" if sections == {} else ""
+        raise AttributeError(f"ModelConfig has no field or section {name!r}{hint}")
+
+    def __setattr__(self, name: str, value):
+        if name in MODEL_SECTIONS and name not in self.__dataclass_fields__:
+            if not isinstance(value, MODEL_SECTIONS[name]):
+                raise ConfigError(f"model.{name}: expected {MODEL_SECTIONS[name].__name__}, got {value!r}")
+            self.sections[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+
+# A method's own settings: a dataclass its module registers under the method's name (Method.config), so that
+# ``ModelConfig`` has ``cfg.model.<name>`` and files carry ``model: {<name>: {...}}``. The method modules of
+# vidapter.adapters register theirs when imported; everything that builds a model imports them.
+MODEL_SECTIONS: dict[str, type] = {}
+
+
+def register_model_section(name: str, cls: type, *, replace: bool = False) -> type:
+    """Make the dataclass ``cls`` the settings section ``model.<name>``; returns it."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"model section {name!r}: expected a dataclass, got {cls!r}")
+    if name in {f.name for f in dataclasses.fields(ModelConfig)}:
+        raise ValueError(f"model section {name!r} would hide the model field of that name")
+    if name in MODEL_SECTIONS and MODEL_SECTIONS[name] is not cls and not replace:
+        raise ValueError(f"a model section named {name!r} is registered already (replace=True redefines it)")
+    MODEL_SECTIONS[name] = cls
+    return cls
 
 
 @dataclass
@@ -147,16 +188,36 @@ class Config:
 
 
 # The schema of the config dict that run directories, checkpoints, model directories and adapter exports carry.
-# 1: vidapter 0.1 and 0.2 (written without a version); 2: the version is written. Reading an older dict migrates it
-# step by step (``migrate``): a field added since takes the value that meant what the old version did, a renamed
-# field maps to its new name, so a file of any earlier version evaluates and resumes as it did.
-CONFIG_VERSION = 2
+# 1: vidapter 0.1 and 0.2 (written without a version); 2: the version is written; 3: each method's settings in its
+# own section (model.lora.r, not model.lora_r). Reading an older dict migrates it step by step (``migrate``): a field
+# added since takes the value that meant what the old version did, a moved field goes to its new place, so a file of
+# any earlier version evaluates and resumes as it did.
+CONFIG_VERSION = 3
 
 # Fields added after vidapter 0.1, with the value 0.1 trained with (its files lack them; 0.2's have them all).
 _ADDED_SINCE_0_1 = {
     "optim": {"decay_groups": "norm_bias_embed", "schedule": "step_cosine", "backbone_lr_mult": 1.0,
               "temporal_embed_lr_mult": 1.0},
 }  # fmt: skip
+
+# The flat model fields of config version 2 that moved into a method's section, as (section, field) in order: a
+# field that several methods read (AIM's and ZeroI2V's adapters both took ratio, scale and num_tadapter) goes to the
+# file's own method where it is one of them, else to the first (only one of them could use it: ZeroI2V does not
+# combine with AIM's adapters).
+MOVED_IN_3 = {
+    "ratio": [("aim", "ratio"), ("zeroi2v", "ratio")],
+    "scale": [("aim", "scale"), ("zeroi2v", "scale")],
+    "num_tadapter": [("aim", "num_tadapter"), ("zeroi2v", "num_tadapter")],
+    "lora_r": [("lora", "r")],
+    "lora_alpha": [("lora", "alpha")],
+    "lora_dropout": [("lora", "dropout")],
+    "lora_targets": [("lora", "targets")],
+    "zeroi2v_dropout": [("zeroi2v", "dropout")],
+    "st_width": [("st_adapter", "width")],
+    "st_positions": [("st_adapter", "positions")],
+    "st_kernel": [("st_adapter", "kernel")],
+    "evl_layers": [("evl", "layers")],
+}
 
 
 def _from_v1(data: dict) -> dict:
@@ -166,12 +227,50 @@ def _from_v1(data: dict) -> dict:
     return data
 
 
-MIGRATIONS = {1: _from_v1}  # version -> the function that turns a dict of that version into the next one
+def _from_v2(data: dict) -> dict:
+    model = data.get("model")
+    if not isinstance(model, dict):
+        return data  # from_dict names what is wrong
+    method = model.get("method", "aim")
+    for old, places in MOVED_IN_3.items():
+        if old in model:
+            section, name = next(((s, n) for s, n in places if s == method), places[0])
+            model.setdefault(section, {})[name] = model.pop(old)
+    return data
+
+
+MIGRATIONS = {1: _from_v1, 2: _from_v2}  # version -> the function that turns a dict of that version into the next one
+
+
+def _plain(cfg) -> dict:
+    """A config dataclass as plain JSON types; a ``ModelConfig``'s sections sit among its fields (model.lora.r)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name == "sections" and isinstance(cfg, ModelConfig):
+            out.update({name: dataclasses.asdict(getattr(cfg, name)) for name in MODEL_SECTIONS})
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = _plain(value)
+        else:
+            out[f.name] = copy.deepcopy(value)
+    return out
+
+
+def flatten(cfg: Config) -> dict[str, typing.Any]:
+    """Every field of ``cfg`` as {"section.field": value}, a method's settings as "model.lora.r" (no ``name``)."""
+    out = {}
+    for section, values in _plain(cfg).items():
+        for key, value in values.items() if isinstance(values, dict) else ():
+            if isinstance(value, dict):
+                out.update({f"{section}.{key}.{k}": v for k, v in value.items()})
+            else:
+                out[f"{section}.{key}"] = value
+    return out
 
 
 def to_dict(cfg: Config) -> dict:
     """The config as plain JSON types, with its schema ``version``."""
-    return {"version": CONFIG_VERSION, **dataclasses.asdict(cfg)}
+    return {"version": CONFIG_VERSION, **_plain(cfg)}
 
 
 def migrate(data: dict, where: str = "config") -> dict:
@@ -196,13 +295,24 @@ def from_dict(data: dict, cls: type = Config, where: str = "config") -> typing.A
     migrated from its schema version first."""
     if cls is Config:
         data = migrate(data, where)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    if cls is ModelConfig:  # its method sections sit among its fields
+        names = (names - {"sections"}) | set(MODEL_SECTIONS)
+        kwargs["sections"] = {k: from_dict(data[k], MODEL_SECTIONS[k], f"{where}.{k}") for k in MODEL_SECTIONS
+                              if k in data}  # fmt: skip
     unknown = set(data) - names
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}")
-    kwargs = {}
+        moved = [f"{k} is now {where}.{MOVED_IN_3[k][0][0]}.{MOVED_IN_3[k][0][1]}" for k in sorted(unknown)
+                 if cls is ModelConfig and k in MOVED_IN_3]  # fmt: skip
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}"
+                          + (f" ({'; '.join(moved)})" if moved else ""))  # fmt: skip
     for key, value in data.items():
+        if cls is ModelConfig and key in MODEL_SECTIONS:
+            continue
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = from_dict(value, hint, f"{where}.{key}")
@@ -259,8 +369,9 @@ def _parse(text: str, hint: typing.Any) -> typing.Any:
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Apply ``section.field=value`` strings (a leading ``--`` is allowed). Errors name the field and the choices."""
-    data = dataclasses.asdict(cfg)
+    """Apply ``section.field=value`` strings (a leading ``--`` is allowed), a method's settings as
+    ``model.<method>.field=value``. Errors name the field and the choices."""
+    data = _plain(cfg)
     for item in overrides:
         key, eq, text = item.removeprefix("--").partition("=")
         if not eq:
@@ -269,17 +380,25 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         sections = {k: v for k, v in typing.get_type_hints(Config).items() if dataclasses.is_dataclass(v)}
         if section not in sections or not name:
             raise ConfigError(f"override {item!r}: unknown section {section!r}; sections: {sorted(sections)}")
-        hints = typing.get_type_hints(sections[section])
+        target, cls = data[section], sections[section]
+        if section == "model" and name.partition(".")[0] in MODEL_SECTIONS:
+            sub, _, name = name.partition(".")
+            target, cls, section = target[sub], MODEL_SECTIONS[sub], f"model.{sub}"
+        hints = typing.get_type_hints(cls)
+        hints.pop("sections", None)
         if name not in hints:
-            raise ConfigError(f"override {item!r}: {section} has no field {name!r}; fields: {sorted(hints)}")
-        data[section][name] = _check(_parse(text, hints[name]), hints[name], key)
+            choices = sorted(hints) + ([f"{s}.*" for s in MODEL_SECTIONS] if cls is ModelConfig else [])
+            moved = MOVED_IN_3.get(name) if cls is ModelConfig else None
+            hint = f" (it is now model.{moved[0][0]}.{moved[0][1]})" if moved else ""
+            raise ConfigError(f"override {item!r}: {section} has no field {name!r}{hint}; fields: {choices}")
+        target[name] = _check(_parse(text, hints[name]), hints[name], key)
     return from_dict(data)
 
 
 # Settings a resumed run may change: they shape no tensor and no optimizer state (memory and speed choices that
 # compute the same function, regularisation rates, the weights' name: their digest is compared instead).
 FREE_ON_RESUME = frozenset({"model.recompute", "model.temporal_attention", "model.grad_checkpointing",
-                            "model.drop_path_rate", "model.dropout", "model.lora_dropout", "model.zeroi2v_dropout",
+                            "model.drop_path_rate", "model.dropout", "model.lora.dropout", "model.zeroi2v.dropout",
                             "model.pretrained"})  # fmt: skip
 # Optimizer settings that shape its state (the parameter groups) or the schedule.
 OPTIMIZER_STATE = ("optim.decay_groups", "optim.schedule", "optim.backbone_lr_mult", "optim.temporal_embed_lr_mult")
@@ -290,33 +409,40 @@ def resume_differences(saved: Config, now: Config) -> tuple[list[tuple[str, obje
     (conflicts, changes). A conflict is a model setting outside ``FREE_ON_RESUME`` or one of ``OPTIMIZER_STATE``, as
     (field, saved value, value now); changes are the fields that may differ, as "field: old -> new" text."""
     conflicts, changes = [], []
-    old, new = dataclasses.asdict(saved), dataclasses.asdict(now)
-    for key in old["model"]:
-        field_name = f"model.{key}"
-        if old["model"][key] != new["model"][key]:
+    old, new = flatten(saved), flatten(now)
+    for field_name in (k for k in old if k.startswith("model.")):
+        if old[field_name] != new[field_name]:
             if field_name in FREE_ON_RESUME:
-                changes.append(f"{field_name}: {old['model'][key]} -> {new['model'][key]}")
+                changes.append(f"{field_name}: {old[field_name]} -> {new[field_name]}")
             else:
-                conflicts.append((field_name, old["model"][key], new["model"][key]))
+                conflicts.append((field_name, old[field_name], new[field_name]))
     for field_name in OPTIMIZER_STATE:
         section, key = field_name.split(".")
-        if old[section][key] != new[section][key]:
-            conflicts.append((field_name, old[section][key], new[section][key]))
+        before, after = getattr(getattr(saved, section), key), getattr(getattr(now, section), key)
+        if before != after:
+            conflicts.append((field_name, before, after))
     return conflicts, changes
 
 
 def describe(cfg: Config) -> list[dict]:
     """Every field of ``cfg`` as {"field": "section.name", "type", "value", "default"} (the default of a plain
-    ``Config()``, before any preset), in declaration order: what ``vidapter config`` prints."""
+    ``Config()``, before any preset), in declaration order, a method's settings after the model's own fields as
+    "model.<method>.name": what ``vidapter config`` prints."""
     rows, default = [], Config()
     for section in dataclasses.fields(Config):
         if section.name == "name":
             continue
         ours, base = getattr(cfg, section.name), getattr(default, section.name)
-        hints = typing.get_type_hints(type(ours))
-        for f in dataclasses.fields(ours):
-            hint = hints[f.name]
-            kind = str(hint).replace("typing.", "") if typing.get_origin(hint) else _name(hint)
-            rows.append({"field": f"{section.name}.{f.name}", "type": kind,
-                         "value": getattr(ours, f.name), "default": getattr(base, f.name)})  # fmt: skip
+        parts = [(section.name, ours, base)]
+        if isinstance(ours, ModelConfig):
+            parts += [(f"model.{k}", getattr(ours, k), getattr(base, k)) for k in MODEL_SECTIONS]
+        for prefix, obj, obj_default in parts:
+            hints = typing.get_type_hints(type(obj))
+            for f in dataclasses.fields(obj):
+                if f.name == "sections":
+                    continue
+                hint = hints[f.name]
+                kind = str(hint).replace("typing.", "") if typing.get_origin(hint) else _name(hint)
+                rows.append({"field": f"{prefix}.{f.name}", "type": kind,
+                             "value": getattr(obj, f.name), "default": getattr(obj_default, f.name)})  # fmt: skip
     return rows

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from vidapter.adapters.evl import EVLConfig
+from vidapter.adapters.st_adapter import STAdapterConfig
+from vidapter.adapters.zeroi2v import ZeroI2VConfig
 from vidapter.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from vidapter.errors import ConfigError
 
@@ -92,7 +95,7 @@ def ssv2_vitb16_8f() -> Config:
     """Something-Something v2: 174 classes, s = 1.0, two temporal adapters (T_Adapter_in before T-MSA)."""
     cfg = k400_vitb16_8f()
     cfg.name = "ssv2_vitb16_8f"
-    cfg.model.num_classes, cfg.model.scale, cfg.model.num_tadapter = 174, 1.0, 2
+    cfg.model.num_classes, cfg.model.aim.scale, cfg.model.aim.num_tadapter = 174, 1.0, 2
     # SlowFast's sequence segments, no flip, RandAugment(4, 7), erasing 0.25; views T x 1 x 3
     cfg.data = DataConfig(sampling="segments_seq", flip=0.0, randaugment=[4, 7], erasing=0.25, test_clips=1,
                           test_crops=3, **_norm(REFERENCE_CLIP_NORM))  # fmt: skip
@@ -213,7 +216,8 @@ def st_adapter_k400_vitb16_8f() -> Config:
     224-258 and a random 224 crop, flip; AdamW lr 7.5e-4 (batch 192), wd 0.01 except biases, 2 warm-up epochs from 0,
     per-step cosine, 12 epochs; views 8 x 3 x 1."""
     model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8, method="st_adapter",
-                        adapters=[], st_width=384, st_positions=["mlp"], drop_path_rate=0.0)  # fmt: skip
+                        adapters=[], sections={"st_adapter": STAdapterConfig(width=384, positions=["mlp"])},
+                        drop_path_rate=0.0)  # fmt: skip
     data = DataConfig(sampling="dense", frame_interval=16, short_side_range=[224, 258], flip=0.5, test_clips=3,
                       test_crops=1, **_norm(CLIP_NORM))  # fmt: skip
     optim = OptimConfig(lr=7.5e-4, weight_decay=0.01, decay_groups="bias", schedule="step_cosine", warmup_epochs=2,
@@ -225,7 +229,8 @@ def st_adapter_ssv2_vitb16_8f() -> Config:
     """ST-Adapter 24x384 on SSv2: adapters before attention and MLP, 8 uniform segments, RandAugment(4, 7) and a
     random resized crop, no flip; lr 1e-3 (batch 256), 50 epochs; views 8 x 1 x 3."""
     cfg = st_adapter_k400_vitb16_8f()
-    cfg.name, cfg.model.num_classes, cfg.model.st_positions = "st_adapter_ssv2_vitb16_8f", 174, ["attn", "mlp"]
+    cfg.name, cfg.model.num_classes = "st_adapter_ssv2_vitb16_8f", 174
+    cfg.model.st_adapter.positions = ["attn", "mlp"]
     cfg.data = DataConfig(sampling="uniform", flip=0.0, randaugment=[4, 7], randaugment_impl="torchvision",
                           test_clips=1, test_crops=3, **_norm(CLIP_NORM))  # fmt: skip
     cfg.optim.lr, cfg.train.epochs, cfg.train.batch_size = 1e-3, 50, 32
@@ -237,7 +242,7 @@ def evl_k400_vitb16_8f() -> Config:
     RandAugment(4, 7) and a random resized crop, no flip; AdamW lr 4e-4 (batch 256), wd 0.05 on every tensor,
     cosine per step with no warm-up; 50,000 steps, about 53 passes over K400; views 8 x 3 x 1."""
     model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8, method="evl",
-                        adapters=[], evl_layers=4, drop_path_rate=0.0)  # fmt: skip
+                        adapters=[], sections={"evl": EVLConfig(layers=4)}, drop_path_rate=0.0)  # fmt: skip
     data = DataConfig(sampling="dense", frame_interval=16, flip=0.0, randaugment=[4, 7],
                       randaugment_impl="torchvision", test_clips=3, test_crops=1, **_norm(CLIP_NORM))  # fmt: skip
     optim = OptimConfig(lr=4e-4, weight_decay=0.05, decay_groups="none", schedule="step_cosine", warmup_epochs=0)
@@ -276,7 +281,7 @@ def evl_ssv2_vitb16_8f() -> Config:
     """EVL on SSv2 from the setting its authors stated (12 decoder layers on all 12 blocks, TSN sampling, 3 test
     crops, 30,000 steps at batch 256, about 45 passes): not from released code, which has no SSv2 recipe."""
     cfg = evl_k400_vitb16_8f()
-    cfg.name, cfg.model.num_classes, cfg.model.evl_layers = "evl_ssv2_vitb16_8f", 174, 12
+    cfg.name, cfg.model.num_classes, cfg.model.evl.layers = "evl_ssv2_vitb16_8f", 174, 12
     cfg.data.sampling, cfg.data.test_clips, cfg.data.test_crops = "uniform", 1, 3
     cfg.train.epochs = 45
     return cfg
@@ -288,8 +293,8 @@ def zeroi2v_k400_vitb16_8f() -> Config:
     (batch 64), wd 0.05 but not on embeddings and norms, warm-up 2.5 epochs from 0.1, cosine per epoch, 40 epochs;
     views 8 x 3 x 1. Merge with ``vidapter export --merge``."""
     model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8, method="zeroi2v",
-                        adapters=[], scale=0.5, num_tadapter=2, zeroi2v_dropout=0.1, head_shifts=[-1, 1],
-                        drop_path_rate=0.0)  # fmt: skip
+                        adapters=[], sections={"zeroi2v": ZeroI2VConfig(scale=0.5, num_tadapter=2, dropout=0.1)},
+                        head_shifts=[-1, 1], drop_path_rate=0.0)  # fmt: skip
     data = DataConfig(sampling="dense", frame_interval=16, randaugment=[4, 7], randaugment_impl="torchvision",
                       test_clips=3, test_crops=1, **_norm(REFERENCE_CLIP_NORM))  # fmt: skip
     optim = OptimConfig(lr=3e-4, weight_decay=0.05, decay_groups="norms_embeds", warmup_epochs=2.5)
@@ -301,7 +306,7 @@ def zeroi2v_ssv2_vitb16_16f() -> Config:
     label smoothing 0.1, 50 epochs; views 16 x 1 x 3. The official flip with a left/right label map is left out."""
     cfg = zeroi2v_k400_vitb16_8f()
     cfg.name, cfg.model.num_classes, cfg.model.num_frames = "zeroi2v_ssv2_vitb16_16f", 174, 16
-    cfg.model.scale, cfg.model.zeroi2v_dropout, cfg.model.head_shifts = 1.0, 0.0, [-1, 1, -2, 2]
+    cfg.model.zeroi2v.scale, cfg.model.zeroi2v.dropout, cfg.model.head_shifts = 1.0, 0.0, [-1, 1, -2, 2]
     cfg.data = DataConfig(sampling="uniform", flip=0.0, randaugment=[4, 7], randaugment_impl="torchvision",
                           erasing=0.25, test_clips=1, test_crops=3, **_norm(REFERENCE_CLIP_NORM))  # fmt: skip
     cfg.optim.label_smoothing, cfg.train.epochs, cfg.train.batch_size = 0.1, 50, 4

@@ -51,8 +51,8 @@ def build_pair(preset: str, frames: int, backbone: str | None = None):
             f.width,
             f.depth,
             f.heads,
-            cfg.scale,
-            cfg.num_tadapter,
+            cfg.aim.scale,
+            cfg.aim.num_tadapter,
             cfg.drop_path_rate,
         ),  # fmt: skip
         I3DHead(cfg.num_classes, f.width),

@@ -35,7 +35,7 @@ ROWS = {
     "frozen image model + linear head": ("k400_vitb16_8f", {"adapters": [], "temporal_embed": False}),
     "AIM": ("k400_vitb16_8f", {}),
     "ST-Adapter 12x384": ("st_adapter_k400_vitb16_8f", {}),
-    "ST-Adapter 24x384": ("st_adapter_k400_vitb16_8f", {"st_positions": ["attn", "mlp"]}),
+    "ST-Adapter 24x384": ("st_adapter_k400_vitb16_8f", {"sections": {"st_adapter": {"positions": ["attn", "mlp"]}}}),
     "EVL (4 layers)": ("evl_k400_vitb16_8f", {}),
     "ZeroI2V": ("zeroi2v_k400_vitb16_8f", {}),
     "LoRA r=8 + head shifts": ("k400_vitb16_8f", {"method": "lora", "adapters": [], "head_shifts": [-1, 1]}),
@@ -64,7 +64,8 @@ def main() -> None:
         preset, changes = ROWS[name]
         m = dataclasses.replace(get_preset(preset).model, pretrained=None, **changes)
         if args.backbone:
-            m = dataclasses.replace(m, backbone=args.backbone, evl_layers=min(m.evl_layers, 2))
+            m = dataclasses.replace(m, backbone=args.backbone)
+            m.evl.layers = min(m.evl.layers, 2)
         rows.append(measure_row(name, m, device, args.dtype, args.batch, args.warmup, args.iters))
     base = next((r for r in rows if r["row"] == "AIM"), None)
     if base:

@@ -40,7 +40,7 @@ def _cfg(**kw) -> ModelConfig:
 def test_identity_at_init(tmp_path, video, kind, num_tadapter):
     """Fresh adapters: the video model's per-frame CLS features equal the image model run frame by frame."""
     path, row = _save_peer(kind, tmp_path)
-    model = build_model(_cfg(backbone=row, pretrained=path, num_tadapter=num_tadapter)).eval()
+    model = build_model(_cfg(backbone=row, pretrained=path, sections={"aim": {"num_tadapter": num_tadapter}})).eval()
     assert model.load_report is not None and model.load_report.path == path
     image = build_vit(row).eval()
     image.load_state_dict({k: v for k, v in model.backbone.state_dict().items() if "adapter" not in k})
@@ -52,7 +52,9 @@ def test_identity_at_init(tmp_path, video, kind, num_tadapter):
 
 def test_second_projections_start_at_zero_and_first_are_trunc_normal():
     torch.manual_seed(0)
-    model = build_model(_cfg(backbone="clip_vitb16", num_frames=2, num_classes=3, num_tadapter=2))
+    model = build_model(
+        _cfg(backbone="clip_vitb16", num_frames=2, num_classes=3, sections={"aim": {"num_tadapter": 2}})
+    )
     for blk in model.backbone.blocks:
         for name in blk.adapter_names():
             a = getattr(blk, name)
@@ -158,12 +160,12 @@ def test_bad_adapter_layers_are_refused(bad):
 @pytest.mark.parametrize("ratio, hidden", [(0.0625, 48), (0.125, 96), (0.25, 192), (0.5, 384)])
 def test_ratio_sets_bottleneck(ratio, hidden):
     with torch.device("meta"):
-        model = build_model(_cfg(backbone="clip_vitb16", ratio=ratio))
+        model = build_model(_cfg(backbone="clip_vitb16", sections={"aim": {"ratio": ratio}}))
     assert model.backbone.blocks[0].s_adapter.fc1.out_features == hidden
 
 
 def test_gradients_reach_only_the_trainable_set(video):
-    model = build_model(_cfg(num_tadapter=2, dropout=0.0))
+    model = build_model(_cfg(sections={"aim": {"num_tadapter": 2}}, dropout=0.0))
     for blk in model.backbone.blocks:  # non-zero second projections, so every adapter weight gets a gradient
         for name in blk.adapter_names():
             torch.nn.init.normal_(getattr(blk, name).fc2.weight, std=0.02)

@@ -36,7 +36,7 @@ def test_convert_aim_official_gives_reference_logits(tmp_path, video, preset, sc
     )  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     model, cfg, class_names = from_pretrained(tmp_path / "out")
-    assert (cfg.model.num_frames, cfg.model.num_classes, cfg.model.scale) == (T, K, scale)
+    assert (cfg.model.num_frames, cfg.model.num_classes, cfg.model.aim.scale) == (T, K, scale)
     assert class_names == [f"class{i}" for i in range(K)]
     model.eval()
     with torch.no_grad():

@@ -17,7 +17,14 @@ GRID = SIZE // PATCH
 
 
 def _model(layers: int = 2) -> torch.nn.Module:
-    cfg = ModelConfig(backbone="tiny_clip", num_frames=T, num_classes=K, method="evl", adapters=[], evl_layers=layers)
+    cfg = ModelConfig(
+        backbone="tiny_clip",
+        num_frames=T,
+        num_classes=K,
+        method="evl",
+        adapters=[],
+        sections={"evl": {"layers": layers}},
+    )
     return build_model(cfg)
 
 
@@ -76,7 +83,7 @@ def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, laye
     randomize_(ref, seed=5).eval()  # every decoder tensor, the zero-initialised ones too
     model, cfg = convert_official(tmp_path, "evl-official", official_checkpoint(ref), "evl_k400_vitb16_8f",
                                   backbone=clip)  # fmt: skip
-    assert (cfg.model.num_frames, cfg.model.evl_layers, cfg.model.num_classes) == (T, layers, K)
+    assert (cfg.model.num_frames, cfg.model.evl.layers, cfg.model.num_classes) == (T, layers, K)
     with torch.no_grad():
         torch.testing.assert_close(model(video), ref(video), atol=1e-5, rtol=0)
     if layers == 2:  # layers of one file at two T: the second does not fit, and the error names it

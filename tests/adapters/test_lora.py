@@ -17,7 +17,9 @@ from vidapter.summary import model_info
 
 
 def _cfg(**kw) -> ModelConfig:
-    base = dict(backbone="tiny_clip", num_frames=4, num_classes=5, method="lora", adapters=[], lora_r=4)
+    base = dict(
+        backbone="tiny_clip", num_frames=4, num_classes=5, method="lora", adapters=[], sections={"lora": {"r": 4}}
+    )
     return ModelConfig(**{**base, **kw})
 
 
@@ -88,7 +90,7 @@ def test_identity_at_init_and_trainable_set(video):
 def test_counts_at_vitb16(targets, r, trainable):
     """The LoRA parameter counts of ViT-B/16 (12 blocks) computed from the shapes."""
     cfg = get_preset("k400_vitb16_8f")
-    cfg.model.method, cfg.model.adapters, cfg.model.lora_r, cfg.model.lora_targets = "lora", [], r, targets
+    cfg.model.method, cfg.model.adapters, cfg.model.lora.r, cfg.model.lora.targets = "lora", [], r, targets
     assert model_info(cfg)["params"]["adapters"] == trainable
 
 
@@ -116,8 +118,8 @@ def test_merged_weight_equals_the_update():
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match="LoRA targets must be a non-empty subset"):
-        build_model(_cfg(lora_targets=["qkv", "out_proj"]))
+    with pytest.raises(ValueError, match="model.lora.targets must be a non-empty subset"):
+        build_model(_cfg(sections={"lora": {"targets": ["qkv", "out_proj"]}}))
     with pytest.raises(ValueError, match="model.method must be one of aim, lora, zeroi2v, st_adapter, evl, got 'x'"):
         build_model(_cfg(method="x"))
 

@@ -80,7 +80,7 @@ def test_adapters_refuse_a_different_backbone(tmp_path):
 def test_adapters_refuse_a_different_trainable_set(tmp_path):
     _, model = _tiny()
     path = export_adapters(model, tmp_path / "a.safetensors", backbone="tiny_clip")
-    cfg2 = ModelConfig(backbone="tiny_clip", num_frames=4, num_classes=5, num_tadapter=2)
+    cfg2 = ModelConfig(backbone="tiny_clip", num_frames=4, num_classes=5, sections={"aim": {"num_tadapter": 2}})
     other = build_model(cfg2)
     other.load_state_dict(model.state_dict(), strict=False)
     with pytest.raises(ValueError, match=r"missing: backbone.blocks.0.t_adapter_in"):

@@ -16,7 +16,7 @@ T, K, CA = 4, 7, 16
 
 def _model(positions=("mlp",), **kw) -> torch.nn.Module:
     cfg = ModelConfig(backbone="tiny_clip", num_frames=T, num_classes=K, method="st_adapter", adapters=[],
-                      st_width=CA, st_positions=list(positions), **kw)  # fmt: skip
+                      sections={"st_adapter": {"width": CA, "positions": list(positions)}}, **kw)  # fmt: skip
     return build_model(cfg)
 
 
@@ -82,6 +82,10 @@ def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, posi
     model, cfg = convert_official(
         tmp_path, "st-adapter-official", ckpt, preset, f"--model.num_frames={T}", backbone=clip_visual_state_dict(ref)
     )
-    assert (cfg.model.st_positions, cfg.model.st_width, cfg.model.num_classes) == (list(positions), CA, K)
+    assert (cfg.model.st_adapter.positions, cfg.model.st_adapter.width, cfg.model.num_classes) == (
+        list(positions),
+        CA,
+        K,
+    )
     with torch.no_grad():
         torch.testing.assert_close(model(video), ref(video), atol=1e-5, rtol=0)

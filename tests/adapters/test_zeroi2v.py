@@ -18,7 +18,8 @@ T, K = 4, 7
 
 def _model(num_tadapter=2, scale=0.5, shifts=(-1, 1)) -> torch.nn.Module:
     cfg = ModelConfig(backbone="tiny_clip", num_frames=T, num_classes=K, method="zeroi2v", adapters=[],
-                      num_tadapter=num_tadapter, scale=scale, head_shifts=list(shifts))  # fmt: skip
+                      sections={"zeroi2v": {"num_tadapter": num_tadapter, "scale": scale}},
+                      head_shifts=list(shifts))  # fmt: skip
     return build_model(cfg)
 
 
@@ -60,7 +61,8 @@ def test_export_merge_end_to_end(tmp_path, video, capsys, scale, num_tadapter, s
     the unmerged logits (fp32, 1e-5)."""
     model = randomize_(_model(num_tadapter, scale, shifts), seed=1).eval()
     cfg = Config(model=ModelConfig(backbone="tiny_clip", num_frames=T, num_classes=K, method="zeroi2v", adapters=[],
-                                   num_tadapter=num_tadapter, scale=scale, head_shifts=list(shifts)))  # fmt: skip
+                                   sections={"zeroi2v": {"num_tadapter": num_tadapter, "scale": scale}},
+                                   head_shifts=list(shifts)))  # fmt: skip
     save_pretrained(model, cfg, tmp_path / "m")
     assert main(["export", str(tmp_path / "m"), "--merge", "--model-dir", str(tmp_path / "merged")]) == 0
     assert "merged" in capsys.readouterr().out
@@ -91,7 +93,7 @@ def test_convert_released_checkpoint_gives_official_logits(tmp_path, video, pres
 
     ref = _official(num_tadapter, scale, **shift)
     model, cfg = convert_official(tmp_path, "zeroi2v-official", official_checkpoint(ref), preset)
-    assert (cfg.model.method, cfg.model.num_frames, cfg.model.scale) == ("zeroi2v", T, scale)
+    assert (cfg.model.method, cfg.model.num_frames, cfg.model.zeroi2v.scale) == ("zeroi2v", T, scale)
     with torch.no_grad():
         torch.testing.assert_close(model(video), ref(video), atol=1e-5, rtol=0)
 

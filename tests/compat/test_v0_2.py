@@ -23,6 +23,17 @@ from vidapter.engine import fit
 from vidapter.presets import get_preset
 
 FILES = Path(__file__).parent / "v0_2"
+# make_v0_2's overrides (0.2's flat names) as they are written today
+TODAY = {
+    "aim": [],
+    "lora": ["--model.method=lora", "--model.adapters=temporal", "--model.lora.r=4"],
+    "lora_shifts": ["--model.method=lora", "--model.adapters=", "--model.head_shifts=[-1,1]"],
+    "zeroi2v": ["--model.method=zeroi2v", "--model.adapters=", "--model.head_shifts=[-1,1]",
+                "--model.zeroi2v.num_tadapter=2"],
+    "st_adapter": ["--model.method=st_adapter", "--model.adapters=", "--model.st_adapter.positions=attn,mlp",
+                   "--model.st_adapter.width=16"],
+    "evl": ["--model.method=evl", "--model.adapters=", "--model.evl.layers=1"],
+}  # fmt: skip
 EXPECTED = load_file(str(FILES / "expected.safetensors"))
 
 
@@ -55,7 +66,8 @@ def test_adapter_exports_load_with_the_same_logits(method):
         meta = f.metadata()
     assert "version" not in meta  # 0.2 wrote none: read as version 1
     cfg = from_dict(json.loads(meta["config"]))
-    assert cfg == apply_overrides(get_preset("synthetic"), ["--model.num_classes=3", *METHODS[method]])
+    assert TODAY.keys() == METHODS.keys()
+    assert cfg == apply_overrides(get_preset("synthetic"), ["--model.num_classes=3", *TODAY[method]])
     model = build_model(cfg.model)
     load_adapters(model, path)
     torch.testing.assert_close(_logits(model), EXPECTED[f"adapters.{method}"], atol=1e-6, rtol=0)

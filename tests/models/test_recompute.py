@@ -17,7 +17,7 @@ MODES = ("none", "pointwise", "mlp")
 
 def _model(backbone: str = "tiny_clip", finetune: str = "adapters"):
     cfg = ModelConfig(backbone=backbone, num_frames=4, num_classes=5, dropout=0.0, drop_path_rate=0.0,
-                      finetune=finetune, num_tadapter=2)  # fmt: skip
+                      finetune=finetune, sections={"aim": {"num_tadapter": 2}})  # fmt: skip
     return randomize_(build_model(cfg)).train()
 
 

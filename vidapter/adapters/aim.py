@@ -10,6 +10,8 @@ Injection keeps the backbone's parameter names: ``blocks.{i}.norm1`` stays ``blo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -230,6 +232,21 @@ def apply_aim(
     return chosen
 
 
+@dataclass
+class AIMConfig:
+    """``model.aim``: the sizes of AIM's adapters, for every method that places them (``model.adapters``)."""
+
+    ratio: float = 0.25  # adapter bottleneck ratio (Table 8)
+    scale: float = 0.5  # s, the MLP adapter's scale: 0.5 Kinetics/Diving-48, 1.0 SSv2
+    num_tadapter: int = 1  # 2 on SSv2: an extra skip adapter before the temporal attention
+
+    def __post_init__(self):
+        if not 0 < self.ratio <= 1:
+            raise ConfigError(f"model.aim.ratio must be in (0, 1], got {self.ratio}")
+        if self.num_tadapter not in (1, 2):
+            raise ConfigError(f"model.aim.num_tadapter must be 1 or 2, got {self.num_tadapter}")
+
+
 def _shape_from_official(cfg, sd: dict) -> None:
     """An AIM release fixes its classes and frames (the temporal embedding's length)."""
     cfg.num_classes = sd["head.fc.weight"].shape[0]
@@ -248,4 +265,5 @@ AIM = register_method(Method(
     temporal_embed=lambda cfg: bool(cfg.adapters),
     combines_aim=True,
     official=(Official("aim-official", "aim_official", aim_official_to_vidapter, True, _shape_from_official),),
+    config=AIMConfig,
 ))  # fmt: skip

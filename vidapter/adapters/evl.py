@@ -28,6 +28,8 @@ the head's LayerNorm is ``decoder.norm`` (``proj.0``) and its Linear ``head.fc``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -177,7 +179,7 @@ def apply_evl(vit: VisionTransformer, *, num_frames: int, num_layers: int = 4, m
     """EVL's decoder for ``vit`` at T = ``num_frames``, reading its last ``num_layers`` blocks (the model holds it as
     ``decoder``; the backbone is left as it is)."""
     if not 0 < num_layers <= len(vit.blocks):
-        raise ConfigError(f"model.evl_layers must be 1 to {len(vit.blocks)} for this backbone, got {num_layers}")
+        raise ConfigError(f"model.evl.layers must be 1 to {len(vit.blocks)} for this backbone, got {num_layers}")
     return EVLDecoder(vit.width, vit.facts.heads, num_frames, vit.grid, num_layers, mlp_dropout, vit.num_prefix)
 
 
@@ -185,20 +187,28 @@ def _shape_from_official(cfg, sd: dict) -> None:
     """An EVL release fixes classes, frames and decoder depth (one temporal position embedding per layer)."""
     AIM.official[0].shape(cfg, sd)
     cfg.num_frames = sd["decoder.temporal_pos_embed.0"].shape[0]
-    cfg.evl_layers = sum(k.startswith("decoder.temporal_pos_embed.") for k in sd)
+    cfg.evl.layers = sum(k.startswith("decoder.temporal_pos_embed.") for k in sd)
+
+
+@dataclass
+class EVLConfig:
+    """``model.evl``: the official ViT-B/16 8-frame model's decoder by default."""
+
+    layers: int = 4  # decoder layers, reading the last this many blocks
 
 
 EVL = register_method(Method(
     name="evl",
     paper="EVL: Lin et al., ECCV 2022 (arXiv 2208.03550)",
     trains="a transformer decoder over the last blocks' features (backbone without gradient), head",
-    adapt=lambda vit, cfg, layers: apply_evl(vit, num_frames=cfg.num_frames, num_layers=cfg.evl_layers),
+    adapt=lambda vit, cfg, layers: apply_evl(vit, num_frames=cfg.num_frames, num_layers=cfg.evl.layers),
     readout="decoder",
     temporal_embed=lambda cfg: False,
     train_norm=False,
     head_std=None,
     per_layer=False,
-    settings=lambda cfg: f"decoder of {cfg.evl_layers} layers on the last {cfg.evl_layers} blocks, backbone without "
+    settings=lambda cfg: f"decoder of {cfg.evl.layers} layers on the last {cfg.evl.layers} blocks, backbone without "
                          "gradient",
     official=(Official("evl-official", "evl_official", evl_official_to_vidapter, False, _shape_from_official),),
+    config=EVLConfig,
 ))  # fmt: skip

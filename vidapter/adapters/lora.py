@@ -15,6 +15,7 @@ lora_{A,B}.weight`` (PEFT saves ``<layer>.lora_{A,B}.weight``: drop ``delta.``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -99,9 +100,25 @@ def merge_lora_(model: nn.Module) -> int:
     return merged
 
 
+@dataclass
+class LoRAConfig:
+    """``model.lora``: PEFT's defaults."""
+
+    r: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=lambda: list(TARGETS))  # of qkv, proj, fc1, fc2
+
+    def __post_init__(self):
+        if self.r < 1:
+            raise ConfigError(f"model.lora.r must be >= 1, got {self.r}")
+        if not self.targets or not set(self.targets) <= set(TARGETS):
+            raise ConfigError(f"model.lora.targets must be a non-empty subset of {list(TARGETS)}, got {self.targets}")
+
+
 def _adapt(vit: VisionTransformer, cfg, layers: list[int]) -> None:
-    apply_lora(vit, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets),
-               layers=layers)  # fmt: skip
+    lora = cfg.lora
+    apply_lora(vit, r=lora.r, alpha=lora.alpha, dropout=lora.dropout, targets=tuple(lora.targets), layers=layers)
 
 
 LORA = register_method(Method(
@@ -112,6 +129,7 @@ LORA = register_method(Method(
     adapt=_adapt,
     combines_aim=True,
     merge=merge_lora_,
-    info=lambda cfg: ({"r": cfg.lora_r, "alpha": cfg.lora_alpha, "targets": cfg.lora_targets},
-                      f"LoRA: r={cfg.lora_r}, alpha={cfg.lora_alpha:g} on {','.join(cfg.lora_targets)} of every block"),
+    info=lambda cfg: ({"r": cfg.lora.r, "alpha": cfg.lora.alpha, "targets": cfg.lora.targets},
+                      f"LoRA: r={cfg.lora.r}, alpha={cfg.lora.alpha:g} on {','.join(cfg.lora.targets)} of every block"),
+    config=LoRAConfig,
 ))  # fmt: skip

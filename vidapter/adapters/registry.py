@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from vidapter.config import register_model_section
 from vidapter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -53,7 +54,9 @@ class Method:
     folds its modules into the frozen weights (how many were folded); None: it does not merge. ``settings(cfg)``:
     its own sizes in one line, for ``vidapter info``; ``info(cfg) -> (dict, line)``: its settings under its name
     in ``vidapter info --json`` (a method that gives them has the key in every model's info: null for other
-    methods) and as a line of their own in the text. ``official``: the released checkpoints it converts."""
+    methods) and as a line of their own in the text. ``official``: the released checkpoints it converts.
+    ``config``: the dataclass of its own settings, the config section ``model.<name>`` (``--model.<name>.x=...``);
+    its defaults are the method's, its ``__post_init__`` refuses values the method cannot build."""
 
     name: str
     paper: str
@@ -69,6 +72,7 @@ class Method:
     settings: Callable[[ModelConfig], str] = lambda cfg: ""
     official: tuple[Official, ...] = ()
     info: Callable[[ModelConfig], tuple[dict, str]] | None = None
+    config: type | None = None
 
     def __post_init__(self):
         if self.readout not in READOUTS:
@@ -86,6 +90,8 @@ def register_method(method: Method, *, replace: bool = False) -> Method:
     clash = sorted(taken & {o.kind for o in method.official})
     if clash:
         raise ValueError(f"method {method.name!r}: official checkpoint kind {clash[0]!r} is another method's")
+    if method.config is not None:
+        register_model_section(method.name, method.config, replace=replace)
     METHODS[method.name] = method
     return method
 

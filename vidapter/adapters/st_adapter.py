@@ -24,6 +24,8 @@ official checkpoints (``transformer.resblocks.{i}`` there).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -111,12 +113,30 @@ def apply_st_adapter(
 def _shape_from_official(cfg, sd: dict) -> None:
     """An ST-Adapter release fixes classes and where and how wide its adapters are."""
     AIM.official[0].shape(cfg, sd)
-    cfg.st_positions = [p for p in ("attn", "mlp") if any(f".adapter_pre_{p}." in k for k in sd)]
-    cfg.st_width = next(v.shape[0] for k, v in sd.items() if k.endswith(".fc1.weight"))
+    cfg.st_adapter.positions = [p for p in ("attn", "mlp") if any(f".adapter_pre_{p}." in k for k in sd)]
+    cfg.st_adapter.width = next(v.shape[0] for k, v in sd.items() if k.endswith(".fc1.weight"))
+
+
+@dataclass
+class STAdapterConfig:
+    """``model.st_adapter``: the official ViT-B ``12x384`` by default."""
+
+    width: int = 384  # bottleneck channels
+    positions: list[str] = field(default_factory=lambda: ["mlp"])  # [mlp]: 12x384 on ViT-B; [attn, mlp]: 24x384
+    kernel: int = 3  # temporal kernel of the depthwise conv
+
+    def __post_init__(self):
+        if self.width < 1 or self.kernel < 1 or self.kernel % 2 == 0:
+            raise ConfigError(f"model.st_adapter needs a positive width and an odd kernel, got {self.width} and "
+                              f"{self.kernel}")  # fmt: skip
+        if not self.positions or not set(self.positions) <= set(POSITIONS):
+            raise ConfigError(f"model.st_adapter.positions must be a non-empty subset of {list(POSITIONS)}, got "
+                              f"{self.positions}")  # fmt: skip
 
 
 def _adapt(vit: VisionTransformer, cfg, layers: list[int]) -> None:
-    apply_st_adapter(vit, width=cfg.st_width, positions=tuple(cfg.st_positions), kernel=cfg.st_kernel, layers=layers)
+    st = cfg.st_adapter
+    apply_st_adapter(vit, width=st.width, positions=tuple(st.positions), kernel=st.kernel, layers=layers)
 
 
 ST_ADAPTER = register_method(Method(
@@ -128,8 +148,9 @@ ST_ADAPTER = register_method(Method(
     temporal_embed=lambda cfg: False,
     train_norm=False,
     head_std=0.02,
-    settings=lambda cfg: f"ST-Adapters of {cfg.st_width} channels before {' and '.join(cfg.st_positions)}, temporal "
-                         f"kernel {cfg.st_kernel}",
+    settings=lambda cfg: f"ST-Adapters of {cfg.st_adapter.width} channels before "
+                         f"{' and '.join(cfg.st_adapter.positions)}, temporal kernel {cfg.st_adapter.kernel}",
     official=(Official("st-adapter-official", "st_adapter_official", st_adapter_official_to_vidapter, False,
                        _shape_from_official),),
+    config=STAdapterConfig,
 ))  # fmt: skip

@@ -24,6 +24,8 @@ token-wise qkv projection, so folding ``T_in`` into qkv commutes with it. The me
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -148,12 +150,28 @@ def _shape_from_official(cfg, sd: dict) -> None:
     if not any(".t_adapter_in." in k for k in sd):
         cfg.method, cfg.adapters, cfg.temporal_embed = AIM.name, [], True  # merged: plain blocks + time shifts
     else:
-        cfg.num_tadapter = 2 if any(".mlp_adapter_out." in k for k in sd) else 1
+        cfg.zeroi2v.num_tadapter = 2 if any(".mlp_adapter_out." in k for k in sd) else 1
+
+
+@dataclass
+class ZeroI2VConfig:
+    """``model.zeroi2v``: its linear adapters (the official ViT-B K400 config's values by default)."""
+
+    ratio: float = 0.25  # bottleneck ratio
+    scale: float = 0.5  # scale of the adapters' branches
+    num_tadapter: int = 1  # 1: adapters before attention, after attention and beside the MLP; 2: one more after it
+    dropout: float = 0.1  # adapter dropout
+
+    def __post_init__(self):
+        if not 0 < self.ratio <= 1:
+            raise ConfigError(f"model.zeroi2v.ratio must be in (0, 1], got {self.ratio}")
+        if self.num_tadapter not in (1, 2):
+            raise ConfigError(f"model.zeroi2v.num_tadapter must be 1 or 2, got {self.num_tadapter}")
 
 
 def _adapt(vit: VisionTransformer, cfg, layers: list[int]) -> None:
-    apply_zeroi2v(vit, ratio=cfg.ratio, scale=cfg.scale, num_tadapter=cfg.num_tadapter, dropout=cfg.zeroi2v_dropout,
-                  layers=layers)  # fmt: skip
+    z = cfg.zeroi2v
+    apply_zeroi2v(vit, ratio=z.ratio, scale=z.scale, num_tadapter=z.num_tadapter, dropout=z.dropout, layers=layers)
 
 
 ZEROI2V = register_method(Method(
@@ -162,7 +180,8 @@ ZEROI2V = register_method(Method(
     trains="linear adapters around attention and MLP (mergeable), temporal embedding, final norm, head",
     adapt=_adapt,
     merge=lambda model: merge_zeroi2v_(model.backbone),
-    settings=lambda cfg: f"linear adapters x{2 + cfg.num_tadapter} per block, ratio {cfg.ratio:g}, scale "
-                         f"{cfg.scale:g}, dropout {cfg.zeroi2v_dropout:g} (mergeable)",
+    settings=lambda cfg: f"linear adapters x{2 + cfg.zeroi2v.num_tadapter} per block, ratio {cfg.zeroi2v.ratio:g}, "
+                         f"scale {cfg.zeroi2v.scale:g}, dropout {cfg.zeroi2v.dropout:g} (mergeable)",
     official=(Official("zeroi2v-official", "aim_official", zeroi2v_official_to_vidapter, True, _shape_from_official),),
+    config=ZeroI2VConfig,
 ))  # fmt: skip

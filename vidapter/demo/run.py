@@ -156,9 +156,9 @@ def run_demo(data_dir: Path | None = None, run_dir: Path = Path("runs/demo"), ov
 METHOD_ROWS = {
     "frozen space-only (no temporal modelling)": ["model.adapters=", "model.temporal_embed=false"],
     "AIM": [],
-    "ST-Adapter (before attention and MLP)": ["model.method=st_adapter", "model.adapters=", "model.st_width=48",
-                                              "model.st_positions=attn,mlp"],
-    "EVL (decoder on all 4 blocks)": ["model.method=evl", "model.adapters=", "model.evl_layers=4"],
+    "ST-Adapter (before attention and MLP)": ["model.method=st_adapter", "model.adapters=", "model.st_adapter.width=48",
+                                              "model.st_adapter.positions=attn,mlp"],
+    "EVL (decoder on all 4 blocks)": ["model.method=evl", "model.adapters=", "model.evl.layers=4"],
     "ZeroI2V (head shifts -1, +1)": ["model.method=zeroi2v", "model.adapters=", "model.head_shifts=-1,1"],
     "LoRA r=8 + head shifts -1, +1": ["model.method=lora", "model.adapters=", "model.head_shifts=-1,1"],
     "LoRA r=8 + AIM's temporal pass": ["model.method=lora", "model.adapters=temporal"],
