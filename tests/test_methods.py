@@ -168,8 +168,8 @@ def test_every_registered_method_has_an_engine_run():
 
 @pytest.mark.parametrize("method", sorted(METHOD_ARGS))
 def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, capsys):
-    """The engine knows no method: train (dropout, drop-path, RandAugment on), kill at a step, resume bit-exactly,
-    then eval, predict and an adapter-only export that loads back onto the same backbone."""
+    """The engine knows no method: train (dropout, drop-path, RandAugment on, two batches a step), kill at a step,
+    resume bit-exactly, then eval, predict and an adapter-only export that loads back onto the same backbone."""
     import os
     import signal
     import subprocess
@@ -184,7 +184,7 @@ def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, ca
 
     extra = [*METHOD_ARGS[method], "--train.epochs=2", "--train.ckpt_every=2", "--model.dropout=0.5",
              "--data.randaugment=[2,9]", "--data.randaugment_impl=torchvision",
-             "--train.max_steps_per_epoch=3"]  # fmt: skip
+             "--train.max_steps_per_epoch=3", "--train.batch_size=4", "--train.accum_steps=2"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(run_dir, kill_at_step=None):

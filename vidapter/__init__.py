@@ -35,6 +35,7 @@ _EXPORTS = {
     "fit": "vidapter.engine",
     "evaluate": "vidapter.evaluation",
     "Method": "vidapter.adapters.registry",
+    "AdapterModule": "vidapter.adapters.registry",
     "register_method": "vidapter.adapters.registry",
     "model_info": "vidapter.summary",
 }

@@ -80,7 +80,11 @@ class VideoClassifier(nn.Module):
         self.backbone = backbone
         self.readout = readout
         self.feature = feature or backbone.facts.feature
+        if decoder is not None and list(decoder.parameters()) and not hasattr(decoder, "trainable_params"):
+            raise ValueError(f"decoder {type(decoder).__name__} does not say which of its parameters train: define "
+                             "trainable_params() (vidapter.AdapterModule declares them all)")  # fmt: skip
         self.decoder = decoder
+        self.train_norm = True  # the method's (build_model sets it)
         self.num_frames = num_frames
         self.grad_checkpointing = grad_checkpointing
         d = backbone.width
@@ -94,6 +98,14 @@ class VideoClassifier(nn.Module):
         self.load_report = None  # what build_model loaded the image weights from (None: random init)
         self.config: Config | None = None  # set by the loaders (from_pretrained, load_model); predict needs it
         self.class_names: list[str] | None = None
+
+    def trainable_params(self) -> list[str]:
+        """The classifier's own trained tensors (the adapters inside it declare theirs): the temporal embedding, the
+        image model's final norm where the method trains it (``train_norm``), the head."""
+        names = ["temporal_embed"] if self.temporal_embed is not None else []
+        if self.train_norm:
+            names += [f"backbone.norm.{p}" for p, _ in self.backbone.norm.named_parameters()]
+        return names + [f"head.fc.{p}" for p, _ in self.head.fc.named_parameters()]
 
     @property
     def num_classes(self) -> int:

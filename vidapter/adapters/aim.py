@@ -16,7 +16,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.adapters.registry import AdapterModule, Method, Official, register_method
 from vidapter.errors import ConfigError
 from vidapter.models import lean
 from vidapter.models.convert import aim_official_to_vidapter
@@ -25,7 +25,7 @@ from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer, nor
 ADAPTER_KINDS = ("spatial", "temporal", "joint")
 
 
-class Adapter(lean.Lean, nn.Module):
+class Adapter(AdapterModule, lean.Lean, nn.Module):
     """Bottleneck adapter: Linear(D, D*ratio) -> GELU (erf) -> Linear(D*ratio, D), plus x when ``skip``.
 
     The second projection starts at zero, so a skip adapter starts as the identity and a no-skip adapter as zero.
@@ -266,4 +266,5 @@ AIM = register_method(Method(
     combines_aim=True,
     official=(Official("aim-official", "aim_official", aim_official_to_vidapter, True, _shape_from_official),),
     config=AIMConfig,
+    identity_at_init=True,
 ))  # fmt: skip

@@ -36,7 +36,7 @@ from einops import rearrange
 from torch import nn
 
 from vidapter.adapters.aim import AIM
-from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.adapters.registry import AdapterModule, Method, Official, register_method
 from vidapter.errors import ConfigError
 from vidapter.models.convert import evl_official_to_vidapter
 from vidapter.models.vit import Block, LayerNorm, QuickGELU, VisionTransformer
@@ -115,7 +115,7 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class EVLDecoder(nn.Module):
+class EVLDecoder(AdapterModule, nn.Module):
     """The query, M decoder layers with their temporal modules, and the head's LayerNorm."""
 
     def __init__(self, dim: int, heads: int, num_frames: int, grid: int, num_layers: int = 4, mlp_dropout: float = 0.5,
@@ -211,4 +211,5 @@ EVL = register_method(Method(
                          "gradient",
     official=(Official("evl-official", "evl_official", evl_official_to_vidapter, False, _shape_from_official),),
     config=EVLConfig,
+    identity_at_init=True,
 ))  # fmt: skip

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from vidapter.adapters.registry import Method, register_method
+from vidapter.adapters.registry import AdapterModule, Method, register_method
 from vidapter.errors import ConfigError
 from vidapter.models.vit import VisionTransformer
 
 TARGETS = {"qkv": ("attn", "qkv"), "proj": ("attn", "proj"), "fc1": ("mlp", "fc1"), "fc2": ("mlp", "fc2")}
 
 
-class LoRA(nn.Module):
+class LoRA(AdapterModule, nn.Module):
     """The low-rank update of one linear layer: ``(alpha / r) * B(A(dropout(x)))``, (..., in) -> (..., out)."""
 
     def __init__(self, in_features: int, out_features: int, r: int, alpha: float, dropout: float = 0.0):
@@ -132,4 +132,5 @@ LORA = register_method(Method(
     info=lambda cfg: ({"r": cfg.lora.r, "alpha": cfg.lora.alpha, "targets": cfg.lora.targets},
                       f"LoRA: r={cfg.lora.r}, alpha={cfg.lora.alpha:g} on {','.join(cfg.lora.targets)} of every block"),
     config=LoRAConfig,
+    identity_at_init=True,
 ))  # fmt: skip

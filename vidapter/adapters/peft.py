@@ -1,8 +1,10 @@
 """Trainable sets, parameter counts and the identity of frozen backbone weights.
 
-A trainable set is declared, not matched by substrings: every adapter a block declares (its ``adapter_names()``:
-AIM, ZeroI2V, ST-Adapter blocks), every LoRA update, a decoder (EVL), the temporal embedding, the final norm (ln_post)
-where the method trains it (``model.train_norm``) and the head.
+A trainable set is declared, not matched by substrings: every module that owns trained tensors names them
+(``trainable_params()``, the contract of ``registry.AdapterModule``): the adapters and LoRA updates inside the image
+blocks, a decoder (EVL), and the classifier itself for its temporal embedding, head and, where the method trains it,
+the image model's final norm. One walk over the modules gives the set; the counts, the adapter export and the digest
+of the frozen image weights read it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from vidapter.adapters.lora import lora_modules
 from vidapter.errors import ConfigError
 from vidapter.files import write_atomic
 from vidapter.models.pretrained import WeightsError, check_keys
@@ -25,29 +26,34 @@ from vidapter.models.pretrained import WeightsError, check_keys
 FINETUNE_MODES = ("adapters", "full")
 
 
+def declared_parameters(model: nn.Module) -> dict[str, str]:
+    """Every parameter a module of ``model`` declares trainable (``trainable_params()``), as {full name: the
+    declaring module's name} ("" for ``model`` itself), in module order; a declared name that is not a parameter
+    of its module raises naming both."""
+    declared = {}
+    for prefix, module in model.named_modules():
+        declare = getattr(module, "trainable_params", None)
+        if not callable(declare):
+            continue
+        own = dict(module.named_parameters())
+        for name in declare():
+            if name not in own:
+                raise ValueError(f"{type(module).__name__} {prefix or '(the model)'} declares {name!r} trainable, "
+                                 "but has no parameter of that name")  # fmt: skip
+            declared.setdefault(f"{prefix}.{name}" if prefix else name, prefix)
+    return declared
+
+
 def adapter_parameter_names(model: nn.Module) -> list[str]:
-    """Names of every adapter parameter of a VideoClassifier (the blocks' adapters, LoRA updates, a decoder), in
-    module order."""
-    names = []
-    for i, blk in enumerate(model.backbone.blocks):
-        for a in blk.adapter_names() if hasattr(blk, "adapter_names") else []:
-            names += [f"backbone.blocks.{i}.{a}.{p}" for p, _ in getattr(blk, a).named_parameters()]
-        for holder, lora in lora_modules(blk).items():
-            names += [f"backbone.blocks.{i}.{holder}.{p}" for p, _ in lora.named_parameters()]
-    if getattr(model, "decoder", None) is not None:
-        names += [f"decoder.{p}" for p, _ in model.decoder.named_parameters()]
-    return names
+    """The tensors the method adds to the image model (adapters, LoRA updates, a decoder): declared by modules
+    inside ``model``, in module order."""
+    return [name for name, owner in declared_parameters(model).items() if owner]
 
 
 def peft_parameter_names(model: nn.Module) -> list[str]:
-    """The method's trainable set: adapters, temporal embedding, final norm (where trained), head."""
-    names = adapter_parameter_names(model)
-    if model.temporal_embed is not None:
-        names.append("temporal_embed")
-    if getattr(model, "train_norm", True):
-        names += [f"backbone.norm.{p}" for p, _ in model.backbone.norm.named_parameters()]
-    names += [f"head.fc.{p}" for p, _ in model.head.fc.named_parameters()]
-    return names
+    """The method's trainable set: what the modules declare (adapters, temporal embedding, final norm where
+    trained, head)."""
+    return list(declared_parameters(model))
 
 
 def set_trainable(model: nn.Module, finetune: str) -> list[str]:
@@ -81,15 +87,10 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 def image_weight_names(model: nn.Module) -> list[str]:
-    """Backbone parameters that came from the image model and stay frozen under the method (all but adapters and,
-    where the method trains it, the final norm)."""
-    adapters = set(adapter_parameter_names(model))
-    trained_norm = getattr(model, "train_norm", True)
-    return [
-        n
-        for n, _ in model.named_parameters()
-        if n.startswith("backbone.") and n not in adapters and not (trained_norm and n.startswith("backbone.norm."))
-    ]
+    """Backbone parameters that came from the image model and stay frozen under the method: all that no module
+    declares trainable (not the adapters, not the final norm where the method trains it)."""
+    declared = declared_parameters(model)
+    return [n for n, _ in model.named_parameters() if n.startswith("backbone.") and n not in declared]
 
 
 @torch.no_grad()

@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 READOUTS = ("norm_mean", "mean_norm", "decoder")
 
 
+class AdapterModule:
+    """The contract of a module that owns tensors a method trains: ``trainable_params()`` names them, relative to
+    the module (as torchtune's adapter modules' ``adapter_params``). The trainable set, the parameter counts, the
+    adapter export and the digest of the frozen image weights all come from one walk over the modules that declare
+    (``vidapter.adapters.peft``); nothing else is trained. This mixin declares every parameter of the module: an
+    adapter, a LoRA update or a decoder is new and trains whole. A module that trains only some of its tensors
+    defines ``trainable_params`` itself."""
+
+    def trainable_params(self) -> list[str]:
+        return [n for n, _ in self.named_parameters()]
+
+
 @dataclass(frozen=True)
 class Official:
     """A released checkpoint of the method's official code that ``vidapter convert KIND`` reads.
@@ -56,7 +68,9 @@ class Method:
     in ``vidapter info --json`` (a method that gives them has the key in every model's info: null for other
     methods) and as a line of their own in the text. ``official``: the released checkpoints it converts.
     ``config``: the dataclass of its own settings, the config section ``model.<name>`` (``--model.<name>.x=...``);
-    its defaults are the method's, its ``__post_init__`` refuses values the method cannot build."""
+    its defaults are the method's, its ``__post_init__`` refuses values the method cannot build.
+    ``identity_at_init``: the adapted image blocks compute the image model's function until training moves the
+    method's tensors (the contract tests check it)."""
 
     name: str
     paper: str
@@ -73,6 +87,7 @@ class Method:
     official: tuple[Official, ...] = ()
     info: Callable[[ModelConfig], tuple[dict, str]] | None = None
     config: type | None = None
+    identity_at_init: bool = False
 
     def __post_init__(self):
         if self.readout not in READOUTS:

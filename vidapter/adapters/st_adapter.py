@@ -31,7 +31,7 @@ from einops import rearrange
 from torch import nn
 
 from vidapter.adapters.aim import AIM
-from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.adapters.registry import AdapterModule, Method, Official, register_method
 from vidapter.errors import ConfigError
 from vidapter.models.convert import st_adapter_official_to_vidapter
 from vidapter.models.vit import Block, Linear, VisionTransformer
@@ -39,7 +39,7 @@ from vidapter.models.vit import Block, Linear, VisionTransformer
 POSITIONS = ("attn", "mlp")
 
 
-class STAdapter(nn.Module):
+class STAdapter(AdapterModule, nn.Module):
     """fc1 (D -> hidden) -> depthwise temporal conv -> fc2 (hidden -> D), added to the patch tokens only."""
 
     def __init__(self, dim: int, hidden: int, kernel: int = 3, prefix: int = 1):
@@ -153,4 +153,5 @@ ST_ADAPTER = register_method(Method(
     official=(Official("st-adapter-official", "st_adapter_official", st_adapter_official_to_vidapter, False,
                        _shape_from_official),),
     config=STAdapterConfig,
+    identity_at_init=True,
 ))  # fmt: skip

@@ -30,13 +30,13 @@ import torch
 from torch import nn
 
 from vidapter.adapters.aim import AIM
-from vidapter.adapters.registry import Method, Official, register_method
+from vidapter.adapters.registry import AdapterModule, Method, Official, register_method
 from vidapter.errors import ConfigError
 from vidapter.models.convert import zeroi2v_official_to_vidapter
 from vidapter.models.vit import Block, Linear, VisionTransformer
 
 
-class LinearAdapter(nn.Module):
+class LinearAdapter(AdapterModule, nn.Module):
     """``x + scale * fc2(dropout(fc1(x)))``, (..., D) -> (..., D); no activation."""
 
     def __init__(self, dim: int, ratio: float = 0.25, scale: float = 1.0, dropout: float = 0.1):
@@ -184,4 +184,5 @@ ZEROI2V = register_method(Method(
                          f"scale {cfg.zeroi2v.scale:g}, dropout {cfg.zeroi2v.dropout:g} (mergeable)",
     official=(Official("zeroi2v-official", "aim_official", zeroi2v_official_to_vidapter, True, _shape_from_official),),
     config=ZeroI2VConfig,
+    identity_at_init=True,
 ))  # fmt: skip
