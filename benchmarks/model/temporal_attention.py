@@ -1,6 +1,6 @@
 """The temporal pass's attention three ways, compiled, alone, as the AIM block runs it: from tokens in the frame
 layout (B*T, N, D) back to it. SDPA and explicit batched GEMMs (the CUDA default) on tokens regrouped to (B*N, T, D)
-and back; broadcast products read straight from the frame layout (``Attention.over_frames``, taken by a compiled
+and back; broadcast products read straight from the frame layout (``adapters.aim.over_frames``, taken by a compiled
 block with ``temporal_frames``). For each: time per forward + input-gradient backward, the number of batched GEMM
 calls, the largest buffer in the generated code (whether the compiler materialised the T x T x head-dim broadcast
 products) and the layout copies (generated kernels named for a clone or permute).
@@ -25,6 +25,7 @@ from torch._inductor.utils import run_and_get_code
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository root, for benchmarks._core
 from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 from benchmarks._core.timing import seconds_per_call  # noqa: E402
+from vidapter.adapters.aim import over_frames  # noqa: E402
 from vidapter.models.vit import Attention  # noqa: E402
 
 WAYS = ("sdpa", "bmm", "fused")
@@ -53,7 +54,7 @@ def main() -> None:
 
         def temporal(x, attn=attn, way=way, t=args.frames, n=args.tokens):
             if way == "fused":
-                return attn.over_frames(x, t)
+                return over_frames(attn, x, t)
             y = attn(rearrange(x, "(b t) n d -> (b n) t d", t=t), math=way == "bmm")
             return rearrange(y, "(b n) t d -> (b t) n d", n=n)
 

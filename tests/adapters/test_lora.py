@@ -126,17 +126,17 @@ def test_bad_settings_are_named():
 
 @pytest.mark.parametrize("alpha", [2.0, 4.0])  # scaling alpha / r = 0.5 and 1
 def test_merge_per_layer_in_float64(alpha):
-    from vidapter.adapters.lora import merge_lora_
-    from vidapter.models.vit import Linear
+    from vidapter.adapters.lora import LoRALinear, merge_lora_
+    from vidapter.models.vit import Linear, rebase
 
-    layer = Linear(6, 5).double()
-    layer.delta = LoRA(6, 5, r=4, alpha=alpha).double()
+    holder = torch.nn.Sequential(rebase(Linear(6, 5).double(), LoRALinear))
+    holder[0].delta = LoRA(6, 5, r=4, alpha=alpha).double()
     with torch.no_grad():
-        layer.delta.lora_B.weight.normal_()
+        holder[0].delta.lora_B.weight.normal_()
     x = torch.randn(3, 6, dtype=torch.float64)
-    before = layer(x)
-    assert merge_lora_(layer) == 1 and layer.delta is None
-    torch.testing.assert_close(layer(x), before, atol=1e-10, rtol=0)
+    before = holder(x)
+    assert merge_lora_(holder) == 1 and type(holder[0]) is Linear and not hasattr(holder[0], "delta")
+    torch.testing.assert_close(holder(x), before, atol=1e-10, rtol=0)
 
 
 def test_export_merge_gives_a_plain_model_with_the_same_logits(tmp_path, video, capsys):

@@ -7,10 +7,9 @@ import pytest
 import torch
 from peers import HEADS, randomize_
 
-from vidapter.adapters.stdha import HEAD_SHIFTS, apply_stdha
+from vidapter.adapters.stdha import HEAD_SHIFTS, apply_stdha, shift_heads
 from vidapter.classifier import build_model
 from vidapter.config import ModelConfig
-from vidapter.models.vit import shift_heads
 
 
 def _temporal_shift(x: torch.Tensor, frames: int, shift_div: int, long_div: int = 0, long_right: bool = False):

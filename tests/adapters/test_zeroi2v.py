@@ -7,6 +7,7 @@ import torch
 from official import convert_official
 from peers import DEPTH, HEADS, PATCH, SIZE, WIDTH, randomize_
 
+from vidapter.adapters.stdha import apply_stdha
 from vidapter.adapters.zeroi2v import LinearAdapter, ZeroI2VBlock
 from vidapter.classifier import build_model, from_pretrained, save_pretrained
 from vidapter.cli import main
@@ -25,7 +26,7 @@ def _model(num_tadapter=2, scale=0.5, shifts=(-1, 1)) -> torch.nn.Module:
 
 def test_identity_at_init_equals_the_image_block_with_stdha():
     vit = build_vit("tiny_clip")
-    vit.blocks[0].attn.head_shifts = (-1, 1)
+    apply_stdha(vit, (-1, 1), layers=[0])
     plain = vit.blocks[0]
     blk = ZeroI2VBlock(plain, WIDTH, scale=0.5)
     x = torch.randn(2 * T, 17, WIDTH)

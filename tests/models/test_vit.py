@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from einops import rearrange
 from peers import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, timm_vit
 
+from vidapter.adapters.aim import over_frames
 from vidapter.models.convert import hf_clip_to_vit, openai_to_vit, timm_to_vit
 from vidapter.models.pretrained import WeightsError, load_backbone
 from vidapter.models.vit import BACKBONES, build_vit, resize_pos_embed
@@ -102,7 +105,7 @@ def test_attention_over_frames_equals_attention_on_regrouped_tokens():
     torch.manual_seed(0)
     attn = build_vit("tiny_clip").blocks[0].attn
     frames, x = 4, torch.randn(2 * 4, 5, WIDTH)
-    compiled = torch.compile(attn.over_frames, backend="aot_eager", dynamic=False)
+    compiled = torch.compile(functools.partial(over_frames, attn), backend="aot_eager", dynamic=False)
 
     def run(fn, bf16=False):
         xg = x.clone().requires_grad_(True)

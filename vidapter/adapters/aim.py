@@ -20,7 +20,7 @@ from vidapter.adapters.registry import AdapterModule, Method, Official, register
 from vidapter.errors import ConfigError
 from vidapter.models import lean
 from vidapter.models.convert import aim_official_to_vidapter
-from vidapter.models.vit import Block, LayerNorm, Linear, VisionTransformer, norm_source
+from vidapter.models.vit import Attention, Block, LayerNorm, Linear, VisionTransformer, norm_source
 
 ADAPTER_KINDS = ("spatial", "temporal", "joint")
 
@@ -90,7 +90,7 @@ class AIMBlock(nn.Module):
     (None) explicit products on CUDA and SDPA elsewhere, each the faster there (docs/benchmarks.md: an H200's compiled
     train step 2.24x the reference with products, 1.86x with SDPA; the CPU's 1.02-1.03x with products, 1.08x SDPA).
     With products and ``temporal_frames``, a compiled block runs the temporal pass in the frame layout
-    (``Attention.over_frames``): no regrouping copies, no batched 8x8 GEMMs.
+    (``over_frames``): no regrouping copies, no batched 8x8 GEMMs.
     Spatial pass: ``x + S_Adapter(attn(norm1(x)))``. Joint: ``x + mlp(xn) + drop_path(scale * MLP_Adapter(xn))``.
 
     Other image families: LayerScale (DINOv2/v3) stays with the frozen branch and every adapter sits outside it, so
@@ -150,7 +150,7 @@ class AIMBlock(nn.Module):
                 raise ValueError("AIMBlock with a temporal adapter needs num_frames")
             products = x.is_cuda if self.temporal_math is None else self.temporal_math
             if products and self.temporal_frames and torch.compiler.is_compiling():
-                x = x + self.drop_path(self._temporal(x, lambda xt: self.attn.over_frames(xt, num_frames)))
+                x = x + self.drop_path(self._temporal(x, lambda xt: over_frames(self.attn, xt, num_frames)))
             else:
                 n = x.shape[1]
                 xt = rearrange(x, "(b t) n d -> (b n) t d", t=num_frames)
@@ -166,6 +166,25 @@ class AIMBlock(nn.Module):
         return x + mlp + self.drop_path(self.scale * adapter)
 
 
+def over_frames(attn: Attention, x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B*T, N, D) -> (B*T, N, D): ``attn`` among the T frames of each token position, read in the frame layout:
+    AIM's temporal pass (``AIMBlock.temporal_frames``).
+
+    The same function as ``attn`` on ``(b t) n d -> (b n) t d`` regrouped tokens, without the regrouping: the
+    projections work token by token in any order, and the attention is broadcast multiply-and-sum over strided
+    views (fp32 scores and softmax, as ``math=True``), which torch.compile fuses into memory-bound kernels with
+    no layout copy. Eager would materialise B x T x T x N x D products: meant to run compiled.
+    """
+    bt, n, d = x.shape
+    qkv = attn.qkv(x).view(bt // frames, frames, n, 3, attn.heads, d // attn.heads)
+    q, k, v = qkv.unbind(3)  # (B, T, N, H, hd) each
+    # Summed in fp32: compiled, the products are fp32 too (inductor computes low-precision inputs in fp32) and no
+    # fp32 copy of q, k or v is written, which .float() on them would make the compiler do.
+    scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1, dtype=torch.float32) * q.shape[-1] ** -0.5  # (B,Tq,Tk,N,H)
+    out = (torch.softmax(scores, dim=2).unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B, T, N, H, hd)
+    return attn.proj(attn.norm(out.to(qkv.dtype).reshape(bt, n, d)))
+
+
 TEMPORAL_ATTENTION = ("auto", "sdpa", "products", "frames")
 
 
@@ -178,7 +197,7 @@ def set_temporal_attention(model: nn.Module, mode: str) -> None:
     """How every AIM block computes its temporal pass's attention; the same function every way, up to rounding.
 
     ``sdpa``: SDPA on tokens regrouped to (B*N, T, D). ``products``: explicit batched GEMMs and an fp32 softmax there.
-    ``frames``: compiled, broadcast products read straight from the frame layout (``Attention.over_frames``: no
+    ``frames``: compiled, broadcast products read straight from the frame layout (``over_frames``: no
     regrouping copies, no 8x8 GEMMs); eager, ``products``. ``auto``: products on CUDA, SDPA elsewhere.
     """
     check_temporal_attention(mode)

@@ -22,7 +22,7 @@ from torch import nn
 
 from vidapter.adapters.registry import AdapterModule, Method, register_method
 from vidapter.errors import ConfigError
-from vidapter.models.vit import VisionTransformer
+from vidapter.models.vit import Linear, VisionTransformer, rebase, replace_module
 
 TARGETS = {"qkv": ("attn", "qkv"), "proj": ("attn", "proj"), "fc1": ("mlp", "fc1"), "fc2": ("mlp", "fc2")}
 
@@ -74,10 +74,22 @@ def apply_lora(
             # fc1 is every layer reading the MLP's input: EVA02's SwiGLU has two (fc1_g, fc1_x)
             linears = blk.mlp.inputs() if t == "fc1" else [getattr(getattr(blk, part), attr)]
             for linear in linears:
-                linear.delta = LoRA(linear.in_features, linear.out_features, r, alpha, dropout).to(linear.weight.device)
-                path = next(n for n, m in blk.named_modules() if m is linear)
-                names += [f"blocks.{i}.{path}.delta.{p}" for p, _ in linear.delta.named_parameters()]
+                lora = LoRA(linear.in_features, linear.out_features, r, alpha, dropout).to(linear.weight.device)
+                new = rebase(linear, LoRALinear)
+                new.delta = lora
+                path = replace_module(blk, linear, new)
+                names += [f"blocks.{i}.{path}.delta.{p}" for p, _ in lora.named_parameters()]
     return names
+
+
+class LoRALinear(Linear):
+    """A frozen linear layer with its low-rank update: ``W x + b + delta(x)``. It replaces the layer and keeps its
+    ``weight`` and ``bias`` (and their names); ``delta`` is the ``LoRA``."""
+
+    delta: LoRA
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.delta(x)
 
 
 def lora_modules(model: nn.Module) -> dict[str, LoRA]:
@@ -89,15 +101,14 @@ def lora_modules(model: nn.Module) -> dict[str, LoRA]:
 def merge_lora_(model: nn.Module) -> int:
     """Fold every LoRA update into its layer's weight (``W += scaling * B @ A``, summed in fp32) and remove it, in
     place; returns how many were merged. The layer then computes what it computed with the update, up to rounding."""
-    merged = 0
-    for module in model.modules():
-        lora = getattr(module, "delta", None)
-        if isinstance(lora, LoRA):
-            w, update = module.weight, lora.merged_weight().to(module.weight.device)
-            w.copy_((w.to(update.dtype) + update).to(w.dtype))
-            module.delta = None
-            merged += 1
-    return merged
+    layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    for module in layers:
+        w, update = module.weight, module.delta.merged_weight().to(module.weight.device)
+        w.copy_((w.to(update.dtype) + update).to(w.dtype))
+        plain = rebase(module, Linear)
+        del plain._modules["delta"]
+        replace_module(model, module, plain)
+    return len(layers)
 
 
 @dataclass

@@ -66,7 +66,7 @@ class LinearAdapter(AdapterModule, nn.Module):
 
 
 class ZeroI2VBlock(nn.Module):
-    """A frozen image block with ZeroI2V's linear adapters; heads shift in time through ``attn.head_shifts``."""
+    """A frozen image block with ZeroI2V's linear adapters; heads shift in time through ``stdha.ShiftedAttention``."""
 
     def __init__(self, block: Block, dim: int, *, ratio: float = 0.25, scale: float = 0.5, num_tadapter: int = 2,
                  dropout: float = 0.1):  # fmt: skip

@@ -43,18 +43,34 @@ class Linear(lean.Lean, nn.Linear):
     function cannot reproduce bit for bit.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.delta: nn.Module | None = None  # a trained module whose output is added (LoRA: adapters/lora.py)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         lean_path = self.recompute and x.is_contiguous() and lean.needs_graph(x, w, self.bias)
         if lean_path and (not w.requires_grad or lean.compute_dtype(x) == w.dtype):
-            y = lean.Linear.apply(x, w, self.bias)
-        else:
-            y = F.linear(x, w, self.bias)
-        return y if self.delta is None else y + self.delta(x)
+            return lean.Linear.apply(x, w, self.bias)
+        return F.linear(x, w, self.bias)
+
+
+def rebase(module: nn.Module, cls: type[nn.Module]) -> nn.Module:
+    """``module`` as an instance of ``cls`` (a subclass a method defines, or the plain class back): the same tensors,
+    submodules and settings, so the state dict keeps its names. Put it in place with ``replace_module``."""
+    new = cls.__new__(cls)
+    state = dict(module.__dict__)
+    for key in ("_parameters", "_buffers", "_modules"):
+        state[key] = dict(state[key])
+    new.__dict__.update(state)
+    return new
+
+
+def replace_module(root: nn.Module, old: nn.Module, new: nn.Module) -> str:
+    """Put ``new`` where ``old`` sits inside ``root`` (every place, where a module is shared); returns its name."""
+    names = [name for name, m in root.named_modules(remove_duplicate=False) if m is old and name]
+    if not names:
+        raise ValueError(f"{type(old).__name__} is not inside this {type(root).__name__}")
+    for name in names:
+        parent, _, attr = name.rpartition(".")
+        setattr(root.get_submodule(parent) if parent else root, attr, new)
+    return names[0]
 
 
 class LayerNorm(lean.Lean, nn.LayerNorm):
@@ -93,7 +109,8 @@ class Attention(nn.Module):
     temporal pass (L = T = 8 to 32 tokens) takes it on CUDA, since fused attention kernels tile 64-128 queries and a
     sequence of 8 fills a tile to a sixteenth (measured: docs/benchmarks.md). Under autocast the softmax runs in fp32,
     as in the reference's ``nn.MultiheadAttention``; equal to SDPA up to rounding (tests/models/test_vit.py).
-    ``over_frames`` is AIM's temporal pass read straight from the frame layout (``AIMBlock.temporal_frames``).
+    A method changes it by replacing it (ZeroI2V's shifted heads: ``adapters.stdha.ShiftedAttention``) or its
+    projections (LoRA: ``adapters.lora.LoRALinear``), never through a switch in here.
     """
 
     def __init__(self, dim: int, heads: int, *, rope: Rope | None = None, norm: LayerNorm | None = None):
@@ -105,16 +122,13 @@ class Attention(nn.Module):
         self.norm = norm if norm is not None else nn.Identity()  # EVA02's sub-LN before the output projection
         self.proj = Linear(dim, dim)
         self.rope = rope  # rotary positions of the spatial pass (a plain object: nothing in the state dict)
-        # frame offset each head reads its keys and values from (ZeroI2V's spatio-temporal dual-headed attention,
-        # adapters/stdha.py); empty: every head attends within its own frame
-        self.head_shifts: tuple[int, ...] = ()
 
     def forward(self, x: torch.Tensor, math: bool = False, num_frames: int | None = None,
                 spatial: bool = True) -> torch.Tensor:  # fmt: skip
-        """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence. With ``head_shifts`` and
-        ``num_frames`` the B sequences are frames of B/T videos, and head h of frame t takes its keys and values from
-        frame t + head_shifts[h]. ``spatial=False``: the L tokens are not one image's (AIM's temporal pass, one
-        position over T frames), so no rotary positions: at one spatial position the rotation cancels in q.k."""
+        """(B, L, D) -> (B, L, D): attention among the L tokens of each sequence. ``num_frames``: the B sequences are
+        frames of B/T videos (this attention attends within each; a replacement may attend across them).
+        ``spatial=False``: the L tokens are not one image's (AIM's temporal pass, one position over T frames), so no
+        rotary positions: at one spatial position the rotation cancels in q.k."""
         return self.attend(*self.project(x, spatial), math=math, num_frames=num_frames)
 
     def project(self, x: torch.Tensor, spatial: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -129,46 +143,13 @@ class Attention(nn.Module):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, math: bool = False,
                num_frames: int | None = None) -> torch.Tensor:  # fmt: skip
-        """``project``'s q, k, v -> (B, L, D): the heads' attention (keys and values shifted in time per
-        ``head_shifts`` when ``num_frames`` is given), then the output projection."""
-        if self.head_shifts and num_frames is not None:  # images, and AIM's temporal pass, give no num_frames
-            k, v = shift_heads(k, num_frames, self.head_shifts), shift_heads(v, num_frames, self.head_shifts)
+        """``project``'s q, k, v -> (B, L, D): the heads' attention, then the output projection."""
         if not math:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
             x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
         b, h, n, hd = x.shape
         return self.proj(self.norm(x.transpose(1, 2).reshape(b, n, h * hd)))
-
-    def over_frames(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        """(B*T, N, D) -> (B*T, N, D): attention among the T frames of each token position, read in the frame layout.
-
-        The same function as ``forward`` on ``(b t) n d -> (b n) t d`` regrouped tokens, without the regrouping: the
-        projections work token by token in any order, and the attention is broadcast multiply-and-sum over strided
-        views (fp32 scores and softmax, as ``math=True``), which torch.compile fuses into memory-bound kernels with
-        no layout copy. Eager would materialise B x T x T x N x D products: meant to run compiled.
-        """
-        bt, n, d = x.shape
-        qkv = self.qkv(x).view(bt // frames, frames, n, 3, self.heads, d // self.heads)
-        q, k, v = qkv.unbind(3)  # (B, T, N, H, hd) each
-        # Summed in fp32: compiled, the products are fp32 too (inductor computes low-precision inputs in fp32) and no
-        # fp32 copy of q, k or v is written, which .float() on them would make the compiler do.
-        scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1, dtype=torch.float32) * q.shape[-1] ** -0.5  # (B,Tq,Tk,N,H)
-        out = (torch.softmax(scores, dim=2).unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B, T, N, H, hd)
-        return self.proj(self.norm(out.to(qkv.dtype).reshape(bt, n, d)))
-
-
-def shift_heads(x: torch.Tensor, frames: int, shifts: tuple[int, ...]) -> torch.Tensor:
-    """(B*T, H, N, hd) -> the same shape, head h of frame t taken from frame t + shifts[h] where that frame exists
-    (else its own frame's, as ZeroI2V's TemporalShift, which starts from a copy); heads past len(shifts) unshifted."""
-    out = x.clone().view(-1, frames, *x.shape[1:])
-    src = x.view(-1, frames, *x.shape[1:])
-    for h, s in enumerate(shifts):
-        if s > 0:
-            out[:, : frames - s, h] = src[:, s:, h]
-        elif s < 0:
-            out[:, -s:, h] = src[:, : frames + s, h]
-    return out.view_as(x)
 
 
 def activation(name: str) -> nn.Module:
@@ -201,7 +182,7 @@ class Mlp(nn.Module):
         """(..., D) -> (..., D). ``normed_from=(norm, src)`` says that x is ``norm(src)``: with ``recompute_hidden``
         backward then keeps ``src`` (the norm keeps it anyway) instead of x."""
         w, b = self.fc1.weight, self.fc1.bias
-        if self.recompute_hidden and self.fc1.delta is None and lean.needs_graph(x, w, b):
+        if self.recompute_hidden and type(self.fc1) is Linear and lean.needs_graph(x, w, b):  # not a replaced fc1
             return self.fc2(lean.Recompute.apply(self._hidden, norm_source(normed_from), x, w, b))
         return self.fc2(self._activate(self.fc1(x)))
 
