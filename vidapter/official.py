@@ -15,7 +15,8 @@ from vidapter.adapters.registry import official_kinds
 from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, ConfigError
 from vidapter.data.datasets import read_class_names
-from vidapter.models.convert import ConversionError, detect_format
+from vidapter.models.convert import ConversionError
+from vidapter.models.layouts import detect_layout
 from vidapter.models.pretrained import WeightsError, check_keys, read_checkpoint
 
 
@@ -42,7 +43,7 @@ def convert_official(
     cfg = copy.deepcopy(cfg)
     raw = read_checkpoint(checkpoint, trust_pickle=trust_pickle)
     try:
-        fmt = detect_format(raw) if official.whole else official.layout
+        fmt = detect_layout(raw) if official.whole else official.layout
         if fmt != official.layout:
             raise ConversionError(f"layout is {fmt!r}, expected a released {kind} (MMAction2) checkpoint")
         sd = official.convert(raw)

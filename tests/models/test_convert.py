@@ -8,7 +8,6 @@ from peers import WIDTH, hf_clip_vision, open_clip_model, timm_vit
 
 from vidapter.models.convert import (
     ConversionError,
-    detect_format,
     hf_clip_to_vit,
     openai_to_vit,
     timm_to_vit,
@@ -16,15 +15,6 @@ from vidapter.models.convert import (
 )
 from vidapter.models.pretrained import WeightsError, load_backbone
 from vidapter.models.vit import build_vit
-
-
-def test_detect_format():
-    assert detect_format(open_clip_model().state_dict()) == "openai"
-    assert detect_format(open_clip_model().visual.state_dict()) == "openai"
-    assert detect_format(hf_clip_vision().state_dict()) == "hf_clip"
-    assert detect_format(timm_vit().state_dict()) == "timm"
-    with pytest.raises(ConversionError, match=r"cannot tell the checkpoint layout.*first: a, b"):
-        detect_format({"a": torch.zeros(1), "b": torch.zeros(1)})
 
 
 def test_openai_with_and_without_visual_prefix_agree():

@@ -11,11 +11,12 @@ from functools import partial
 import pytest
 import timm
 import torch
-from peers import DEPTH, HEADS, PATCH, SIZE, WIDTH, hf_clip_vision, randomize_, timm_vit
+from peers import DEPTH, HEADS, PATCH, SIZE, WIDTH, randomize_
 from torch import nn
 
 from vidapter.models.convert import ConversionError
-from vidapter.models.convert_hf import HF_FORMATS, detect_hf, hf_dinov2_to_vit
+from vidapter.models.convert_hf import HF_FORMATS, hf_dinov2_to_vit
+from vidapter.models.layouts import detect_layout
 
 MLP, REG = 4 * WIDTH, 4
 TOWER = dict(img_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=4)
@@ -171,7 +172,7 @@ def build_timm(case: Case) -> nn.Module:
 def test_converted_hf_weights_give_timms_features(case, images):
     hf = case.build_hf()
     sd = hf.state_dict()
-    assert detect_hf(set(sd)) == case.fmt
+    assert detect_layout(sd) == case.fmt
     model = build_timm(case)
     model.load_state_dict(case.to_timm(HF_FORMATS[case.fmt](sd)))  # strict: every timm tensor comes from HF
     got = model.forward_head(model.forward_features(images), pre_logits=True)
@@ -220,8 +221,8 @@ def test_published_file_names_convert_like_the_state_dict(build, to_file, tmp_pa
     hf.config.save_pretrained(tmp_path)
     loaded = type(hf).from_pretrained(tmp_path).state_dict()
     assert loaded.keys() == sd.keys() and all(torch.equal(loaded[k], v) for k, v in sd.items())
-    assert detect_hf(set(files)) == detect_hf(set(sd))
-    fmt = detect_hf(set(sd))
+    assert detect_layout(files) == detect_layout(sd)
+    fmt = detect_layout(sd)
     a, b = HF_FORMATS[fmt](files), HF_FORMATS[fmt](sd)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -271,10 +272,3 @@ def test_dropped_keys_are_the_declared_ones():
     v3 = hf_dinov3()
     out = HF_FORMATS["hf_dinov3"]({**v3.state_dict(), **dict(v3.named_buffers())})  # rope_embeddings.inv_freq too
     assert "pos_embed" not in out and not out["blocks.0.attn.qkv.bias"][WIDTH : 2 * WIDTH].any()
-
-
-def test_detect_hf_names_only_these_layouts():
-    assert detect_hf(set(hf_clip_vision().state_dict())) is None  # HF CLIP: convert.HF_CLIP's job
-    assert detect_hf(set(timm_vit().state_dict())) is None
-    assert detect_hf({"a", "b"}) is None
-    assert detect_hf(set(hf_siglip_full().state_dict())) == "hf_siglip"

@@ -22,12 +22,13 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from peers import DEPTH, HEADS, PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, randomize_
+from peers import DEPTH, HEADS, PATCH, SIZE, WIDTH, randomize_
 from timm.models.eva import Eva
 from torch import Tensor, nn
 
 from vidapter.models.convert import ConversionError
-from vidapter.models.convert_upstream import UPSTREAM_FORMATS, detect_upstream
+from vidapter.models.convert_upstream import UPSTREAM_FORMATS
+from vidapter.models.layouts import detect_layout
 
 TINY = dict(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, img_size=SIZE, patch_size=PATCH)
 TINY_TEXT = dict(context_length=8, vocab_size=100, width=32, heads=2, layers=1)
@@ -319,7 +320,7 @@ def _canonical_keys_ok(sd: dict[str, Tensor]) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_converted_weights_give_the_peers_features(case: Case):
     peer, published = case.make()
-    assert detect_upstream(set(published)) == (None if case.fmt == "timm_vit" else case.fmt)
+    assert detect_layout(published) == ("timm" if case.fmt == "timm_vit" else case.fmt)
     canonical = UPSTREAM_FORMATS[case.fmt](published)
     _canonical_keys_ok(canonical)
     target = timm.create_model(case.timm_name, pretrained=False, **{**TINY, **case.timm_kwargs}).eval()
@@ -386,13 +387,6 @@ def test_a_missing_bias_in_one_block_is_not_filled():
     del sd["blocks.1.attn.q_proj.bias"]
     with pytest.raises(ConversionError, match=r"blocks\.1\.attn\.qkv\.bias' needs 3 parts, found parts \[2\]"):
         UPSTREAM_FORMATS["timm_eva"](sd)
-
-
-def test_detect_upstream_leaves_other_layouts_alone():
-    assert detect_upstream(set(open_clip_model().state_dict())) is None  # OpenAI layout: convert.detect_format's
-    assert detect_upstream(set(open_clip_model().visual.state_dict())) is None
-    assert detect_upstream(set(hf_clip_vision().state_dict())) is None
-    assert detect_upstream({"a", "b"}) is None
 
 
 def test_open_clip_drops_exactly_the_projection():

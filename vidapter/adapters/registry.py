@@ -40,7 +40,7 @@ class AdapterModule:
 class Official:
     """A released checkpoint of the method's official code that ``vidapter convert KIND`` reads.
 
-    ``convert(raw) -> state dict`` in vidapter's names; ``layout``: what ``models.convert.detect_format`` calls such a
+    ``convert(raw) -> state dict`` in vidapter's names; ``layout``: what ``models.layouts.detect_layout`` calls such a
     file (checked when ``whole``); ``whole``: the file holds the image weights too (else only the trained tensors,
     which sit on the image weights named by ``--backbone``); ``shape(model_cfg, state_dict)`` sets what the file
     fixes about the model (classes, frames, the method's sizes) on a copy of the preset's config."""

@@ -338,16 +338,6 @@ def zeroi2v_official_to_vidapter(state_dict: Mapping[str, Tensor]) -> dict[str, 
     return convert(state_dict, ZEROI2V_OFFICIAL, AIM_OFFICIAL_IGNORE, "zeroi2v_official")
 
 
-CONVERTERS: dict[str, Callable[[Mapping[str, Tensor]], dict[str, Tensor]]] = {
-    "openai": openai_to_vit,
-    "open_clip": openai_to_vit,
-    "hf_clip": hf_clip_to_vit,
-    "timm": timm_to_vit,
-    "jax_npz": jax_npz_to_vit,
-    "aim_official": aim_official_to_vidapter,
-}
-
-
 def unwrap(obj: object) -> dict[str, Tensor]:
     """Take the tensors out of the usual wrappers: ``{'state_dict': ...}``, ``{'model': ...}``, DDP ``module.``."""
     for key in ("state_dict", "model", "module"):
@@ -362,20 +352,22 @@ def unwrap(obj: object) -> dict[str, Tensor]:
     return sd
 
 
-def detect_format(state_dict: Mapping[str, Tensor]) -> str:
-    """Name the layout from marker keys (the architecture itself is never guessed; see models/vit.py)."""
-    keys = set(state_dict)
-    if "backbone.temporal_embedding" in keys or any(k.startswith("cls_head.") for k in keys):
-        return "aim_official"
-    if any(k.startswith(("vision_model.embeddings.", "embeddings.patch_embedding.")) for k in keys):
-        return "hf_clip"
-    if {"conv1.weight", "visual.conv1.weight"} & keys:
-        return "openai"
-    if "patch_embed.proj.weight" in keys:
-        return "timm"
-    if {"embedding/kernel", "opt/target/embedding/kernel"} & keys:
-        return "jax_npz"
-    sample = ", ".join(sorted(keys)[:6])
-    raise ConversionError(
-        f"cannot tell the checkpoint layout from its keys (first: {sample}); known layouts: {', '.join(CONVERTERS)}"
-    )
+# How each layout of this module is recognised, from marker keys (models/layouts.py orders them).
+def is_aim_official(keys: set[str]) -> bool:
+    return "backbone.temporal_embedding" in keys or any(k.startswith("cls_head.") for k in keys)
+
+
+def is_hf_clip(keys: set[str]) -> bool:
+    return any(k.startswith(("vision_model.embeddings.", "embeddings.patch_embedding.")) for k in keys)
+
+
+def is_openai(keys: set[str]) -> bool:
+    return bool({"conv1.weight", "visual.conv1.weight"} & keys)
+
+
+def is_timm(keys: set[str]) -> bool:
+    return "patch_embed.proj.weight" in keys
+
+
+def is_jax_npz(keys: set[str]) -> bool:
+    return bool({"embedding/kernel", "opt/target/embedding/kernel"} & keys)

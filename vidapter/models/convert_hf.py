@@ -169,19 +169,22 @@ HF_FORMATS: dict[str, Callable[[Mapping[str, Tensor]], dict[str, Tensor]]] = {
 }
 
 
-def detect_hf(keys: set[str]) -> str | None:
-    """Name the HF layout of these families from marker keys, or None (HF CLIP, other layouts). Only the layout is
-    named; the architecture (MLP type, registers, sizes) comes from the backbone table, never from the keys."""
-    if "embeddings.patch_embeddings.projection.weight" in keys and "encoder.layer.0.layer_scale1.lambda1" in keys:
-        return "hf_dinov2"
-    if "embeddings.patch_embeddings.weight" in keys and keys & {
-        "layer.0.layer_scale1.lambda1",
-        "model.layer.0.layer_scale1.lambda1",
-    }:
-        return "hf_dinov3"
+# How each layout of this module is recognised, from marker keys (models/layouts.py orders them). Only the layout is
+# named; the architecture (MLP type, registers, sizes) comes from the backbone table, never from the keys.
+def is_hf_dinov2(keys: set[str]) -> bool:
+    return "embeddings.patch_embeddings.projection.weight" in keys and "encoder.layer.0.layer_scale1.lambda1" in keys
+
+
+def is_hf_dinov3(keys: set[str]) -> bool:
+    return "embeddings.patch_embeddings.weight" in keys and bool(
+        keys & {"layer.0.layer_scale1.lambda1", "model.layer.0.layer_scale1.lambda1"}
+    )
+
+
+def is_hf_siglip(keys: set[str]) -> bool:
     for prefix in ("", "vision_model."):
         markers = {f"{prefix}{name}.weight" for name in ("embeddings.patch_embedding", "post_layernorm")}
         # HF CLIP shares these names but also has a class embedding; SigLIP has none
         if markers <= keys and f"{prefix}embeddings.class_embedding" not in keys:
-            return "hf_siglip"
-    return None
+            return True
+    return False

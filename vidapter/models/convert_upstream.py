@@ -266,24 +266,30 @@ _EVA_MARKERS = ("gamma_1", "attn.q_proj.weight", "attn.q_bias", "attn.norm.weigh
 _EVA_CLIP_MARKERS = ("blocks.0.attn.inner_attn_ln.weight", "blocks.0.mlp.w1.weight", "rope.freqs_cos")
 
 
-def detect_upstream(keys: set[str]) -> str | None:
-    """Name the layout of a state dict from marker keys, or None for one this module leaves to others: OpenAI CLIP,
-    HF, JAX, and timm files in VisionTransformer's vocabulary (CLIP, SigLIP, DINOv2, and PE-Core's Eva files, which
-    use only those names), which ``convert.detect_format`` calls "timm" ("timm_vit" here converts them when named).
-    Consult it before ``detect_format``, which calls every ``conv1`` file OpenAI's, PE's included. Only layouts are
-    named; the architecture is never guessed."""
-    if "visual.trunk.patch_embed.proj.weight" in keys and "visual.trunk.blocks.0.norm1.weight" in keys:
-        return "open_clip_timm"
-    if {"attn_pool.probe", "visual.attn_pool.probe"} & keys and {"conv1.weight", "visual.conv1.weight"} & keys:
-        return "pe"
+# How each layout of this module is recognised, from marker keys (models/layouts.py orders them: these come before
+# OpenAI's, which takes every ``conv1`` file, PE's included, and before timm's, which takes every ``patch_embed``
+# file). A timm file in VisionTransformer's vocabulary (CLIP, SigLIP, DINOv2, PE-Core's Eva files) is "timm".
+def is_open_clip_timm(keys: set[str]) -> bool:
+    return "visual.trunk.patch_embed.proj.weight" in keys and "visual.trunk.blocks.0.norm1.weight" in keys
+
+
+def is_pe(keys: set[str]) -> bool:
+    return bool({"attn_pool.probe", "visual.attn_pool.probe"} & keys and {"conv1.weight", "visual.conv1.weight"} & keys)
+
+
+def is_eva_clip(keys: set[str]) -> bool:
     if {"visual.patch_embed.proj.weight", "visual.blocks.0.attn.q_bias"} <= keys:
-        return "eva_clip"
-    if "blocks.0.attn.q_bias" in keys and any(m in keys for m in _EVA_CLIP_MARKERS):
-        return "eva_clip"
-    if "storage_tokens" in keys and "blocks.0.attn.qkv.weight" in keys:
-        return "dinov3"
-    if "mask_token" in keys and {"blocks.0.ls1.gamma", "blocks.0.0.ls1.gamma"} & keys and "pos_embed" in keys:
-        return "dinov2"
-    if "patch_embed.proj.weight" in keys and any("blocks.0." + m in keys for m in _EVA_MARKERS):
-        return "timm_eva"
-    return None
+        return True
+    return "blocks.0.attn.q_bias" in keys and any(m in keys for m in _EVA_CLIP_MARKERS)
+
+
+def is_dinov3(keys: set[str]) -> bool:
+    return "storage_tokens" in keys and "blocks.0.attn.qkv.weight" in keys
+
+
+def is_dinov2(keys: set[str]) -> bool:
+    return "mask_token" in keys and bool({"blocks.0.ls1.gamma", "blocks.0.0.ls1.gamma"} & keys) and "pos_embed" in keys
+
+
+def is_timm_eva(keys: set[str]) -> bool:
+    return "patch_embed.proj.weight" in keys and any("blocks.0." + m in keys for m in _EVA_MARKERS)

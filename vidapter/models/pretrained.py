@@ -24,9 +24,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from vidapter.files import FileError, load_torch_file
-from vidapter.models.convert import CONVERTERS, ConversionError, detect_format, unwrap
-from vidapter.models.convert_hf import HF_FORMATS, detect_hf
-from vidapter.models.convert_upstream import UPSTREAM_FORMATS, detect_upstream
+from vidapter.models.convert import ConversionError, unwrap
+from vidapter.models.layouts import detect_layout, image_layouts
 from vidapter.models.torchscript import is_torchscript_archive, read_torchscript_tensors
 from vidapter.models.vit import BACKBONES, VisionTransformer, ViTFacts, resize_pos_embed
 
@@ -400,20 +399,6 @@ def check_keys(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor]
         raise WeightsError(f"{what}: " + "; ".join(problems))
 
 
-# Every image backbone layout: OpenAI/open_clip, HF CLIP, timm, Google's npz, and the families' own
-# (models/convert_hf.py, models/convert_upstream.py).
-# A file detected as "timm" goes through the complete timm converter, which also adds the zero biases a layout leaves
-# out by design (a timm VisionTransformer without qkv bias, DINOv3's).
-BACKBONE_FORMATS = {**{k: v for k, v in CONVERTERS.items() if k != "aim_official"}, **HF_FORMATS, **UPSTREAM_FORMATS,
-                    "timm": UPSTREAM_FORMATS["timm_vit"]}  # fmt: skip
-
-
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name an image checkpoint's layout from marker keys (never its architecture: the backbone row says that)."""
-    keys = set(state_dict)
-    return detect_upstream(keys) or detect_hf(keys) or detect_format(state_dict)
-
-
 def load_backbone(vit: VisionTransformer, spec: str, fmt: str | None = None, trust_pickle: bool = False) -> LoadReport:
     """Load image weights named or located by ``spec`` into ``vit`` exactly; returns what was loaded from where."""
     if spec in WEIGHTS and WEIGHTS[spec].backbone != vit.name:
@@ -421,10 +406,11 @@ def load_backbone(vit: VisionTransformer, spec: str, fmt: str | None = None, tru
     path = resolve_weights(spec)
     raw = read_checkpoint(path, vit.facts, trust_pickle)
     fmt = fmt or detect_layout(raw)
-    if fmt not in BACKBONE_FORMATS:
-        raise WeightsError(f"{path}: format {fmt!r} is not an image backbone layout ({', '.join(BACKBONE_FORMATS)})")
+    layouts = image_layouts()
+    if fmt not in layouts:
+        raise WeightsError(f"{path}: format {fmt!r} is not an image backbone layout ({', '.join(layouts)})")
     try:
-        sd = BACKBONE_FORMATS[fmt](raw)
+        sd = layouts[fmt](raw)
     except ConversionError as e:
         raise WeightsError(f"{path}: {e}") from e
     want = vit.state_dict()
