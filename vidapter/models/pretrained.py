@@ -24,143 +24,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from vidapter.files import FileError, load_torch_file
+from vidapter.models.backbones import FAMILIES, WEIGHTS, Weights  # noqa: F401  (Weights: for importers)
 from vidapter.models.convert import ConversionError, unwrap
 from vidapter.models.layouts import detect_layout, image_layouts
 from vidapter.models.torchscript import is_torchscript_archive, read_torchscript_tensors
 from vidapter.models.vit import BACKBONES, VisionTransformer, ViTFacts, resize_pos_embed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Weights:
-    """A published image checkpoint: which backbone row it fits, where it lives, its sha256 when published.
-    ``packaged`` weights ship inside the vidapter package (a path relative to it) and need no download."""
-
-    backbone: str
-    url: str
-    sha256: str | None = None
-    packaged: str | None = None
-
-    @property
-    def filename(self) -> str:
-        """The cache's name for the file: hub repositories name many files alike, so theirs carry the repository."""
-        base = self.url.rsplit("/", 1)[-1]
-        if "huggingface.co/" in self.url:
-            return self.url.split("huggingface.co/")[1].split("/resolve/")[0].replace("/", "--") + "--" + base
-        return base
-
-
-def _openai(backbone: str, sha256: str, filename: str) -> Weights:
-    """OpenAI publishes each file's sha256 as a directory of its address."""
-    return Weights(backbone, f"https://openaipublic.azureedge.net/clip/models/{sha256}/{filename}", sha256)
-
-
-WEIGHTS: dict[str, Weights] = {
-    "openai:ViT-B/32": _openai(
-        "clip_vitb32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", "ViT-B-32.pt"
-    ),
-    "openai:ViT-B/16": _openai(
-        "clip_vitb16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"
-    ),
-    "openai:ViT-L/14": _openai(
-        "clip_vitl14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"
-    ),
-    "openai:ViT-L/14@336px": _openai(
-        "clip_vitl14_336", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"
-    ),
-    # The IN-21K ViT-B/16 the AIM reference used (timm's jx_ port of Google's release) and Google's original npz.
-    "timm:vit_base_patch16_224_in21k": Weights(
-        "in21k_vitb16",
-        "https://github.com/huggingface/pytorch-image-models/releases/download/v0.1-vitjx/"
-        "jx_vit_base_patch16_224_in21k-e5005f0a.pth",
-    ),
-    "google:ViT-B_16-in21k": Weights(
-        "in21k_vitb16", "https://storage.googleapis.com/vit_models/imagenet21k/ViT-B_16.npz"
-    ),
-    # Pretrained by vidapter on synthetic images (python -m vidapter.demo.pretrain); shipped in the package.
-    "vidapter:demo-vit": Weights("demo_vit", "", packaged="demo/demo_vit.safetensors"),
-}
-
-
-def _hub(repo: str, file: str = "model.safetensors") -> str:
-    return f"https://huggingface.co/{repo}/resolve/main/{file}"
-
-
-def _family_weights() -> dict[str, Weights]:
-    """The image families' published weights, each under the names of the places it is published (``timm:``,
-    ``hf:``, ``open_clip:``, the family's own ``dinov2:``, ``pe:``, ``eva:``); every layout loads exactly."""
-    out: dict[str, Weights] = {}
-    for row, timm_name in [
-        ("laion2b_vitb16", "vit_base_patch16_clip_224.laion2b"),
-        ("datacomp_vitb16", "vit_base_patch16_clip_224.datacompxl"),
-        ("laion2b_vitl14", "vit_large_patch14_clip_224.laion2b"),
-        ("datacomp_vitl14", "vit_large_patch14_clip_224.datacompxl"),
-        ("laion2b_vith14", "vit_huge_patch14_clip_224.laion2b"),
-        ("laion2b_vitbigg14", "vit_gigantic_patch14_clip_224.laion2b"),
-        ("siglip_vitb16", "vit_base_patch16_siglip_224.webli"),
-        ("siglip_so400m14_384", "vit_so400m_patch14_siglip_384.webli"),
-        ("siglip2_vitb16", "vit_base_patch16_siglip_224.v2_webli"),
-        ("siglip2_so400m14_378", "vit_so400m_patch14_siglip_378.v2_webli"),
-        *[
-            (f"dinov2_vit{s}14{r}", f"vit_{n}_patch14{t}_dinov2.lvd142m")
-            for s, n in (("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant"))
-            for r, t in (("", ""), ("_reg", "_reg4"))
-        ],
-        *[
-            (f"dinov3_vit{s}16", f"vit_{n}_patch16_dinov3.lvd1689m")
-            for s, n in (("s", "small"), ("b", "base"), ("l", "large"))
-        ],
-        ("pe_core_vitb16", "vit_pe_core_base_patch16_224.fb"),
-        ("pe_core_vitl14_336", "vit_pe_core_large_patch14_336.fb"),
-        ("eva02_clip_vitb16", "eva02_base_patch16_clip_224.merged2b"),
-        ("eva02_clip_vitl14", "eva02_large_patch14_clip_224.merged2b"),
-        ("eva02_clip_vitl14_336", "eva02_large_patch14_clip_336.merged2b"),
-    ]:
-        out[f"timm:{timm_name}"] = Weights(row, _hub(f"timm/{timm_name}"))
-    for name, row, repo in [
-        ("ViT-B-16/laion2b_s34b_b88k", "laion2b_vitb16", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
-        ("ViT-B-16/datacomp_xl_s13b_b90k", "datacomp_vitb16", "laion/CLIP-ViT-B-16-DataComp.XL-s13B-b90K"),
-        ("ViT-L-14/laion2b_s32b_b82k", "laion2b_vitl14", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"),
-        ("ViT-L-14/datacomp_xl_s13b_b90k", "datacomp_vitl14", "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"),
-        ("ViT-H-14/laion2b_s32b_b79k", "laion2b_vith14", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"),
-        ("ViT-bigG-14/laion2b_s39b_b160k", "laion2b_vitbigg14", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"),
-    ]:
-        out[f"open_clip:{name}"] = Weights(row, _hub(repo, "open_clip_pytorch_model.bin"))
-    for repo, row in [
-        ("google/siglip-base-patch16-224", "siglip_vitb16"),
-        ("google/siglip-so400m-patch14-384", "siglip_so400m14_384"),
-        ("google/siglip2-base-patch16-224", "siglip2_vitb16"),
-        *[
-            (f"facebook/dinov2-{n}", f"dinov2_vit{s}14")
-            for s, n in (("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant"))
-        ],
-        *[
-            (f"facebook/dinov2-with-registers-{n}", f"dinov2_vit{s}14_reg")
-            for s, n in (("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant"))
-        ],
-        *[(f"facebook/dinov3-vit{s}16-pretrain-lvd1689m", f"dinov3_vit{s}16") for s in "sbl"],
-    ]:
-        out[f"hf:{repo}"] = Weights(row, _hub(repo))
-    for s in "sblg":
-        for reg in ("", "_reg4"):
-            name = f"dinov2_vit{s}14{reg}"
-            out[f"dinov2:{name}"] = Weights(
-                f"dinov2_vit{s}14{'_reg' if reg else ''}",
-                f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{s}14/{name}_pretrain.pth",
-            )
-    for name, row in (("PE-Core-B16-224", "pe_core_vitb16"), ("PE-Core-L14-336", "pe_core_vitl14_336")):
-        out[f"pe:{name}"] = Weights(row, _hub(f"facebook/{name}", f"{name}.pt"))
-    for name, row in (
-        ("EVA02_CLIP_B_psz16_s8B", "eva02_clip_vitb16"),
-        ("EVA02_CLIP_L_psz14_s4B", "eva02_clip_vitl14"),
-        ("EVA02_CLIP_L_336_psz14_s6B", "eva02_clip_vitl14_336"),
-    ):
-        out[f"eva:{name}"] = Weights(row, _hub("QuanSun/EVA-CLIP", f"{name}.pt"))
-    return out
-
-
-WEIGHTS.update(_family_weights())
 
 
 class WeightsError(FileError, ValueError):
@@ -287,16 +157,10 @@ def _check_hf_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
         raise _mismatch(where, "num_register_tokens", registers, facts.registers)
 
 
-# timm architecture names -> the families whose rows they fit
-TIMM_FAMILIES = [(r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?", ("clip", "open_clip")), (r".+_siglip_.+", ("siglip",)),
-                 (r".+_dinov2", ("dinov2",)), (r".+_dinov3(_qkvb)?", ("dinov3",)), (r"vit_pe_core_.+", ("pe_core",)),
-                 (r"eva02_.+_clip_.+", ("eva02",)), (r"vit_.+_(in21k|augreg.*)", ("in21k",))]  # fmt: skip
-
-
 def _check_timm_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
     arch = str(cfg["architecture"])
-    families = next((f for pattern, f in TIMM_FAMILIES if re.fullmatch(pattern, arch)), None)
-    if families is not None and facts.family not in families:
+    families = [f.name for f in FAMILIES.values() if f.timm_architectures and re.fullmatch(f.timm_architectures, arch)]
+    if families and facts.family not in families:
         raise WeightsError(f"{where}: architecture {arch!r} is a {families[0]} model, but the backbone is a "
                            f"{facts.family} row")  # fmt: skip
     if ("quickgelu" in arch) != (facts.act == "quick_gelu") and facts.family in ("clip", "open_clip"):
