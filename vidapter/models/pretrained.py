@@ -157,20 +157,25 @@ def _check_hf_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
         raise _mismatch(where, "num_register_tokens", registers, facts.registers)
 
 
+def _gelu_variants(facts: ViTFacts) -> bool:
+    family = FAMILIES.get(facts.family)
+    return family is not None and family.gelu_variants
+
+
 def _check_timm_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
     arch = str(cfg["architecture"])
     families = [f.name for f in FAMILIES.values() if f.timm_architectures and re.fullmatch(f.timm_architectures, arch)]
     if families and facts.family not in families:
         raise WeightsError(f"{where}: architecture {arch!r} is a {families[0]} model, but the backbone is a "
                            f"{facts.family} row")  # fmt: skip
-    if ("quickgelu" in arch) != (facts.act == "quick_gelu") and facts.family in ("clip", "open_clip"):
+    if ("quickgelu" in arch) != (facts.act == "quick_gelu") and _gelu_variants(facts):
         raise _mismatch(where, "architecture", arch, "a QuickGELU CLIP" if facts.act == "quick_gelu" else "a GELU CLIP")
 
 
 def _check_open_clip_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
     model = cfg.get("model_cfg", cfg)
     vision = model.get("vision_cfg", {})
-    if "timm_model_name" not in vision and facts.family in ("clip", "open_clip"):
+    if "timm_model_name" not in vision and _gelu_variants(facts):
         quick = bool(model.get("quick_gelu", False))
         if quick != (facts.act == "quick_gelu"):
             raise _mismatch(

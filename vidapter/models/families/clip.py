@@ -47,4 +47,5 @@ CLIP = register_family(Family(
     },
     layouts=("openai", "open_clip", "hf_clip", "timm"),
     timm_architectures=r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?",
+    gelu_variants=True,
 ))  # fmt: skip

@@ -49,4 +49,5 @@ OPEN_CLIP = register_family(Family(
     },
     layouts=("openai", "hf_clip", "timm"),
     timm_architectures=r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?",
+    gelu_variants=True,
 ))  # fmt: skip
