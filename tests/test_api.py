@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import vidapter
+from vidapter import config
 from vidapter.adapters import registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -68,6 +69,7 @@ def test_readme_python_blocks_run_as_written(index, data, tmp_path, monkeypatch,
     shutil.copy(data / "test" / "grow" / "00000.mp4", tmp_path / "clip.mp4")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))  # a method the block registers stays here
+    monkeypatch.setattr(config, "MODEL_SECTIONS", dict(config.MODEL_SECTIONS))  # and its config section
     exec(compile(_runnable_blocks()[index], f"README.md block {index}", "exec"), {})
     out = capsys.readouterr().out
     assert out.strip(), "the block printed nothing"
