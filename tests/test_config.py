@@ -30,7 +30,7 @@ SECTIONED = sorted(name for name, m in METHODS.items() if m.config is not None)
 
 def test_every_method_with_settings_has_its_section():
     assert {n: METHODS[n].config for n in SECTIONED} == MODEL_SECTIONS
-    assert sorted(["aim", "lora", "zeroi2v", "st_adapter", "evl"]) == SECTIONED
+    assert {"aim", "lora", "zeroi2v", "st_adapter", "evl"} <= set(SECTIONED)
     # every flat name of config version 2 has a place, in a section that has that field
     for old, places in MOVED_IN_3.items():
         for section, name in places:
