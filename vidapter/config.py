@@ -37,11 +37,13 @@ class ModelConfig:
     # in every block's attention, e.g. [-1, 1] (ZeroI2V's ViT-B K400); [] = none
     feature: str | None = None  # per-frame feature: cls | pool (the backbone's pretrained pooling head: SigLIP, PE)
     # | mean (of patch tokens); None: the backbone row's own (models/backbones.py; README "Image backbones")
-    sections: dict[str, typing.Any] = field(default_factory=dict)  # each method's own settings, by
-    # method name: ``cfg.model.lora.r``, ``--model.lora.r=16`` (register_model_section; in files: model.lora.r)
+    sections: dict[str, typing.Any] = field(default_factory=dict)  # each method's own settings by its name:
+    # cfg.model.lora.r, --model.lora.r=16, model.lora.r in files (register_model_section); defaults filled in
 
     def __post_init__(self):
-        given = self.sections if isinstance(self.sections, dict) else {}
+        given = self.sections
+        if not isinstance(given, dict):
+            raise ConfigError(f"model.sections: expected a dict of section name -> settings, got {given!r}")
         unknown = sorted(set(given) - set(MODEL_SECTIONS))
         if unknown:
             raise ConfigError(f"model: unknown section(s) {unknown}; sections: {sorted(MODEL_SECTIONS)}")
