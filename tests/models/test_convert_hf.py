@@ -15,8 +15,10 @@ from peers import DEPTH, HEADS, PATCH, SIZE, WIDTH, randomize_
 from torch import nn
 
 from vidapter.models.convert import ConversionError
-from vidapter.models.convert_hf import HF_FORMATS, hf_dinov2_to_vit
-from vidapter.models.layouts import detect_layout
+from vidapter.models.families.dinov2 import hf_dinov2_to_vit
+from vidapter.models.layouts import detect_layout, image_layouts
+
+CONVERTERS = image_layouts()  # every image layout's converter, by name
 
 MLP, REG = 4 * WIDTH, 4
 TOWER = dict(img_size=SIZE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=4)
@@ -174,7 +176,7 @@ def test_converted_hf_weights_give_timms_features(case, images):
     sd = hf.state_dict()
     assert detect_layout(sd) == case.fmt
     model = build_timm(case)
-    model.load_state_dict(case.to_timm(HF_FORMATS[case.fmt](sd)))  # strict: every timm tensor comes from HF
+    model.load_state_dict(case.to_timm(CONVERTERS[case.fmt](sd)))  # strict: every timm tensor comes from HF
     got = model.forward_head(model.forward_features(images), pre_logits=True)
     torch.testing.assert_close(got, case.feature(hf, images), atol=1e-5, rtol=0)
 
@@ -223,7 +225,7 @@ def test_published_file_names_convert_like_the_state_dict(build, to_file, tmp_pa
     assert loaded.keys() == sd.keys() and all(torch.equal(loaded[k], v) for k, v in sd.items())
     assert detect_layout(files) == detect_layout(sd)
     fmt = detect_layout(sd)
-    a, b = HF_FORMATS[fmt](files), HF_FORMATS[fmt](sd)
+    a, b = CONVERTERS[fmt](files), CONVERTERS[fmt](sd)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -258,17 +260,17 @@ def test_unknown_key_raises_naming_it(fmt, build, extra):
     sd = build().state_dict()
     sd[extra] = torch.zeros(WIDTH)
     with pytest.raises(ConversionError, match=re.escape(extra)):
-        HF_FORMATS[fmt](sd)
+        CONVERTERS[fmt](sd)
 
 
 def test_dropped_keys_are_the_declared_ones():
     """Only the text tower, logit scale/bias, mask tokens and RoPE buffers are dropped; the k bias is zero."""
     full = hf_siglip_full().state_dict()
     assert {k for k in full if k.startswith("vision_model.")} != set()
-    out = HF_FORMATS["hf_siglip"](full)
+    out = CONVERTERS["hf_siglip"](full)
     assert not any("text" in k or "logit" in k for k in out)
     tower = hf_siglip()
-    assert out.keys() == HF_FORMATS["hf_siglip"]({**tower.state_dict(), **dict(tower.named_buffers())}).keys()
+    assert out.keys() == CONVERTERS["hf_siglip"]({**tower.state_dict(), **dict(tower.named_buffers())}).keys()
     v3 = hf_dinov3()
-    out = HF_FORMATS["hf_dinov3"]({**v3.state_dict(), **dict(v3.named_buffers())})  # rope_embeddings.inv_freq too
+    out = CONVERTERS["hf_dinov3"]({**v3.state_dict(), **dict(v3.named_buffers())})  # rope_embeddings.inv_freq too
     assert "pos_embed" not in out and not out["blocks.0.attn.qkv.bias"][WIDTH : 2 * WIDTH].any()

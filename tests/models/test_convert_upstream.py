@@ -27,8 +27,9 @@ from timm.models.eva import Eva
 from torch import Tensor, nn
 
 from vidapter.models.convert import ConversionError
-from vidapter.models.convert_upstream import UPSTREAM_FORMATS
-from vidapter.models.layouts import detect_layout
+from vidapter.models.layouts import detect_layout, image_layouts
+
+CONVERTERS = image_layouts()  # every image layout's converter, by name
 
 TINY = dict(embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, img_size=SIZE, patch_size=PATCH)
 TINY_TEXT = dict(context_length=8, vocab_size=100, width=32, heads=2, layers=1)
@@ -321,7 +322,7 @@ def _canonical_keys_ok(sd: dict[str, Tensor]) -> None:
 def test_converted_weights_give_the_peers_features(case: Case):
     peer, published = case.make()
     assert detect_layout(published) == ("timm" if case.fmt == "timm_vit" else case.fmt)
-    canonical = UPSTREAM_FORMATS[case.fmt](published)
+    canonical = CONVERTERS[case.fmt](published)
     _canonical_keys_ok(canonical)
     target = timm.create_model(case.timm_name, pretrained=False, **{**TINY, **case.timm_kwargs}).eval()
     target.load_state_dict(canonical_to_timm(canonical, target), strict=True)
@@ -335,8 +336,8 @@ def test_converted_weights_give_the_peers_features(case: Case):
 @pytest.mark.parametrize("case", [c for c in CASES if c.fmt in ORIGINALS], ids=lambda c: c.id)
 def test_original_converts_to_timms_canonical_state_dict_exactly(case: Case):
     peer, published = case.make()
-    want = UPSTREAM_FORMATS["timm_eva" if isinstance(peer, Eva) else "timm_vit"](peer.state_dict())
-    got = UPSTREAM_FORMATS[case.fmt](published)
+    want = CONVERTERS["timm_eva" if isinstance(peer, Eva) else "timm_vit"](peer.state_dict())
+    got = CONVERTERS[case.fmt](published)
     assert sorted(got) == sorted(want)
     assert [k for k in want if got[k].dtype != want[k].dtype or not torch.equal(got[k], want[k])] == []
 
@@ -350,7 +351,7 @@ def test_unknown_key_raises_naming_it(case: Case):
     published[prefix + extra] = torch.zeros(1)
     named = f" \\(under '{re.escape(prefix)}'\\)" if prefix else ""
     with pytest.raises(ConversionError, match=f"^{case.fmt}{named} checkpoint .* does not know: {re.escape(extra)}$"):
-        UPSTREAM_FORMATS[case.fmt](published)
+        CONVERTERS[case.fmt](published)
 
 
 @pytest.mark.parametrize("fmt", ["open_clip_timm", "eva_clip"])
@@ -359,26 +360,26 @@ def test_unknown_key_beside_the_towers_is_named(fmt):
     _, published = case.make()
     published["mystery.weight"] = torch.zeros(1)
     with pytest.raises(ConversionError, match=r"outside the image and text towers: mystery\.weight"):
-        UPSTREAM_FORMATS[fmt](published)
+        CONVERTERS[fmt](published)
 
 
 def test_timm_fc_norm_is_refused():
     """Average pooling with its own fc_norm leaves ``norm`` an identity: not the canonical structure."""
     sd = timm.create_model(DINOV2[0], pretrained=False, **TINY, global_pool="avg", fc_norm=True).state_dict()
     with pytest.raises(ConversionError, match=r"fc_norm\.weight"):
-        UPSTREAM_FORMATS["timm_vit"](sd)
+        CONVERTERS["timm_vit"](sd)
 
 
 def test_dinov2_register_fold_is_exact():
     g, n = _gen(3), 1 + (SIZE // PATCH) ** 2
     sd = {"cls_token": _randn(g, 1, 1, WIDTH), "pos_embed": _randn(g, 1, n, WIDTH), "mask_token": _randn(g, 1, WIDTH)}
-    plain = UPSTREAM_FORMATS["dinov2"](sd)
+    plain = CONVERTERS["dinov2"](sd)
     assert torch.equal(plain["cls_token"], sd["cls_token"]) and torch.equal(plain["pos_embed"], sd["pos_embed"])
-    reg = UPSTREAM_FORMATS["dinov2"]({**sd, "register_tokens": _randn(g, 1, 4, WIDTH)})
+    reg = CONVERTERS["dinov2"]({**sd, "register_tokens": _randn(g, 1, 4, WIDTH)})
     assert torch.equal(reg["cls_token"], sd["cls_token"] + sd["pos_embed"][:, :1])
     assert torch.equal(reg["pos_embed"], sd["pos_embed"][:, 1:]) and reg["reg_token"].shape == (1, 4, WIDTH)
     with pytest.raises(ConversionError, match="not 1 \\+ a square grid"):
-        UPSTREAM_FORMATS["dinov2"]({**sd, "pos_embed": sd["pos_embed"][:, 1:], "register_tokens": reg["reg_token"]})
+        CONVERTERS["dinov2"]({**sd, "pos_embed": sd["pos_embed"][:, 1:], "register_tokens": reg["reg_token"]})
 
 
 def test_a_missing_bias_in_one_block_is_not_filled():
@@ -386,7 +387,7 @@ def test_a_missing_bias_in_one_block_is_not_filled():
     _, sd = CASES[0].make()  # timm EVA02: q_proj.bias / v_proj.bias in every block
     del sd["blocks.1.attn.q_proj.bias"]
     with pytest.raises(ConversionError, match=r"blocks\.1\.attn\.qkv\.bias' needs 3 parts, found parts \[2\]"):
-        UPSTREAM_FORMATS["timm_eva"](sd)
+        CONVERTERS["timm_eva"](sd)
 
 
 def test_open_clip_drops_exactly_the_projection():

@@ -1,7 +1,8 @@
 """Every image family: exact loading through vidapter's loader, counts, metadata checks, and every method on each.
 
 Peer models are timm's, built with random weights (tests/peers.py TIMM_FAMILIES); the layouts of the families' other
-releases are checked converter by converter in test_convert_hf.py and test_convert_upstream.py.
+releases are checked converter by converter in test_convert_hf.py and test_convert_upstream.py (the converters
+themselves: models/families/, models/convert_upstream.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ file, so the order is the precedence, stated here once: the families whose files
 come first (a PE-Core file has OpenAI's ``conv1``; timm's Eva files and DINOv2's originals have timm's
 ``patch_embed``). A layout without a recogniser is read only when named. ``register_layout`` adds one of your own
 (before a named layout, or last). tests/models/test_layouts.py checks that a file of every layout is recognised as
-itself.
+itself. The converters of a family's own releases are in its module (``models/families/``); those of shared
+vocabularies (OpenAI's, timm's, open_clip's, Google's npz, Hugging Face CLIP) in ``convert.py`` and
+``convert_upstream.py``. The Hugging Face layouts accept both the names of the published files and the names
+``state_dict()`` returns in transformers 5.x, which renames some keys at load time.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from vidapter.models import convert as base
-from vidapter.models import convert_hf as hf
 from vidapter.models import convert_upstream as up
+from vidapter.models.families import dinov2, dinov3, eva02, pe_core, siglip
 
 Converter = Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -37,15 +40,15 @@ class Layout:
 LAYOUTS: list[Layout] = [
     # the families' own originals and open_clip's timm towers: before OpenAI (conv1) and timm (patch_embed)
     Layout("open_clip_timm", up.is_open_clip_timm, up.open_clip_timm_to_vit),
-    Layout("pe", up.is_pe, up.pe_to_vit),
-    Layout("eva_clip", up.is_eva_clip, up.eva_clip_to_vit),
-    Layout("dinov3", up.is_dinov3, up.dinov3_to_vit),
-    Layout("dinov2", up.is_dinov2, up.dinov2_to_vit),
+    Layout("pe", pe_core.is_pe, pe_core.pe_to_vit),
+    Layout("eva_clip", eva02.is_eva_clip, eva02.eva_clip_to_vit),
+    Layout("dinov3", dinov3.is_dinov3, dinov3.dinov3_to_vit),
+    Layout("dinov2", dinov2.is_dinov2, dinov2.dinov2_to_vit),
     Layout("timm_eva", up.is_timm_eva, up.timm_eva_to_vit),
     # Hugging Face transformers: SigLIP before HF CLIP (same names, no class embedding)
-    Layout("hf_dinov2", hf.is_hf_dinov2, hf.hf_dinov2_to_vit),
-    Layout("hf_dinov3", hf.is_hf_dinov3, hf.hf_dinov3_to_vit),
-    Layout("hf_siglip", hf.is_hf_siglip, hf.hf_siglip_to_vit),
+    Layout("hf_dinov2", dinov2.is_hf_dinov2, dinov2.hf_dinov2_to_vit),
+    Layout("hf_dinov3", dinov3.is_hf_dinov3, dinov3.hf_dinov3_to_vit),
+    Layout("hf_siglip", siglip.is_hf_siglip, siglip.hf_siglip_to_vit),
     # a released AIM/ZeroI2V video model (MMAction2 names around an OpenAI-layout backbone): before OpenAI
     Layout("aim_official", base.is_aim_official, base.aim_official_to_vidapter, image=False),
     Layout("hf_clip", base.is_hf_clip, base.hf_clip_to_vit),

@@ -1,10 +1,18 @@
 """Perception Encoder Core (Bolya et al., 2025): OpenAI's layout with exact GELU, 2D RoPE beside the learned
-positions, an attention pool (8 heads) after ln_post. Meta's ``.pt`` files, timm's, open_clip's timm towers."""
+positions, an attention pool (8 heads) after ln_post. Meta's ``.pt`` files, timm's, open_clip's timm towers.
+
+Its original layout is read from facebookresearch/perception_models at 3e352cca
+(``core/vision_encoder/{pe,rope,config}.py``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
+import torch
+
+from vidapter.models.convert import _B, OPENAI, OPENAI_IGNORE, Row, convert, split_clip_visual, split_pool_in_proj
 from vidapter.models.family import HALF, Family, ViTFacts, Weights, hub, register_family
 
 
@@ -33,3 +41,32 @@ PE_CORE = register_family(Family(
     layouts=("pe", "timm", "open_clip_timm"),
     timm_architectures=r"vit_pe_core_.+",
 ))  # fmt: skip
+
+
+# Its own releases' layouts: tables and converters (models/layouts.py recognises them, in its order).
+Tensor = torch.Tensor
+
+# PE originals (``facebook/PE-Core-*/<name>.pt``): OpenAI CLIP's layout, LayerScale in PE-Lang/Spatial, and the
+# attention pool (probe, nn.MultiheadAttention with its own head count, layernorm, mlp) that timm calls
+# AttentionPoolLatent. RoPE lives in a plain Python object (Rope2D), so the files hold no rope tensors.
+PE: list[Row] = [
+    *OPENAI,
+    (r"transformer\.resblocks\.(\d+)\.ls_([12])\.gamma", r"blocks.\1.ls\2.gamma", None),
+    (r"attn_pool\.probe", "attn_pool.latent", None),
+    (rf"attn_pool\.attn\.in_proj_{_B}", r"attn_pool.in_proj.\1", None),  # split by split_pool_in_proj
+    (rf"attn_pool\.attn\.out_proj\.{_B}", r"attn_pool.proj.\1", None),
+    (rf"attn_pool\.layernorm\.{_B}", r"attn_pool.norm.\1", None),
+    (rf"attn_pool\.mlp\.c_fc\.{_B}", r"attn_pool.mlp.fc1.\1", None),
+    (rf"attn_pool\.mlp\.c_proj\.{_B}", r"attn_pool.mlp.fc2.\1", None),
+]
+
+
+def pe_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Perception Encoder original (``<name>.pt``, full CLIP or image tower, with or without ``visual.``) ->
+    canonical names; the attention pool's in_proj is split into q and kv, ``proj`` is dropped."""
+    fmt = "pe (under 'visual.')" if any(k.startswith("visual.") for k in state_dict) else "pe"
+    return split_pool_in_proj(convert(split_clip_visual(state_dict, "pe"), PE, OPENAI_IGNORE, fmt), fmt)
+
+
+def is_pe(keys: set[str]) -> bool:
+    return bool({"attn_pool.probe", "visual.attn_pool.probe"} & keys and {"conv1.weight", "visual.conv1.weight"} & keys)

@@ -1,9 +1,19 @@
 """SigLIP and SigLIP 2 (Zhai et al., 2023; Tschannen et al., 2025): no class token, positions for the patches only,
 the MAP pooling head; tanh GELU as trained (timm and open_clip run exact GELU on the same weights: at most 4.7e-4
-apart per element). Hugging Face's files (SigLIP, SigLIP 2 and NaFlex), timm's, open_clip's timm towers."""
+apart per element). Hugging Face's files (SigLIP, SigLIP 2 and NaFlex), timm's, open_clip's timm towers.
+
+The Hugging Face layouts were checked against transformers 5.24.0 (``SiglipVisionModel``, ``SiglipModel``,
+``Siglip2VisionModel``): converted and loaded into timm's model, the same pooled feature to 1e-5 in fp32.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
+import torch
+
+from vidapter.models.convert import _B, ConversionError, Fuse, Row, _as_pos, convert, split_pool_in_proj
 from vidapter.models.family import HALF, Family, ViTFacts, Weights, hub, register_family
 
 
@@ -42,3 +52,62 @@ SIGLIP = register_family(Family(
     layouts=("hf_siglip", "timm", "open_clip_timm"),
     timm_architectures=r".+_siglip_.+",
 ))  # fmt: skip
+
+
+# Its own releases' layouts: tables and converters (models/layouts.py recognises them, in its order).
+Tensor = torch.Tensor
+
+
+def _patch_kernel(t: Tensor) -> Tensor:
+    """SigLIP's conv kernel (D, 3, p, p) as is; SigLIP 2 NaFlex's Linear (D, p*p*3) on patches flattened in
+    (row, column, channel) order (``convert_image_to_patches`` in transformers) as the same conv kernel (D, 3, p, p)."""
+    if t.ndim == 4:
+        return t
+    p = math.isqrt(t.shape[-1] // 3)
+    if t.ndim != 2 or 3 * p * p != t.shape[1]:
+        shape = tuple(t.shape)
+        raise ConversionError(f"hf_siglip: patch embedding {shape} is neither (D, 3, p, p) nor NaFlex's (D, p*p*3)")
+    return t.reshape(t.shape[0], p, p, 3).permute(0, 3, 1, 2)
+
+
+# SiglipVisionModel / Siglip2VisionModel (no prefix) and the vision tower of a SiglipModel / Siglip2Model file
+# (``vision_model.``; transformers 5 strips that prefix when it loads a full file into the vision-only class).
+_SV = r"(?:vision_model\.)?"
+_SL = _SV + r"encoder\.layers\.(\d+)\."
+HF_SIGLIP: list[Row] = [
+    (_SV + r"embeddings\.patch_embedding\.weight", "patch_embed.proj.weight", _patch_kernel),
+    (_SV + r"embeddings\.patch_embedding\.bias", "patch_embed.proj.bias", None),
+    (_SV + r"embeddings\.position_embedding\.weight", "pos_embed", _as_pos),
+    *[(_SL + rf"self_attn\.{c}_proj\.{_B}", r"blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
+    (_SL + rf"self_attn\.out_proj\.{_B}", r"blocks.\1.attn.proj.\2", None),
+    (_SL + rf"layer_norm([12])\.{_B}", r"blocks.\1.norm\2.\3", None),
+    (_SL + rf"mlp\.fc([12])\.{_B}", r"blocks.\1.mlp.fc\2.\3", None),
+    (_SV + rf"post_layernorm\.{_B}", r"norm.\1", None),
+    # MAP head -> timm AttentionPoolLatent; the fused in_proj rows [q; k; v] are split by split_pool_in_proj
+    (_SV + r"head\.probe", "attn_pool.latent", None),
+    (_SV + r"head\.attention\.in_proj_(weight|bias)", r"attn_pool.in_proj.\1", None),
+    (_SV + rf"head\.attention\.out_proj\.{_B}", r"attn_pool.proj.\1", None),
+    (_SV + rf"head\.layernorm\.{_B}", r"attn_pool.norm.\1", None),
+    (_SV + rf"head\.mlp\.fc([12])\.{_B}", r"attn_pool.mlp.fc\1.\2", None),
+]
+HF_SIGLIP_IGNORE = [
+    _SV + r"embeddings\.position_ids",  # a buffer older files carry
+    r"text_model\..+",
+    r"logit_scale",
+    r"logit_bias",
+]
+
+
+def hf_siglip_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """HF ``SiglipVisionModel`` / ``Siglip2VisionModel`` (NaFlex) or a full ``SiglipModel`` file -> canonical names,
+    q/k/v fused into ``attn.qkv``, the MAP head as ``attn_pool.*``. The text tower is dropped."""
+    return split_pool_in_proj(convert(state_dict, HF_SIGLIP, HF_SIGLIP_IGNORE, "hf_siglip"), "hf_siglip")
+
+
+def is_hf_siglip(keys: set[str]) -> bool:
+    for prefix in ("", "vision_model."):
+        markers = {f"{prefix}{name}.weight" for name in ("embeddings.patch_embedding", "post_layernorm")}
+        # HF CLIP shares these names but also has a class embedding; SigLIP has none
+        if markers <= keys and f"{prefix}embeddings.class_embedding" not in keys:
+            return True
+    return False
