@@ -1,0 +1,120 @@
+"""CLIP's text tokenizer, exact: the byte-level BPE of OpenAI's CLIP (openai/CLIP ``clip/simple_tokenizer.py`` and
+``clip.tokenize``), which open_clip reuses and every CLIP-based video method (ViFi-CLIP, X-CLIP, ActionCLIP,
+Open-VCLIP) copies unchanged.
+
+The steps: repair the text with ftfy, unescape HTML twice, collapse whitespace, lower-case; split it into words,
+single digits and punctuation runs (the two special tokens stay whole); map each piece's UTF-8 bytes to printable
+symbols; apply the 48,894 merges in rank order, ``</w>`` marking a word's end. The vocabulary is the 256 byte symbols,
+their ``</w>`` forms, one entry per merge and the two special tokens: 49,408 ids, start 49406, end 49407; 0 pads.
+The merges file ships in this package (``bpe_simple_vocab_16e6.txt.gz``, MIT, (c) OpenAI; the same file as OpenAI's and
+open_clip's, checked by its sha256 when read), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import html
+from pathlib import Path
+
+import ftfy
+import regex
+import torch
+
+from vidapter.errors import ConfigError
+
+MERGES_FILE = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
+MERGES_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
+SOT, EOT = 49406, 49407
+CONTEXT = 77  # CLIP's context length
+_SPLIT = regex.compile(
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", regex.IGNORECASE
+)
+
+
+@functools.cache
+def byte_symbols() -> dict[int, str]:
+    """Every byte as one printable character: the printable Latin-1 bytes as themselves, then the others shifted to
+    256+."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    symbols, extra = {b: chr(b) for b in kept}, 0
+    for b in range(256):
+        if b not in symbols:
+            symbols[b] = chr(256 + extra)
+            extra += 1
+    return symbols  # in this order: the vocabulary's first 256 ids
+
+
+def clean(text: str) -> str:
+    """ftfy's repair, HTML unescaped twice, whitespace collapsed, lower case: what CLIP tokenises."""
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return regex.sub(r"\s+", " ", text).strip().lower()
+
+
+class Tokenizer:
+    """``Tokenizer()(texts)`` -> (N, 77) int64 ids: start, the text's ids, end, zeros. A text longer than the context
+    is refused naming it, or with ``truncate=True`` cut to the first 77 ids with the end id last (OpenAI's
+    ``truncate=True``; open_clip always truncates so)."""
+
+    def __init__(self, merges_file: str | Path = MERGES_FILE):
+        data = Path(merges_file).read_bytes()
+        if Path(merges_file) == MERGES_FILE and hashlib.sha256(data).hexdigest() != MERGES_SHA256:
+            raise ConfigError(f"{merges_file}: not CLIP's merges file (sha256 differs): reinstall vidapter")
+        lines = gzip.decompress(data).decode("utf-8").split("\n")
+        merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+        symbols = list(byte_symbols().values())
+        vocab = [*symbols, *(s + "</w>" for s in symbols), *("".join(m) for m in merges)]
+        vocab += ["<|startoftext|>", "<|endoftext|>"]
+        self.ids = {token: i for i, token in enumerate(vocab)}
+        self.ranks = {merge: i for i, merge in enumerate(merges)}
+        self._cache = {"<|startoftext|>": "<|startoftext|>", "<|endoftext|>": "<|endoftext|>"}
+
+    def _bpe(self, piece: str) -> list[str]:
+        if piece in self._cache:
+            return self._cache[piece].split(" ")
+        word = [*piece[:-1], piece[-1] + "</w>"]
+        while len(word) > 1:
+            pairs = {(a, b) for a, b in zip(word, word[1:], strict=False)}
+            best = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
+            if best not in self.ranks:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = merged
+        self._cache[piece] = " ".join(word)
+        return word
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of ``text``, without the start and end ids."""
+        symbols = byte_symbols()
+        out = []
+        for piece in _SPLIT.findall(clean(text)):
+            out += [self.ids[t] for t in self._bpe("".join(symbols[b] for b in piece.encode("utf-8")))]
+        return out
+
+    def __call__(self, texts: str | list[str], context: int = CONTEXT, truncate: bool = False) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        out = torch.zeros(len(texts), context, dtype=torch.long)
+        for row, text in enumerate(texts):
+            ids = [SOT, *self.encode(text), EOT]
+            if len(ids) > context:
+                if not truncate:
+                    shown = text if len(text) <= 60 else text[:57] + "..."
+                    raise ConfigError(f"text {shown!r} is {len(ids)} tokens with start and end, more than the context "
+                                      f"of {context}: shorten it, or truncate")  # fmt: skip
+                ids = [*ids[: context - 1], EOT]
+            out[row, : len(ids)] = torch.tensor(ids)
+        return out
+
+
+@functools.cache
+def tokenizer() -> Tokenizer:
+    """The shared tokenizer (reading the merges once)."""
+    return Tokenizer()
