@@ -1,0 +1,53 @@
+"""CLIP's text tower, image projection and logit scale from an open_clip file: the same text and image embeddings
+as open_clip's ``encode_text`` and ``encode_image`` on random weights (fp32)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peers import open_clip_model
+
+from vidapter.models.convert import ConversionError
+from vidapter.models.pretrained import load_backbone
+from vidapter.models.text import load_clip_text
+from vidapter.models.vit import build_vit
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "open_clip.pt"
+    torch.save({"state_dict": open_clip_model().state_dict()}, path)
+    return path
+
+
+def test_text_and_image_embeddings_equal_open_clips(clip_file, images):
+    peer = open_clip_model()
+    ours = load_clip_text(clip_file, heads=2).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 99, (5, 16), generator=g)
+    ids[torch.arange(5), torch.tensor([3, 15, 1, 7, 9])] = 99  # the end token: the largest id, where pooling reads
+    ids[0, 4:] = 0  # padding after it
+    vit = build_vit("tiny_clip").eval()
+    load_backbone(vit, str(clip_file))
+    with torch.no_grad():
+        torch.testing.assert_close(ours.encode_text(ids), peer.encode_text(ids), atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.encode_image_features(vit(images)), peer.encode_image(images), atol=1e-5,
+                                   rtol=0)  # fmt: skip
+    assert ours.logit_scale.item() == peer.logit_scale.item()
+
+
+def test_tokens_after_the_end_do_not_change_the_embedding(clip_file):
+    ours = load_clip_text(clip_file, heads=2).eval()
+    ids = torch.tensor([[5, 6, 99, 0, 0, 0], [5, 6, 99, 7, 8, 9]])
+    with torch.no_grad():
+        out = ours.encode_text(ids)
+        other = ours.encode_text(torch.tensor([[5, 7, 99, 0, 0, 0]]))
+    torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=0)  # causal: what follows the end token is unseen
+    assert (other[0] - out[0]).abs().max() > 1e-3
+
+
+def test_a_file_without_a_text_tower_is_named(tmp_path):
+    path = tmp_path / "visual.pt"
+    torch.save(open_clip_model().visual.state_dict(), path)
+    with pytest.raises(ConversionError, match="openai: no text tower in this file"):
+        load_clip_text(path)
