@@ -51,3 +51,36 @@ def test_a_file_without_a_text_tower_is_named(tmp_path):
     torch.save(open_clip_model().visual.state_dict(), path)
     with pytest.raises(ConversionError, match="openai: no text tower in this file"):
         load_clip_text(path)
+
+
+def test_zero_shot_logits_are_clips_ensemble_over_the_frames_mean(clip_file, video):
+    """ViFi-CLIP's video embedding (mean of the projected frames, one norm) against CLIP's ensemble of templates,
+    each computed here from open_clip's own encoders; the ids from a tokenizer of the tiny vocabulary."""
+    import torch.nn.functional as F
+
+    from vidapter.models.text import KINETICS_TEMPLATES, class_embeddings, video_embedding, zero_shot_logits
+
+    assert len(KINETICS_TEMPLATES) == 28 and KINETICS_TEMPLATES[10] == "a video of a person doing {}."
+    assert KINETICS_TEMPLATES[21] == "a demonstration of {}."
+
+    def tiny_tokenize(texts, context):  # a deterministic stand-in for the 100-token vocabulary of the tiny model
+        out = torch.zeros(len(texts), context, dtype=torch.long)
+        for i, t in enumerate(texts):
+            ids = [1 + sum(map(ord, w)) % 97 for w in t.split()][: context - 1] + [99]
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out
+
+    peer, ours = open_clip_model(), load_clip_text(clip_file, heads=2).eval()
+    names, templates = ["juggling", "archery", "tai chi"], KINETICS_TEMPLATES[:5]
+    vit = build_vit("tiny_clip").eval()
+    load_backbone(vit, str(clip_file))
+    b, t = video.shape[0], video.shape[2]
+    frames = video.transpose(1, 2).flatten(0, 1)
+    with torch.no_grad():
+        got = zero_shot_logits(ours, video_embedding(ours, vit(frames).view(b, t, -1)),
+                               class_embeddings(ours, names, templates, tokenize=tiny_tokenize))  # fmt: skip
+        v = F.normalize(peer.encode_image(frames).view(b, t, -1).mean(1), dim=-1)
+        w = torch.stack([F.normalize(F.normalize(peer.encode_text(tiny_tokenize([x.format(n) for x in templates], 16)),
+                                                 dim=-1).mean(0), dim=-1) for n in names])  # fmt: skip
+        want = peer.logit_scale.exp() * v @ w.T
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)

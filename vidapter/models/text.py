@@ -141,3 +141,43 @@ def load_clip_text(path: str | os.PathLike, act: str = "quick_gelu", heads: int 
     tensors = convert(sd, OPENAI_TEXT, OPENAI_TEXT_IGNORE, "openai")
     model.load_state_dict(tensors, strict=True)
     return model
+
+
+# CLIP's Kinetics-700 prompts (openai/CLIP data/prompts.md; Open-VCLIP's text_aug is the same list): the default
+# ensemble of zero-shot classification
+KINETICS_TEMPLATES = tuple(
+    f"a {kind} of {who}{{}}."
+    for kind in ("photo", "video", "example", "demonstration")
+    for who in ("", "a person ", "a person using ", "a person doing ", "a person during ", "a person performing ",
+                "a person practicing ")
+)  # fmt: skip
+
+
+@torch.no_grad()
+def class_embeddings(clip: ClipText, names: list[str], templates: tuple[str, ...] | list[str] = KINETICS_TEMPLATES,
+                     tokenize=None) -> torch.Tensor:  # fmt: skip
+    """(C, embed_dim) unit class embeddings, CLIP's prompt ensemble: every template filled with a name, each
+    embedding normalised, their mean normalised again (one template: its normalised embedding)."""
+    if tokenize is None:
+        from vidapter.models.tokenizer import tokenizer
+
+        tokenize = tokenizer()
+    if not names or not templates:
+        raise ValueError("class_embeddings needs at least one class name and one template")
+    rows = []
+    device = clip.logit_scale.device
+    for name in names:
+        ids = tokenize([t.format(name) for t in templates], context=clip.text.facts.context).to(device)
+        rows.append(F.normalize(F.normalize(clip.encode_text(ids), dim=-1).mean(0), dim=-1))
+    return torch.stack(rows)
+
+
+def video_embedding(clip: ClipText, frame_features: torch.Tensor) -> torch.Tensor:
+    """(B, T, D_image) pooled frame features of the image tower -> (B, embed_dim) unit video embeddings, as ViFi-CLIP
+    computes them: each frame projected, the mean over T of the unnormalised embeddings, one L2 norm."""
+    return F.normalize(clip.encode_image_features(frame_features).mean(1), dim=-1)
+
+
+def zero_shot_logits(clip: ClipText, video: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Unit video (B, E) and class (C, E) embeddings -> (B, C) logits: exp(logit_scale) x cosine."""
+    return clip.logit_scale.exp() * video @ classes.T
