@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidapter.models.backbones import CLIP_MEAN, CLIP_STD, ViTFacts
-from vidapter.models.convert import _B, ConversionError, Row, convert, unwrap
+from vidapter.models.convert import _B, OPENAI, ConversionError, Row, convert
 from vidapter.models.pretrained import read_checkpoint
+from vidapter.models.tokenizer import tokenizer
 from vidapter.models.vit import Attention, Block, LayerNorm, rebase
 
 
@@ -50,9 +51,7 @@ class CausalAttention(Attention):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, math: bool = False,
                num_frames: int | None = None) -> torch.Tensor:  # fmt: skip
-        x = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        b, h, n, hd = x.shape
-        return self.proj(self.norm(x.transpose(1, 2).reshape(b, n, h * hd)))
+        return self.output(F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
 class TextTower(nn.Module):
@@ -99,17 +98,12 @@ class ClipText(nn.Module):
         return features @ self.image_proj
 
 
-_R = r"transformer\.resblocks\.(\d+)\."
-# OpenAI's and open_clip's full CLIP files: the text tower's keys, the image projection and the logit scale.
+# OpenAI's and open_clip's full CLIP files: the text tower's keys, the image projection and the logit scale. Its
+# blocks are named as the image tower's (convert.OPENAI's rows, without "visual.").
 OPENAI_TEXT: list[Row] = [
     (r"token_embedding\.weight", "text.token_embedding.weight", None),
     (r"positional_embedding", "text.pos_embed", None),
-    (_R + r"attn\.in_proj_(weight|bias)", r"text.blocks.\1.attn.qkv.\2", None),
-    (_R + rf"attn\.out_proj\.{_B}", r"text.blocks.\1.attn.proj.\2", None),
-    (_R + rf"ln_1\.{_B}", r"text.blocks.\1.norm1.\2", None),
-    (_R + rf"ln_2\.{_B}", r"text.blocks.\1.norm2.\2", None),
-    (_R + rf"mlp\.c_fc\.{_B}", r"text.blocks.\1.mlp.fc1.\2", None),
-    (_R + rf"mlp\.c_proj\.{_B}", r"text.blocks.\1.mlp.fc2.\2", None),
+    *[(p, f"text.{t}", fn) for p, t, fn in OPENAI if p.startswith(r"transformer\.resblocks")],
     (rf"ln_final\.{_B}", r"text.norm.\1", None),
     (r"text_projection", "text.proj", None),
     (r"visual\.proj", "image_proj", None),
@@ -135,7 +129,7 @@ def openai_text_facts(sd: Mapping[str, torch.Tensor], act: str = "quick_gelu", h
 def load_clip_text(path: str | os.PathLike, act: str = "quick_gelu", heads: int | None = None) -> ClipText:
     """The text tower, image projection and logit scale of an OpenAI or open_clip CLIP file (a state dict, with or
     without its wrapper), loaded strictly."""
-    sd = unwrap(read_checkpoint(Path(path)))
+    sd = read_checkpoint(Path(path))  # unwrapped
     facts = openai_text_facts(sd, act, heads)
     model = ClipText(facts, sd["visual.proj"].shape[0] if "visual.proj" in sd else facts.width)
     tensors = convert(sd, OPENAI_TEXT, OPENAI_TEXT_IGNORE, "openai")
@@ -158,10 +152,7 @@ def class_embeddings(clip: ClipText, names: list[str], templates: tuple[str, ...
                      tokenize=None) -> torch.Tensor:  # fmt: skip
     """(C, embed_dim) unit class embeddings, CLIP's prompt ensemble: every template filled with a name, each
     embedding normalised, their mean normalised again (one template: its normalised embedding)."""
-    if tokenize is None:
-        from vidapter.models.tokenizer import tokenizer
-
-        tokenize = tokenizer()
+    tokenize = tokenize or tokenizer()
     if not names or not templates:
         raise ValueError("class_embeddings needs at least one class name and one template")
     rows = []

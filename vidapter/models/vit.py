@@ -148,6 +148,11 @@ class Attention(nn.Module):
             x = F.scaled_dot_product_attention(q, k, v)
         else:
             x = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1).to(v.dtype) @ v
+        return self.output(x)
+
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """The heads' outputs (B, H, L, D/H) -> (B, L, D): concatenated, normed where the family has a sub-LN,
+        projected."""
         b, h, n, hd = x.shape
         return self.proj(self.norm(x.transpose(1, 2).reshape(b, n, h * hd)))
 
