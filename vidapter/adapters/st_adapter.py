@@ -79,9 +79,6 @@ class STBlock(nn.Module):
         self.adapter_pre_attn = STAdapter(dim, hidden, kernel, prefix) if "attn" in positions else None
         self.adapter_pre_mlp = STAdapter(dim, hidden, kernel, prefix) if "mlp" in positions else None
 
-    def adapter_names(self) -> list[str]:
-        return [n for n in ("adapter_pre_attn", "adapter_pre_mlp") if getattr(self, n) is not None]
-
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D)."""
         if num_frames is None:

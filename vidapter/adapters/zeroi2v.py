@@ -80,11 +80,6 @@ class ZeroI2VBlock(nn.Module):
         self.mlp_adapter = LinearAdapter(dim, ratio, scale, dropout)
         self.mlp_adapter_out = LinearAdapter(dim, ratio, scale, dropout) if num_tadapter == 2 else None
 
-    def adapter_names(self) -> list[str]:
-        """In the official block's order of definition."""
-        names = ("mlp_adapter", "mlp_adapter_out", "s_adapter", "t_adapter_in")
-        return [n for n in names if getattr(self, n) is not None]
-
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """(B*T, N, D) -> (B*T, N, D); frames of one video consecutive."""
         x = x + self.ls1(self.s_adapter(self.attn(self.t_adapter_in(self.norm1(x)), num_frames=num_frames)))
