@@ -29,6 +29,41 @@ def open_clip_model(seed: int = 0):
     return randomize_(CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True), seed).eval()
 
 
+def hf_clip_model(seed: int = 0):
+    """A tiny Hugging Face CLIPModel of the same towers as ``open_clip_model`` (end token 99, the largest id)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
+                max_position_embeddings=16, hidden_act="quick_gelu", eos_token_id=99)  # fmt: skip
+    vision = dict(hidden_size=WIDTH, intermediate_size=4 * WIDTH, num_hidden_layers=DEPTH, num_attention_heads=HEADS,
+                  image_size=SIZE, patch_size=PATCH, hidden_act="quick_gelu")  # fmt: skip
+    return randomize_(CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)), seed).eval()
+
+
+class OpenAIRelease(nn.Module):
+    """Shaped like OpenAI's released CLIP: both towers at the top level plus three integer attributes."""
+
+    def __init__(self, clip):
+        super().__init__()
+        for name, child in clip.named_children():
+            self.add_module(name, child)
+        for name, p in clip.named_parameters(recurse=False):
+            self.register_parameter(name, p)
+        for name, value in (("input_resolution", SIZE), ("context_length", 16), ("vocab_size", 100)):
+            self.register_buffer(name, torch.tensor(value))
+
+    def encode_image(self, x):
+        return self.visual(x)
+
+
+def openai_release_archive(path, images):
+    """Write ``open_clip_model()`` as OpenAI publishes its CLIP files: a TorchScript archive of the whole model in
+    fp16. Returns the model (fp16)."""
+    release = OpenAIRelease(open_clip_model()).half()
+    torch.jit.trace_module(release, {"encode_image": images.half()}, check_trace=False).save(str(path))
+    return release
+
+
 def hf_clip_vision(seed: int = 0):
     from transformers import CLIPVisionConfig, CLIPVisionModel
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from peers import open_clip_model
+from peers import hf_clip_model, open_clip_model, openai_release_archive
 
-from vidapter.models.convert import ConversionError
-from vidapter.models.pretrained import load_backbone
+from vidapter.models.backbones import TextFacts
+from vidapter.models.pretrained import WeightsError, load_backbone
 from vidapter.models.text import load_clip_text
 from vidapter.models.vit import build_vit
 
@@ -23,9 +23,7 @@ def clip_file(tmp_path_factory):
 def test_text_and_image_embeddings_equal_open_clips(clip_file, images):
     peer = open_clip_model()
     ours = load_clip_text(clip_file, heads=2).eval()
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(1, 99, (5, 16), generator=g)
-    ids[torch.arange(5), torch.tensor([3, 15, 1, 7, 9])] = 99  # the end token: the largest id, where pooling reads
+    ids = _ids()  # the end token 99: the largest id, where pooling reads
     ids[0, 4:] = 0  # padding after it
     vit = build_vit("tiny_clip").eval()
     load_backbone(vit, str(clip_file))
@@ -46,11 +44,62 @@ def test_tokens_after_the_end_do_not_change_the_embedding(clip_file):
     assert (other[0] - out[0]).abs().max() > 1e-3
 
 
+def _ids(n: int = 5, length: int = 16) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 99, (n, length), generator=g)
+    ids[torch.arange(n), torch.tensor([3, 15, 1, 7, 9])[:n]] = 99
+    return ids
+
+
+def test_hf_clipmodel_directory_equals_transformers(tmp_path, images):
+    """A Hugging Face CLIPModel directory: text features equal get_text_features, the projected image features
+    get_image_features; heads and activation come from its config.json."""
+    peer = hf_clip_model()
+    peer.save_pretrained(tmp_path)
+    ours = load_clip_text(tmp_path).eval()
+    assert ours.text.facts.heads == 2 and ours.text.facts.act == "quick_gelu"
+    vit = build_vit("tiny_clip").eval()
+    load_backbone(vit, str(tmp_path))
+    ids = _ids()
+    with torch.no_grad():
+        want_text = peer.get_text_features(input_ids=ids)
+        want_image = peer.get_image_features(pixel_values=images)
+        want_text, want_image = (getattr(w, "pooler_output", w) for w in (want_text, want_image))
+        torch.testing.assert_close(ours.encode_text(ids), want_text, atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.encode_image_features(vit(images)), want_image, atol=1e-5, rtol=0)
+    assert ours.logit_scale.item() == peer.logit_scale.item()
+
+
+def test_hf_config_that_disagrees_with_the_row_is_named(tmp_path):
+    hf_clip_model().save_pretrained(tmp_path)
+    with pytest.raises(WeightsError, match=r"config.json: text_config.num_attention_heads is 2, but .* has 4"):
+        load_clip_text(tmp_path, TextFacts(32, 1, 4, 32, context=16, vocab=100))
+
+
+def test_openai_torchscript_archive_gives_the_same_text_features(tmp_path, images, monkeypatch):
+    """OpenAI's releases are TorchScript archives in fp16: read as data (torch.jit.load is never called), the text
+    tower gives the fp16 weights' features."""
+    path = tmp_path / "ViT-B-16.pt"
+    openai_release_archive(path, images)
+    monkeypatch.setattr(torch.jit, "load", None)
+    ours = load_clip_text(path, heads=2).eval()
+    peer = open_clip_model().half().float()  # the weights the archive holds
+    ids = _ids()
+    with torch.no_grad():
+        torch.testing.assert_close(ours.encode_text(ids), peer.encode_text(ids), atol=1e-5, rtol=0)
+
+
 def test_a_file_without_a_text_tower_is_named(tmp_path):
     path = tmp_path / "visual.pt"
     torch.save(open_clip_model().visual.state_dict(), path)
-    with pytest.raises(ConversionError, match="openai: no text tower in this file"):
+    with pytest.raises(WeightsError, match="visual.pt: no text tower in this file"):
         load_clip_text(path)
+
+
+def test_a_text_tower_of_another_size_is_named(clip_file):
+    shapes = r"wrong shape: text.pos_embed \(16, 32\) != \(77, 32\)"
+    with pytest.raises(WeightsError, match=r"its text tower does not fit .*" + shapes):
+        load_clip_text(clip_file, "tiny_clip")
 
 
 def test_zero_shot_logits_are_clips_ensemble_over_the_frames_mean(clip_file, video):

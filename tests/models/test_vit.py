@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from einops import rearrange
-from peers import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, timm_vit
+from peers import PATCH, SIZE, WIDTH, hf_clip_vision, open_clip_model, openai_release_archive, timm_vit
 
 from vidapter.adapters.aim import over_frames
 from vidapter.models.convert import hf_clip_to_vit, openai_to_vit, timm_to_vit
@@ -159,32 +159,13 @@ def test_load_resizes_pos_embed_and_reports_it(tmp_path, images):
     assert vit(torch.randn(1, 3, 48, 48)).shape == (1, WIDTH)
 
 
-class _OpenAIRelease(torch.nn.Module):
-    """Shaped like OpenAI's released CLIP: both towers at the top level plus three integer attributes."""
-
-    def __init__(self, clip):
-        super().__init__()
-        for name, child in clip.named_children():
-            self.add_module(name, child)
-        for name, p in clip.named_parameters(recurse=False):
-            self.register_parameter(name, p)
-        for name, value in (("input_resolution", SIZE), ("context_length", 16), ("vocab_size", 100)):
-            self.register_buffer(name, torch.tensor(value))
-
-    def encode_image(self, x):
-        return self.visual(x)
-
-
 def test_torchscript_archive_like_the_openai_release(tmp_path, images, monkeypatch):
     """OpenAI publishes ViT-B-16.pt as a TorchScript archive of the whole CLIP model in fp16; we read its tensors as
     data, without torch.jit.load (which would compile and run the archive's program): the same tensors it gives."""
     from vidapter.models.torchscript import read_torchscript_tensors
 
-    peer = open_clip_model()
-    release = _OpenAIRelease(peer).half()
-    traced = torch.jit.trace_module(release, {"encode_image": images.half()}, check_trace=False)
     path = tmp_path / "ViT-B-16.pt"
-    traced.save(str(path))
+    peer = openai_release_archive(path, images)
     ours, jit = read_torchscript_tensors(path), torch.jit.load(str(path)).state_dict()
     assert list(ours) == list(jit)
     for k, v in jit.items():

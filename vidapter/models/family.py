@@ -23,6 +23,21 @@ HALF = (127.5, 127.5, 127.5)  # mean = std = 0.5 on the 0-1 scale (SigLIP, PE, t
 
 
 @dataclass(frozen=True)
+class TextFacts:
+    """A CLIP-style text transformer's sizes and activation (OpenAI's CLIP: QuickGELU; open_clip's LAION/DataComp
+    retrainings: GELU), read from each release's model config (open_clip ``model_configs/*.json``)."""
+
+    width: int
+    layers: int
+    heads: int
+    embed_dim: int  # the joint image-text space (the text and image projections' output)
+    context: int = 77
+    vocab: int = 49408
+    act: str = "quick_gelu"
+    ln_eps: float = 1e-5
+
+
+@dataclass(frozen=True)
 class ViTFacts:
     """Architecture facts of one image backbone. Mean/std are on the 0-255 scale, as the reference configs."""
 
@@ -102,11 +117,12 @@ def hub(repo: str, file: str = "model.safetensors") -> str:
 @dataclass(frozen=True)
 class Family:
     """One image family. ``rows``: its backbone rows by name (their ``ViTFacts.family`` is ``name``); ``tiny``: rows
-    of the same structure at test size; ``weights``: its published names (``timm:``, ``hf:``, ``open_clip:``, the
-    family's own prefix) and the row each loads into; ``layouts``: the checkpoint layouts its files come in;
-    ``timm_architectures``: a regular expression of the timm architecture names of its models; ``gelu_variants``: its
-    models exist with QuickGELU and with exact GELU on the same structure (OpenAI CLIP and its open_clip retrainings),
-    so the metadata of a file, where it says which, must agree with the row."""
+        of the same structure at test size; ``weights``: its published names (``timm:``, ``hf:``, ``open_clip:``, the
+        family's own prefix) and the row each loads into; ``layouts``: the checkpoint layouts its files come in;
+        ``timm_architectures``: a regular expression of the timm architecture names of its models; ``gelu_variants``: its
+        models exist with QuickGELU and with exact GELU on the same structure (OpenAI CLIP and its open_clip retrainings),
+        so the metadata of a file, where it says which, must agree with the row; ``text``: the text tower beside a row's
+    image tower in its releases (CLIP-style families), by row name."""
 
     name: str
     about: str
@@ -116,11 +132,13 @@ class Family:
     layouts: tuple[str, ...] = ()
     timm_architectures: str | None = None
     gelu_variants: bool = False
+    text: dict[str, TextFacts] = field(default_factory=dict)  # rows whose releases hold a text tower: its facts
 
 
 FAMILIES: dict[str, Family] = {}
 BACKBONES: dict[str, ViTFacts] = {}  # every family's rows in registration order, then every family's tiny rows
 WEIGHTS: dict[str, Weights] = {}  # every published name, family by family
+TEXT_TOWERS: dict[str, TextFacts] = {}  # the rows whose releases hold a text tower, and its facts
 
 
 def register_family(family: Family, *, replace: bool = False) -> Family:
@@ -138,6 +156,9 @@ def register_family(family: Family, *, replace: bool = False) -> Family:
     wrong = sorted(name for name, facts in rows.items() if facts.family != family.name)
     if wrong:
         raise ValueError(f"family {family.name!r}: row {wrong[0]!r} says family {rows[wrong[0]].family!r}")
+    strays = sorted(set(family.text) - set(rows))
+    if strays:
+        raise ValueError(f"family {family.name!r}: a text tower for {strays[0]!r}, none of its rows")
     unknown = sorted(w for w, spec in family.weights.items() if spec.backbone not in rows)
     if unknown:
         row = family.weights[unknown[0]].backbone
@@ -148,4 +169,6 @@ def register_family(family: Family, *, replace: bool = False) -> Family:
     BACKBONES.update({k: v for f in FAMILIES.values() for k, v in f.tiny.items()})
     WEIGHTS.clear()
     WEIGHTS.update({k: v for f in FAMILIES.values() for k, v in f.weights.items()})
+    TEXT_TOWERS.clear()
+    TEXT_TOWERS.update({k: v for f in FAMILIES.values() for k, v in f.text.items()})
     return family

@@ -13,37 +13,25 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidapter.models.backbones import CLIP_MEAN, CLIP_STD, ViTFacts
-from vidapter.models.convert import _B, OPENAI, ConversionError, Row, convert
-from vidapter.models.pretrained import read_checkpoint
+from vidapter.errors import ConfigError
+from vidapter.models.backbones import CLIP_MEAN, CLIP_STD, TEXT_TOWERS, TextFacts, ViTFacts
+from vidapter.models.convert import _B, OPENAI, ConversionError, Fuse, Row, convert
+from vidapter.models.pretrained import WeightsError, check_keys, read_checkpoint, read_json, resolve_weights
 from vidapter.models.tokenizer import tokenizer
 from vidapter.models.vit import Attention, Block, LayerNorm, rebase
 
 
-@dataclass(frozen=True)
-class TextFacts:
-    """The text transformer's sizes and activation (OpenAI's CLIP: QuickGELU; open_clip's LAION/DataComp: GELU)."""
-
-    width: int
-    layers: int
-    heads: int
-    embed_dim: int
-    context: int = 77
-    vocab: int = 49408
-    act: str = "quick_gelu"
-    ln_eps: float = 1e-5
-
-    def block_facts(self) -> ViTFacts:
-        """The facts a vidapter block reads (width, heads, activation, LayerNorm in fp32 as CLIP computes it)."""
-        return ViTFacts(self.width, self.layers, self.heads, 1, 1, self.act, self.ln_eps, True, False, False,
-                        CLIP_MEAN, CLIP_STD)  # fmt: skip
+def block_facts(facts: TextFacts) -> ViTFacts:
+    """The facts a vidapter block reads (width, heads, activation, LayerNorm in fp32 as CLIP computes it)."""
+    return ViTFacts(facts.width, facts.layers, facts.heads, 1, 1, facts.act, facts.ln_eps, True, False, False,
+                    CLIP_MEAN, CLIP_STD)  # fmt: skip
 
 
 class CausalAttention(Attention):
@@ -64,7 +52,7 @@ class TextTower(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(facts.context, facts.width))
         self.blocks = nn.ModuleList()
         for _ in range(facts.layers):
-            blk = Block(facts.block_facts())
+            blk = Block(block_facts(facts))
             blk.attn = rebase(blk.attn, CausalAttention)
             self.blocks.append(blk)
         self.norm = LayerNorm(facts.width, facts.ln_eps, True)
@@ -113,26 +101,95 @@ OPENAI_TEXT: list[Row] = [
 OPENAI_TEXT_IGNORE = [r"visual\.(?!proj$).+", r"attn_mask", r"input_resolution", r"context_length", r"vocab_size"]
 
 
-def openai_text_facts(sd: Mapping[str, torch.Tensor], act: str = "quick_gelu", heads: int | None = None) -> TextFacts:
-    """The text tower's sizes from an OpenAI-layout state dict (as OpenAI's ``build_model`` reads them; heads: width
-    / 64 unless given)."""
+# Hugging Face CLIPModel directories (transformers CLIPTextTransformer): the text projection is a Linear (E, W)
+_HT = r"text_model\.encoder\.layers\.(\d+)\."
+HF_CLIP_TEXT: list[Row] = [
+    (r"text_model\.embeddings\.token_embedding\.weight", "text.token_embedding.weight", None),
+    (r"text_model\.embeddings\.position_embedding\.weight", "text.pos_embed", None),
+    *[(_HT + rf"self_attn\.{c}_proj\.{_B}", r"text.blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
+    (_HT + rf"self_attn\.out_proj\.{_B}", r"text.blocks.\1.attn.proj.\2", None),
+    (_HT + rf"layer_norm1\.{_B}", r"text.blocks.\1.norm1.\2", None),
+    (_HT + rf"layer_norm2\.{_B}", r"text.blocks.\1.norm2.\2", None),
+    (_HT + rf"mlp\.fc1\.{_B}", r"text.blocks.\1.mlp.fc1.\2", None),
+    (_HT + rf"mlp\.fc2\.{_B}", r"text.blocks.\1.mlp.fc2.\2", None),
+    (rf"text_model\.final_layer_norm\.{_B}", r"text.norm.\1", None),
+    (r"text_projection\.weight", "text.proj", torch.t),
+    (r"visual_projection\.weight", "image_proj", torch.t),
+    (r"logit_scale", "logit_scale", None),
+]
+HF_CLIP_TEXT_IGNORE = [r"vision_model\..+", r"text_model\.embeddings\.position_ids"]
+
+
+def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick_gelu",
+                  heads: int | None = None) -> TextFacts:  # fmt: skip
+    """The text tower's sizes read from the tensors (heads: width / 64 unless given, as OpenAI's ``build_model``)."""
+    hf = "text_model.embeddings."
+    names = {
+        "openai": ("token_embedding.weight", "positional_embedding", "text_projection"),
+        "hf_clip": (hf + "token_embedding.weight", hf + "position_embedding.weight", "text_projection.weight"),
+    }
+    names = names[layout]
+    vocab, width = sd[names[0]].shape
+    context = sd[names[1]].shape[0]
+    proj = sd[names[2]]
+    embed_dim = proj.shape[1] if layout == "openai" else proj.shape[0]
+    block = "transformer.resblocks." if layout == "openai" else "text_model.encoder.layers."
+    layers = len({k[len(block) :].split(".")[0] for k in sd if k.startswith(block)})
+    return TextFacts(width, layers, heads or max(1, width // 64), embed_dim, context, vocab, act)
+
+
+def _hf_text_config(path: Path) -> tuple[Path, dict]:
+    """A Hugging Face directory's config.json ``text_config``: the heads, activation and eps the tensors cannot show."""
+    config = path / "config.json" if path.is_dir() else path.parent / "config.json"
+    return config, (read_json(config).get("text_config") or {}) if config.exists() else {}
+
+
+def _check_hf_text_config(config: Path, text: dict, facts: TextFacts) -> None:
+    for key, want in (("num_attention_heads", facts.heads), ("hidden_act", facts.act),
+                      ("layer_norm_eps", facts.ln_eps)):  # fmt: skip
+        if key in text and text[key] != want:
+            raise WeightsError(f"{config}: text_config.{key} is {text[key]!r}, but the text tower of this row has "
+                               f"{want!r}: name the row these weights were made for")  # fmt: skip
+
+
+def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None, *, act: str = "quick_gelu",
+                   heads: int | None = None, trust_pickle: bool = False) -> ClipText:  # fmt: skip
+    """The text tower, image projection and logit scale of a full CLIP release, loaded strictly: an OpenAI
+    TorchScript archive or state dict, an open_clip file of an OpenAI-architecture model (OpenAI, LAION, DataComp),
+    or a Hugging Face ``CLIPModel`` directory; ``spec`` is a path or a published name.
+
+    ``facts``: the text tower's row (a backbone row name with a text tower, or ``TextFacts``); None: its sizes read
+    from the file, with ``act`` and ``heads`` (width / 64 unless given) which the tensors cannot show."""
+    if isinstance(facts, str):
+        if facts not in TEXT_TOWERS:
+            raise WeightsError(f"backbone {facts!r} has no text tower; rows with one: {', '.join(TEXT_TOWERS)}")
+        facts = TEXT_TOWERS[facts]
+    path = resolve_weights(str(spec))
+    sd = read_checkpoint(path, trust_pickle=trust_pickle)  # unwrapped
+    if "text_model.embeddings.token_embedding.weight" in sd:
+        layout, table, ignore = "hf_clip", HF_CLIP_TEXT, HF_CLIP_TEXT_IGNORE
+    elif "token_embedding.weight" in sd:
+        layout, table, ignore = "openai", OPENAI_TEXT, OPENAI_TEXT_IGNORE
+    else:
+        raise WeightsError(f"{path}: no text tower in this file (neither OpenAI's token_embedding.weight nor "
+                           "Hugging Face's text_model.*): it holds an image tower alone")  # fmt: skip
+    if layout == "hf_clip":
+        config, text = _hf_text_config(path)
+        if facts is None:
+            facts = text_facts_of(sd, layout, text.get("hidden_act", act), text.get("num_attention_heads", heads))
+            facts = replace(facts, ln_eps=text.get("layer_norm_eps", 1e-5))
+        _check_hf_text_config(config, text, facts)
+    facts = facts or text_facts_of(sd, layout, act, heads)
+    image_proj = "visual.proj" if layout == "openai" else "visual_projection.weight"
+    if image_proj not in sd:
+        raise WeightsError(f"{path}: no image projection ({image_proj}): the text tower cannot be used without it")
+    image_width = sd[image_proj].shape[0] if layout == "openai" else sd[image_proj].shape[1]
+    model = ClipText(facts, image_width)
     try:
-        vocab, width = sd["token_embedding.weight"].shape
-        context = sd["positional_embedding"].shape[0]
-        embed_dim = sd["text_projection"].shape[1]
-    except KeyError as e:
-        raise ConversionError(f"openai: no text tower in this file (no {e.args[0]!r})") from None
-    layers = len({k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")})
-    return TextFacts(width, layers, heads or width // 64, embed_dim, context, vocab, act)
-
-
-def load_clip_text(path: str | os.PathLike, act: str = "quick_gelu", heads: int | None = None) -> ClipText:
-    """The text tower, image projection and logit scale of an OpenAI or open_clip CLIP file (a state dict, with or
-    without its wrapper), loaded strictly."""
-    sd = read_checkpoint(Path(path))  # unwrapped
-    facts = openai_text_facts(sd, act, heads)
-    model = ClipText(facts, sd["visual.proj"].shape[0] if "visual.proj" in sd else facts.width)
-    tensors = convert(sd, OPENAI_TEXT, OPENAI_TEXT_IGNORE, "openai")
+        tensors = convert(sd, table, ignore, layout)
+    except ConversionError as e:
+        raise WeightsError(f"{path}: {e}") from e
+    check_keys(tensors, model.state_dict(), f"{path} ({layout}): its text tower does not fit {facts}")
     model.load_state_dict(tensors, strict=True)
     return model
 
@@ -147,14 +204,30 @@ KINETICS_TEMPLATES = tuple(
 )  # fmt: skip
 
 
+def check_prompts(names: list[str], templates: tuple[str, ...] | list[str]) -> None:
+    """Class names and templates a text tower can read: at least one of each, every template with one ``{}``, no
+    name empty or holding CLIP's start/end marks (the feature is read at the first end mark)."""
+    if not names:
+        raise ConfigError("no class names: give at least one")
+    if not templates:
+        raise ConfigError("no prompt templates: give at least one, such as 'a video of a person {}.'")
+    for t in templates:
+        if t.count("{}") != 1:
+            raise ConfigError(f"prompt template {t!r}: expected exactly one {{}} where the class name goes")
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise ConfigError(f"class name {i + 1} is empty")
+        if "<|endoftext|>" in name or "<|startoftext|>" in name:
+            raise ConfigError(f"class name {i + 1} ({name!r}) holds CLIP's start or end mark")
+
+
 @torch.no_grad()
 def class_embeddings(clip: ClipText, names: list[str], templates: tuple[str, ...] | list[str] = KINETICS_TEMPLATES,
                      tokenize=None) -> torch.Tensor:  # fmt: skip
     """(C, embed_dim) unit class embeddings, CLIP's prompt ensemble: every template filled with a name, each
     embedding normalised, their mean normalised again (one template: its normalised embedding)."""
     tokenize = tokenize or tokenizer()
-    if not names or not templates:
-        raise ValueError("class_embeddings needs at least one class name and one template")
+    check_prompts(names, templates)
     rows = []
     device = clip.logit_scale.device
     for name in names:
@@ -172,3 +245,46 @@ def video_embedding(clip: ClipText, frame_features: torch.Tensor) -> torch.Tenso
 def zero_shot_logits(clip: ClipText, video: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Unit video (B, E) and class (C, E) embeddings -> (B, C) logits: exp(logit_scale) x cosine."""
     return clip.logit_scale.exp() * video @ classes.T
+
+
+class TextHead(nn.Module):
+    """CLIP's classifier on a video feature: ``exp(logit_scale) x cos(x @ proj, classes)``, the class embeddings
+    computed from the class names by the text tower (``class_embeddings``). ``proj`` is the image projection and stays
+    as loaded; ``logit_scale`` (the learnable temperature, initialised from the model's) trains; the class embeddings
+    train with ``train_classes`` (Open-VCLIP's tuned text head: the stored rows stay unnormalised, the forward
+    normalises them) or stay fixed. Built with zeros: ``set_classes`` fills them."""
+
+    def __init__(self, width: int, embed_dim: int, num_classes: int, *, train_classes: bool, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Parameter(torch.zeros(width, embed_dim))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.train_classes = train_classes
+        classes = torch.zeros(num_classes, embed_dim)
+        if train_classes:
+            self.classes = nn.Parameter(classes)
+        else:
+            self.register_buffer("classes", classes)
+
+    def trainable_params(self) -> list[str]:
+        return ["logit_scale"] + (["classes"] if self.train_classes else [])
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes.shape[0]
+
+    @torch.no_grad()
+    def set_classes(self, clip: ClipText, embeddings: torch.Tensor) -> None:
+        """Take the image projection and logit scale of ``clip`` and the (C, E) class ``embeddings``; C may differ
+        from the head's (zero-shot with other names)."""
+        self.proj.data = clip.image_proj.detach().to(self.proj).clone()
+        self.logit_scale.data = clip.logit_scale.detach().to(self.logit_scale).clone()
+        emb = embeddings.detach().to(self.proj)
+        if self.train_classes:
+            self.classes = nn.Parameter(emb.clone(), requires_grad=self.classes.requires_grad)
+        else:
+            self.classes = emb.clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        video = F.normalize(self.dropout(x) @ self.proj.to(x.dtype), dim=-1)
+        return self.logit_scale.exp() * video @ F.normalize(self.classes.to(x.dtype), dim=-1).T

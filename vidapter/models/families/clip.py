@@ -4,11 +4,17 @@ structure, pretrained by vidapter on synthetic images and shipped in the package
 
 from __future__ import annotations
 
-from vidapter.models.family import CLIP_MEAN, CLIP_STD, Family, ViTFacts, Weights, register_family
+from vidapter.models.family import CLIP_MEAN, CLIP_STD, Family, TextFacts, ViTFacts, Weights, register_family
 
 
 def clip_facts(width: int, depth: int, heads: int, patch: int, size: int = 224, **kw) -> ViTFacts:
     return ViTFacts(width, depth, heads, patch, size, "quick_gelu", 1e-5, True, True, False, CLIP_MEAN, CLIP_STD, **kw)
+
+
+# the text towers of the releases (open_clip model_configs ViT-B-32/B-16/L-14/L-14-336: width, layers, heads, embed)
+TEXT_B = TextFacts(512, 12, 8, 512)
+TEXT_L = TextFacts(768, 12, 12, 768)
+TEXT_TINY = TextFacts(32, 1, 2, 32)  # the tiny rows' (tests): the real vocabulary and context, one block of width 32
 
 
 def _openai(backbone: str, sha256: str, filename: str) -> Weights:
@@ -48,4 +54,6 @@ CLIP = register_family(Family(
     layouts=("openai", "open_clip", "hf_clip", "timm"),
     timm_architectures=r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?",
     gelu_variants=True,
+    text={"clip_vitb32": TEXT_B, "clip_vitb16": TEXT_B, "clip_vitl14": TEXT_L, "clip_vitl14_336": TEXT_L,
+          "tiny_clip": TEXT_TINY},
 ))  # fmt: skip

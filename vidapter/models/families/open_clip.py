@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vidapter.models.families.clip import clip_facts
-from vidapter.models.family import CLIP_MEAN, CLIP_STD, HALF, Family, ViTFacts, Weights, hub, register_family
+from vidapter.models.families.clip import TEXT_B, TEXT_L, TEXT_TINY, clip_facts
+from vidapter.models.family import CLIP_MEAN, CLIP_STD, HALF, Family, TextFacts, ViTFacts, Weights, hub, register_family
+
+
+def _gelu(text: TextFacts) -> TextFacts:
+    return replace(text, act="gelu")
 
 
 def open_clip_facts(width: int, depth: int, heads: int, patch: int, mean=CLIP_MEAN, std=CLIP_STD, **kw) -> ViTFacts:
@@ -50,4 +54,9 @@ OPEN_CLIP = register_family(Family(
     layouts=("openai", "hf_clip", "timm"),
     timm_architectures=r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?",
     gelu_variants=True,
+    text={  # open_clip model_configs: the same text towers as OpenAI's with GELU; H/14 and bigG/14 wider
+        "laion2b_vitb16": _gelu(TEXT_B), "datacomp_vitb16": _gelu(TEXT_B), "laion2b_vitl14": _gelu(TEXT_L),
+        "datacomp_vitl14": _gelu(TEXT_L), "laion2b_vith14": TextFacts(1024, 24, 16, 1024, act="gelu"),
+        "laion2b_vitbigg14": TextFacts(1280, 32, 20, 1280, act="gelu"), "tiny_open_clip": _gelu(TEXT_TINY),
+    },
 ))  # fmt: skip
