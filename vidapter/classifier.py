@@ -42,8 +42,33 @@ from vidapter.config import Config, ConfigError, ModelConfig, from_dict, to_dict
 from vidapter.data.build import clip_transform, frame_sampler
 from vidapter.data.datasets import read_class_names
 from vidapter.files import write_atomic, write_dir_atomic, write_text
+from vidapter.models.backbones import TEXT_TOWERS
 from vidapter.models.pretrained import LoadReport, WeightsError, check_keys, load_backbone, read_json, read_safetensors
+from vidapter.models.text import KINETICS_TEMPLATES, TextHead, class_embeddings, load_clip_text
 from vidapter.models.vit import VisionTransformer, build_vit, set_recompute
+
+
+class LinearHead(nn.Module):
+    """Dropout, then a Linear from the video feature to the logits; its weights ~ N(0, std^2) with bias 0 (None:
+    PyTorch's default init)."""
+
+    def __init__(self, width: int, num_classes: int, dropout: float = 0.5, std: float | None = 0.01):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(width, num_classes)
+        if std is not None:
+            nn.init.normal_(self.fc.weight, std=std)
+            nn.init.zeros_(self.fc.bias)
+
+    def trainable_params(self) -> list[str]:
+        return ["fc.weight", "fc.bias"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(x))
 
 
 class VideoClassifier(nn.Module):
@@ -71,6 +96,7 @@ class VideoClassifier(nn.Module):
         decoder: nn.Module | None = None,
         head_std: float | None = 0.01,
         feature: str | None = None,
+        head: nn.Module | None = None,
     ):
         super().__init__()
         if num_frames < 1:
@@ -89,27 +115,22 @@ class VideoClassifier(nn.Module):
         self.grad_checkpointing = grad_checkpointing
         d = backbone.width
         self.temporal_embed = nn.Parameter(torch.zeros(1, num_frames, d)) if temporal_embed else None
-        self.head = nn.Module()
-        self.head.dropout = nn.Dropout(dropout)
-        self.head.fc = nn.Linear(d, num_classes)
-        if head_std is not None:
-            nn.init.normal_(self.head.fc.weight, std=head_std)
-            nn.init.zeros_(self.head.fc.bias)
+        self.head = head if head is not None else LinearHead(d, num_classes, dropout, head_std)
         self.load_report = None  # what build_model loaded the image weights from (None: random init)
         self.config: Config | None = None  # set by the loaders (from_pretrained, load_model); predict needs it
         self.class_names: list[str] | None = None
 
     def trainable_params(self) -> list[str]:
-        """The classifier's own trained tensors (the adapters inside it declare theirs): the temporal embedding, the
-        image model's final norm where the method trains it (``train_norm``), the head."""
+        """The classifier's own trained tensors (the adapters and the head declare theirs): the temporal embedding and
+        the image model's final norm where the method trains it (``train_norm``)."""
         names = ["temporal_embed"] if self.temporal_embed is not None else []
         if self.train_norm:
             names += [f"backbone.norm.{p}" for p, _ in self.backbone.norm.named_parameters()]
-        return names + [f"head.fc.{p}" for p, _ in self.head.fc.named_parameters()]
+        return names  # the head declares its own
 
     @property
     def num_classes(self) -> int:
-        return self.head.fc.out_features
+        return self.head.num_classes
 
     def check_input(self, video: torch.Tensor) -> None:
         if video.ndim != 5 or video.shape[1] != 3:
@@ -161,7 +182,7 @@ class VideoClassifier(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
                 taps = tapped_forward(self.backbone, self._tokens(video), video.shape[2], self.decoder.num_layers)
             x = self.decoder(taps)
-        return self.head.fc(self.head.dropout(x))
+        return self.head(x)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, trust_pickle: bool = False) -> VideoClassifier:
@@ -178,6 +199,27 @@ class VideoClassifier(nn.Module):
         device = next(self.parameters()).device
         return predict_file(self, self.config, path, names=self.class_names, top_k=top_k, window=window,
                             device=device, amp=amp)  # fmt: skip
+
+    def set_class_names(self, names: list[str], templates: list[str] | None = None, clip=None,
+                        trust_pickle: bool = False) -> None:  # fmt: skip
+        """Classify into ``names`` from now on: a model with a text head (``model.head=text``, the zero-shot models)
+        embeds them with the text tower of ``clip`` (a path, a published name or a loaded ``ClipText``; default: the
+        model's ``model.pretrained``) and ``templates`` (default: the model's ``model.templates``, else CLIP's 28
+        Kinetics prompts). Trained class embeddings are replaced by the new names'."""
+        if not isinstance(self.head, TextHead):
+            raise ConfigError("set_class_names needs a text head (model.head=text): a linear head's classes are fixed")
+        cfg = self.config.model if self.config is not None else None
+        clip = clip if clip is not None else (cfg.pretrained if cfg is not None else None)
+        if clip is None:
+            raise ConfigError("set_class_names needs the CLIP file this model was built from: pass clip=PATH_OR_NAME")
+        if isinstance(clip, str | os.PathLike):
+            clip = load_clip_text(clip, text_tower_facts(self.backbone.name), trust_pickle=trust_pickle)
+        templates = templates or (cfg.templates if cfg is not None else None) or KINETICS_TEMPLATES
+        device = self.head.proj.device
+        self.head.set_classes(clip, class_embeddings(clip.to(device).eval(), list(names), templates))
+        self.class_names = list(names)
+        if self.config is not None:
+            self.config.model.num_classes = len(names)
 
     @torch.no_grad()
     def set_num_frames(self, num_frames: int) -> None:
@@ -201,12 +243,13 @@ ABLATION_ROWS = {
 }
 
 
-def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier:
+def build_model(cfg: ModelConfig, trust_pickle: bool = False, class_names: list[str] | None = None) -> VideoClassifier:
     """Build the image ViT, load its pretrained weights (if named), add AIM's adapters of ``model.adapters`` where the
-    method combines with them, adapt it with ``model.method`` (the registry's ``Method.adapt``), set the time shifts
-    and the trainable set.
+    method combines with them, adapt it with ``model.method`` (the registry's ``Method.adapt``), set the time shifts,
+    the head and the trainable set.
 
-    The load report is kept as ``model.load_report`` (None for a random backbone).
+    ``class_names``: what a text head (``model.head=text`` or ``model.head_init=text``) embeds with the text tower of
+    ``model.pretrained``. The load report is kept as ``model.load_report`` (None for a random backbone).
     """
     method = get_method(cfg.method)
     unknown = sorted(set(cfg.adapters) - set(ADAPTER_KINDS))
@@ -232,6 +275,7 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
               num_tadapter=cfg.aim.num_tadapter, drop_path_rate=cfg.drop_path_rate)  # fmt: skip
     decoder = method.adapt(vit, cfg, layers)
     apply_stdha(vit, tuple(cfg.head_shifts), layers=layers)
+    head = build_head(cfg, vit.width, method.head_std, class_names, trust_pickle)
     model = VideoClassifier(
         vit,
         cfg.num_classes,
@@ -243,6 +287,7 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
         decoder=decoder,
         head_std=method.head_std,
         feature=cfg.feature,
+        head=head,
     )
     model.train_norm = method.train_norm
     set_trainable(model, cfg.finetune)
@@ -250,6 +295,48 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False) -> VideoClassifier
     set_temporal_attention(model, cfg.temporal_attention)
     model.load_report = report
     return model
+
+
+def text_tower_facts(row: str):
+    """The text tower of a backbone row's releases; a ConfigError naming the rows that have one otherwise."""
+    if row not in TEXT_TOWERS:
+        raise ConfigError(f"backbone {row!r} has no text tower in its releases; rows with one: "
+                          + ", ".join(TEXT_TOWERS))  # fmt: skip
+    return TEXT_TOWERS[row]
+
+
+def build_head(cfg: ModelConfig, width: int, head_std: float | None, class_names: list[str] | None,
+               trust_pickle: bool = False) -> nn.Module | None:  # fmt: skip
+    """The head of ``model.head`` / ``model.head_init`` (None: the plain linear head of ``VideoClassifier``).
+
+    With a text head the class names' embeddings (CLIP's prompt ensemble over ``model.templates``) come from the
+    text tower of ``model.pretrained``: a ``text`` head keeps them as its cosine classifier; ``head_init=text`` sets
+    the linear head to ``W = classes @ image_projᵀ``, bias 0, so that its logits at step 0 are the zero-shot ones
+    times the video embedding's norm (the same ranking). Without ``model.pretrained`` (a saved model being rebuilt)
+    the head is built empty for its state dict to fill."""
+    if cfg.head == "linear" and cfg.head_init == "random":
+        return None
+    facts = text_tower_facts(cfg.backbone)
+    if cfg.head == "text":
+        head = TextHead(width, facts.embed_dim, cfg.num_classes, train_classes=cfg.head_train, dropout=cfg.dropout)
+    else:
+        head = LinearHead(width, cfg.num_classes, cfg.dropout, head_std)
+    if cfg.pretrained is None:
+        return head
+    what = f"model.head={cfg.head}" if cfg.head == "text" else "model.head_init=text"
+    if class_names is None:
+        raise ConfigError(f"{what} needs the class names: set data.class_names (a file, one name per line)")
+    if len(class_names) != cfg.num_classes:
+        raise ConfigError(f"{what}: {len(class_names)} class names for model.num_classes={cfg.num_classes}")
+    clip = load_clip_text(cfg.pretrained, facts, trust_pickle=trust_pickle).eval()
+    classes = class_embeddings(clip, class_names, cfg.templates or KINETICS_TEMPLATES)
+    if isinstance(head, TextHead):
+        head.set_classes(clip, classes)
+    else:
+        with torch.no_grad():
+            head.fc.weight.copy_(classes @ clip.image_proj.T)
+            head.fc.bias.zero_()
+    return head
 
 
 # 2: the config carries its schema version (config.migrate reads every older one); 1: vidapter 0.1 and 0.2
@@ -384,15 +471,14 @@ def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[Vid
         cfg = from_dict(state["config"])
     except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"{ckpt}: its config is not valid ({e})") from e
-    model = build_model(cfg.model, trust_pickle=trust_pickle)
+    names = read_class_names_file(ckpt.parent / "classes.txt")
+    model = build_model(cfg.model, trust_pickle=trust_pickle, class_names=names)
     if backbone_digest(model) != state["backbone"].get("sha256"):
         raise CheckpointError(
             f"{ckpt}: the backbone loaded from {cfg.model.pretrained!r} is not the one it was trained on"
         )
     check_keys(state["model"], trainable_state_dict(model), f"{ckpt} does not fit its config")
     model.load_state_dict(state["model"], strict=False)
-    names_file = ckpt.parent / "classes.txt"
-    names = read_class_names_file(names_file)
     model.config, model.class_names = cfg, names
     return model, cfg, names
 

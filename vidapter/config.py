@@ -37,10 +37,22 @@ class ModelConfig:
     # in every block's attention, e.g. [-1, 1] (ZeroI2V's ViT-B K400); [] = none
     feature: str | None = None  # per-frame feature: cls | pool (the backbone's pretrained pooling head: SigLIP, PE)
     # | mean (of patch tokens); None: the backbone row's own (models/backbones.py; README "Image backbones")
+    head: str = "linear"  # linear | text: CLIP's cosine classifier on the class names' text embeddings (a learnable
+    # temperature from the model's logit scale; needs a backbone with a text tower and data.class_names)
+    head_init: str = "random"  # random | text: the linear head starts from the class names' text embeddings
+    head_train: bool = True  # head=text: the class embeddings train (Open-VCLIP's tuned head) or stay fixed
+    templates: list[str] | None = None  # the text head's prompts, "{}" for the name; None: CLIP's 28 Kinetics ones
     sections: dict[str, typing.Any] = field(default_factory=dict)  # each method's own settings by its name:
     # cfg.model.lora.r, --model.lora.r=16, model.lora.r in files (register_model_section); defaults filled in
 
     def __post_init__(self):
+        if self.head not in ("linear", "text"):
+            raise ConfigError(f"model.head must be linear or text, got {self.head!r}")
+        if self.head_init not in ("random", "text"):
+            raise ConfigError(f"model.head_init must be random or text, got {self.head_init!r}")
+        if self.head == "text" and self.head_init == "text":
+            raise ConfigError("model.head_init=text starts a linear head from the text embeddings; model.head=text "
+                              "is built from them already: leave head_init at random")  # fmt: skip
         given = self.sections
         if not isinstance(given, dict):
             raise ConfigError(f"model.sections: expected a dict of section name -> settings, got {given!r}")

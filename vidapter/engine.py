@@ -32,6 +32,7 @@ from vidapter.checkpoint import CheckpointError, load_checkpoint, rng_state, sav
 from vidapter.classifier import build_model, save_pretrained
 from vidapter.config import Config, from_dict, resume_differences, to_dict
 from vidapter.data.build import build_dataset
+from vidapter.data.datasets import read_class_names
 from vidapter.data.loader import SkipLog, build_loader
 from vidapter.data.pack import find_manifest
 from vidapter.data.transforms import mixup_cutmix
@@ -167,7 +168,8 @@ def setup_runtime(cfg: Config) -> tuple[Runtime, DistInfo, bool]:
 def build(cfg: Config, rt: Runtime, dist_info: DistInfo, trust_pickle: bool) -> Training:
     """The model (weights loaded, adapters in place), the data and loaders, the optimizer, schedule and scaler."""
     t = cfg.train
-    model = build_model(cfg.model, trust_pickle=trust_pickle)
+    text_names = read_class_names(cfg.data.class_names) if cfg.data.class_names else None  # for a text head
+    model = build_model(cfg.model, trust_pickle=trust_pickle, class_names=text_names)
     if model.load_report is None and not t.random_init:
         raise TrainError(
             "the backbone's pretrained weights are not loaded (model.pretrained is not set): training would start "

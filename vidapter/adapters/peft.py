@@ -2,9 +2,9 @@
 
 A trainable set is declared, not matched by substrings: every module that owns trained tensors names them
 (``trainable_params()``, the contract of ``registry.AdapterModule``): the adapters and LoRA updates inside the image
-blocks, a decoder (EVL), and the classifier itself for its temporal embedding, head and, where the method trains it,
-the image model's final norm. One walk over the modules gives the set; the counts, the adapter export and the digest
-of the frozen image weights read it.
+blocks, a decoder (EVL), the head (its Linear, or a text head's temperature and class embeddings) and the classifier
+itself for its temporal embedding and, where the method trains it, the image model's final norm. One walk over the
+modules gives the set; the counts, the adapter export and the digest of the frozen image weights read it.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def declared_parameters(model: nn.Module) -> dict[str, str]:
 
 def adapter_parameter_names(model: nn.Module) -> list[str]:
     """The tensors the method adds to the image model (adapters, LoRA updates, a decoder): declared by modules
-    inside ``model``, in module order."""
-    return [name for name, owner in declared_parameters(model).items() if owner]
+    inside ``model`` other than its head, in module order."""
+    return [name for name, owner in declared_parameters(model).items()
+            if owner and owner != "head" and not owner.startswith("head.")]  # fmt: skip
 
 
 def peft_parameter_names(model: nn.Module) -> list[str]:

@@ -117,11 +117,11 @@ def hub(repo: str, file: str = "model.safetensors") -> str:
 @dataclass(frozen=True)
 class Family:
     """One image family. ``rows``: its backbone rows by name (their ``ViTFacts.family`` is ``name``); ``tiny``: rows
-        of the same structure at test size; ``weights``: its published names (``timm:``, ``hf:``, ``open_clip:``, the
-        family's own prefix) and the row each loads into; ``layouts``: the checkpoint layouts its files come in;
-        ``timm_architectures``: a regular expression of the timm architecture names of its models; ``gelu_variants``: its
-        models exist with QuickGELU and with exact GELU on the same structure (OpenAI CLIP and its open_clip retrainings),
-        so the metadata of a file, where it says which, must agree with the row; ``text``: the text tower beside a row's
+    of the same structure at test size; ``weights``: its published names (``timm:``, ``hf:``, ``open_clip:``, the
+    family's own prefix) and the row each loads into; ``layouts``: the checkpoint layouts its files come in;
+    ``timm_architectures``: a regular expression of the timm architecture names of its models; ``gelu_variants``: its
+    models exist with QuickGELU and with exact GELU on the same structure (OpenAI CLIP and its open_clip retrainings),
+    so the metadata of a file, where it says which, must agree with the row; ``text``: the text tower beside a row's
     image tower in its releases (CLIP-style families), by row name."""
 
     name: str
