@@ -20,21 +20,22 @@ def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
     return module
 
 
-def open_clip_model(seed: int = 0):
-    """A tiny OpenAI-architecture (QuickGELU) CLIP from open_clip, with a text tower beside the image tower."""
+def open_clip_model(seed: int = 0, vocab: int = 100, context: int = 16):
+    """A tiny OpenAI-architecture (QuickGELU) CLIP from open_clip, with a text tower beside the image tower (vocab
+    49408 and context 77: the text tower of the tiny_clip row, which reads the real tokenizer's ids)."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
     vision = CLIPVisionCfg(layers=DEPTH, width=WIDTH, head_width=WIDTH // HEADS, patch_size=PATCH, image_size=SIZE)
-    text = CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=2, layers=1)
+    text = CLIPTextCfg(context_length=context, vocab_size=vocab, width=32, heads=2, layers=1)
     return randomize_(CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True), seed).eval()
 
 
-def hf_clip_model(seed: int = 0):
-    """A tiny Hugging Face CLIPModel of the same towers as ``open_clip_model`` (end token 99, the largest id)."""
+def hf_clip_model(seed: int = 0, vocab: int = 100, context: int = 16):
+    """A tiny Hugging Face CLIPModel of the same towers as ``open_clip_model`` (its end token the largest id)."""
     from transformers import CLIPConfig, CLIPModel
 
-    text = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
-                max_position_embeddings=16, hidden_act="quick_gelu", eos_token_id=99)  # fmt: skip
+    text = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, vocab_size=vocab,
+                max_position_embeddings=context, hidden_act="quick_gelu", eos_token_id=vocab - 1)  # fmt: skip
     vision = dict(hidden_size=WIDTH, intermediate_size=4 * WIDTH, num_hidden_layers=DEPTH, num_attention_heads=HEADS,
                   image_size=SIZE, patch_size=PATCH, hidden_act="quick_gelu")  # fmt: skip
     return randomize_(CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)), seed).eval()

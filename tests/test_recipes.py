@@ -56,6 +56,14 @@ AUDITED = {
                              "data.frame_interval": 16, "model.pretrained": "timm:vit_base_patch16_224_in21k"},
     "ssv2_in21k_vitb16_8f": {**SSV2, **IMAGENET_NORM, "model.backbone": "in21k_vitb16", "model.num_frames": 8,
                              "model.pretrained": "timm:vit_base_patch16_224_in21k"},
+    # zero-shot CLIP (no training): ViFi-CLIP's evaluation views (trainers/vificlip.py, datasets/build.py val pipeline)
+    "clip_zero_shot": {"model.adapters": [], "model.head": "text", "model.head_train": False, "model.num_frames": 8,
+                       "model.templates": None, "data.sampling": "uniform", "data.test_clips": 1, "data.test_crops": 1,
+                       "data.test_short_side": 256, "data.size": 224, "data.mean": None, "data.std": None},
+    "vifi_zero_shot_32f": {"model.adapters": [], "model.head": "text", "model.num_frames": 32,
+                           "model.templates": ["{}"], "data.sampling": "uniform", "data.test_clips": 1,
+                           "data.test_crops": 1, "data.test_short_side": 256, "data.size": 224,
+                           "data.mean": [123.675, 116.28, 103.53], "data.std": [58.395, 57.12, 57.375]},
 }  # fmt: skip
 
 

@@ -287,6 +287,28 @@ def evl_ssv2_vitb16_8f() -> Config:
     return cfg
 
 
+def clip_zero_shot() -> Config:
+    """Zero-shot classification with a CLIP-style model and your class names, no training: the frozen image tower on
+    8 segment-centre frames, ViFi-CLIP's video embedding (the frames' projected mean, one norm), CLIP's 28 Kinetics
+    prompts averaged (model.templates), one centre crop of 224 after a 256 short side (the crop of ViFi-CLIP's
+    evaluation), the backbone's own mean/std. ``vidapter predict CLIP VIDEO --labels ...`` and ``vidapter eval CLIP
+    --zero-shot`` use it; another CLIP replaces the backbone and its native size the crop."""
+    model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=8, adapters=[], head="text",
+                        head_train=False, dropout=0.0, drop_path_rate=0.0)  # fmt: skip
+    data = DataConfig(sampling="uniform", test_clips=1, test_crops=1, test_short_side=256)
+    return Config("clip_zero_shot", model, data, OptimConfig(), TrainConfig())
+
+
+def vifi_zero_shot_32f() -> Config:
+    """ViFi-CLIP's evaluation of zero-shot CLIP (configs/zero_shot/eval with ``ZS_EVAL``): 32 segment-centre frames,
+    1 clip x 1 centre crop, the bare class name as the prompt (``{}``), ImageNet mean/std on 0-255 pixels as its
+    pipeline normalises (not CLIP's)."""
+    cfg = clip_zero_shot()
+    cfg.name, cfg.model.num_frames, cfg.model.templates = "vifi_zero_shot_32f", 32, ["{}"]
+    cfg.data.mean, cfg.data.std = list(REFERENCE_IMAGENET_NORM[0]), list(REFERENCE_IMAGENET_NORM[1])
+    return cfg
+
+
 def zeroi2v_k400_vitb16_8f() -> Config:
     """ZeroI2V (MCG-NJU/ZeroI2V CLIP-B_k400_8x16x1): linear adapters (s = 0.5, dropout 0.1, two per side), heads 0
     and 1 shifted to t - 1 and t + 1; 8x16 dense clips, RandAugment(4, 7), random resized crop, flip; AdamW lr 3e-4
@@ -353,6 +375,8 @@ PRESETS: dict[str, Callable[[], Config]] = {
         zeroi2v_ssv2_vitb16_16f,
         zeroi2v_k400_vitl14_8f,
         synthetic,
+        clip_zero_shot,
+        vifi_zero_shot_32f,
     )
 }
 PRESETS.update(_family_presets())

@@ -47,3 +47,20 @@ def inference_options(p: argparse.ArgumentParser) -> None:
 def runtime_from(args: argparse.Namespace) -> Runtime:
     """--device, --amp and (eval) --compile as one Runtime."""
     return inference_runtime(args.device, args.amp, getattr(args, "compile", False))
+
+
+def zero_shot_options(p: argparse.ArgumentParser) -> None:
+    """What a zero-shot model takes beside its class names: the prompts, the row of a bare file, the protocol."""
+    p.add_argument("--template", action="append", metavar="TEXT",
+                   help="zero-shot: a prompt with {} for the class name, e.g. \"a video of a person {}.\" "
+                   "(repeatable; default: CLIP's 28 Kinetics prompts, averaged)")  # fmt: skip
+    p.add_argument("--backbone", metavar="ROW", help="zero-shot: the backbone row of a file that cannot tell it")
+    p.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME",
+                   help="zero-shot: the test view protocol and prompts (default: clip_zero_shot)")  # fmt: skip
+
+
+def not_zero_shot(args: argparse.Namespace, needs: str) -> None:
+    """Zero-shot options given without zero-shot: refused rather than ignored."""
+    given = [f"--{k}" for k in ("template", "backbone", "preset") if getattr(args, k, None)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} apply to zero-shot classification: add {needs}")

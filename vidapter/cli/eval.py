@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
-from vidapter.cli.common import OVERRIDES_HELP, inference_options, runtime_from, trust_option
+from vidapter.cli.common import (
+    OVERRIDES_HELP,
+    inference_options,
+    not_zero_shot,
+    runtime_from,
+    trust_option,
+    zero_shot_options,
+)
 from vidapter.config import ConfigError, apply_overrides
 from vidapter.files import write_text
 
@@ -13,8 +20,16 @@ log = logging.getLogger("vidapter")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a model directory, run directory or checkpoint", epilog=OVERRIDES_HELP)
-    p.add_argument("model")
+    p = sub.add_parser("eval", help="evaluate a model directory, run directory or checkpoint (or a CLIP, zero-shot)",
+                       epilog=OVERRIDES_HELP)  # fmt: skip
+    p.add_argument("model", help="a model or run directory or a checkpoint; with --zero-shot a CLIP-style model "
+                   "(a published name, or a file or directory with a text tower)")  # fmt: skip
+    p.add_argument(
+        "--zero-shot",
+        action="store_true",
+        help="classify by the class names of --data.class_names with the model's text tower, no training",
+    )
+    zero_shot_options(p)
     p.add_argument("--split", default="test", choices=["val", "test"])
     p.add_argument("--views", help="FRAMESxCLIPSxCROPS, e.g. 8x3x1 (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -42,8 +57,16 @@ def run(args, overrides: list[str]) -> int:
     from vidapter.evaluation import coverage, evaluate
     from vidapter.runtime import place_for_inference
 
-    model, cfg, _ = load_model(args.model, trust_pickle=args.trust_pickle)
-    cfg = apply_overrides(cfg, overrides)  # returns a new config
+    if args.zero_shot:
+        from vidapter.zeroshot import zero_shot_model
+
+        model = zero_shot_model(args.model, templates=args.template, backbone=args.backbone, preset=args.preset,
+                                overrides=overrides, trust_pickle=args.trust_pickle)  # fmt: skip
+        cfg = model.config
+    else:
+        not_zero_shot(args, "--zero-shot")
+        model, cfg, _ = load_model(args.model, trust_pickle=args.trust_pickle)
+        cfg = apply_overrides(cfg, overrides)  # returns a new config
     clips, crops = (1, 1) if args.split == "val" else test_views(cfg.data)
     if args.split == "val" and args.views:
         raise ConfigError("--views applies to --split test (val uses 1 clip x 1 centre crop)")

@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 import sys
 
-from vidapter.cli.common import OVERRIDES_HELP, inference_options, runtime_from, trust_option
+from vidapter.cli.common import (
+    OVERRIDES_HELP,
+    inference_options,
+    not_zero_shot,
+    runtime_from,
+    trust_option,
+    zero_shot_options,
+)
 from vidapter.config import apply_overrides
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="classify video files or folders", epilog=OVERRIDES_HELP)
-    p.add_argument("model")
+    p = sub.add_parser("predict", help="classify video files or folders (zero-shot with --labels)",
+                       epilog=OVERRIDES_HELP)  # fmt: skip
+    p.add_argument("model", help="a model or run directory or a checkpoint; with --labels a CLIP-style model: a "
+                   "published name (openai:ViT-B/16) or a file or directory with a text tower")  # fmt: skip
     p.add_argument("videos", nargs="+")
+    p.add_argument("--labels", help='zero-shot: your class names, comma-separated ("juggling,archery")')
+    p.add_argument("--labels-file", help="zero-shot: your class names, one per line")
+    zero_shot_options(p)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--window", type=float, help="seconds: one prediction per window along the timeline")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -25,8 +37,17 @@ def run(args, overrides: list[str]) -> int:
     from vidapter.data.decode import VideoError, video_files
     from vidapter.runtime import place_for_inference
 
-    model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
-    cfg = apply_overrides(cfg, overrides)
+    if args.labels is not None or args.labels_file is not None:
+        from vidapter.zeroshot import read_labels, zero_shot_model
+
+        model = zero_shot_model(args.model, read_labels(args.labels, args.labels_file), templates=args.template,
+                                backbone=args.backbone, preset=args.preset, overrides=overrides,
+                                trust_pickle=args.trust_pickle)  # fmt: skip
+        cfg, names = model.config, model.class_names
+    else:
+        not_zero_shot(args, "--labels or --labels-file")
+        model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
+        cfg = apply_overrides(cfg, overrides)
     rt = runtime_from(args)
     place_for_inference(model, rt)
     failed = 0

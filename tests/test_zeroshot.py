@@ -1,0 +1,139 @@
+"""Zero-shot classification with your own class names and the text heads, on a tiny CLIP file open_clip writes (its
+text tower reads the real tokenizer's ids): the logits against open_clip's own encoders, the command line end to end,
+and training from the text head."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from peers import hf_clip_model, open_clip_model
+from runs import train_args
+
+from vidapter.classifier import build_model, load_model
+from vidapter.cli import main
+from vidapter.config import ConfigError, ModelConfig
+from vidapter.models.text import KINETICS_TEMPLATES
+from vidapter.zeroshot import clip_row, read_labels, zero_shot_model
+
+NAMES = ["juggling", "archery", "tai chi", "café au lait"]
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "clip.pt"
+    torch.save(open_clip_model(vocab=49408, context=77).state_dict(), path)
+    return path
+
+
+def _open_clip_logits(names, templates, video):
+    """exp(logit_scale) x cos(ViFi-CLIP's video embedding, CLIP's prompt ensemble), from open_clip alone."""
+    import open_clip
+
+    peer = open_clip_model(vocab=49408, context=77)
+    b, t = video.shape[0], video.shape[2]
+    with torch.no_grad():
+        v = F.normalize(peer.encode_image(video.transpose(1, 2).flatten(0, 1)).view(b, t, -1).mean(1), dim=-1)
+        w = torch.stack([F.normalize(F.normalize(peer.encode_text(open_clip.tokenize([x.format(n) for x in templates])),
+                                                 dim=-1).mean(0), dim=-1) for n in names])  # fmt: skip
+        return peer.logit_scale.exp() * v @ w.T
+
+
+def test_zero_shot_logits_equal_open_clips(clip_file, video):
+    templates = list(KINETICS_TEMPLATES[:3])
+    model = zero_shot_model(clip_file, NAMES, templates=templates, backbone="tiny_clip",
+                            overrides=["--model.num_frames=4"])  # fmt: skip
+    with torch.no_grad():
+        got = model(video)
+    torch.testing.assert_close(got, _open_clip_logits(NAMES, templates, video), atol=1e-4, rtol=1e-5)
+    assert model.config.model.head == "text" and model.class_names == NAMES
+    assert "head.logit_scale" in {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "head.classes" in dict(model.named_buffers())  # fixed: head_train is false
+
+
+def test_set_class_names_is_a_new_zero_shot_model(clip_file, video):
+    model = zero_shot_model(clip_file, NAMES[:2], backbone="tiny_clip", overrides=["--model.num_frames=4"])
+    model.set_class_names(NAMES[2:], templates=["a video of {}."])
+    with torch.no_grad():
+        torch.testing.assert_close(model(video), _open_clip_logits(NAMES[2:], ["a video of {}."], video), atol=1e-4,
+                                   rtol=1e-5)  # fmt: skip
+    assert model.num_classes == 2 and model.class_names == NAMES[2:]
+
+
+def test_the_row_comes_from_the_file_or_is_asked_for(clip_file, tmp_path):
+    with pytest.raises(ConfigError, match=r"it fits tiny_clip and tiny_open_clip, .* name one with --backbone"):
+        clip_row(str(clip_file))
+    hf_clip_model(vocab=49408, context=77).save_pretrained(tmp_path)  # its config.json says QuickGELU
+    assert clip_row(str(tmp_path)) == "tiny_clip"
+    assert clip_row("openai:ViT-B/16") == "clip_vitb16"
+    with pytest.raises(ConfigError, match="backbone 'tiny_in21k' has no text tower in its releases; rows with one:"):
+        clip_row(str(clip_file), "tiny_in21k")
+
+
+def test_labels_are_read_with_clear_errors(tmp_path):
+    assert read_labels(" juggling, tai chi ") == ["juggling", "tai chi"]
+    (tmp_path / "names.txt").write_text("juggling\n\ntai chi\n", encoding="utf-8")
+    assert read_labels(labels_file=tmp_path / "names.txt") == ["juggling", "tai chi"]
+    with pytest.raises(ConfigError, match="an empty name between commas"):
+        read_labels("a,,b")
+    with pytest.raises(ConfigError, match="one of them"):
+        read_labels()
+    with pytest.raises(ConfigError, match=r"prompt template 'a video': expected exactly one \{\}"):
+        zero_shot_model("unread.pt", ["a"], templates=["a video"], backbone="tiny_clip")  # before any file is read
+
+
+def test_predict_and_eval_zero_shot_from_the_command_line(clip_file, data, tmp_path, capsys):
+    clip = data / "test" / "grow" / "00000.mp4"
+    common = ["--backbone", "tiny_clip", "--model.num_frames=4"]
+    assert main(["predict", str(clip_file), str(clip), "--labels", "grow,shrink,blink", "--json", *common]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["file"] == str(clip) and {t["name"] for t in out["top"]} == {"grow", "shrink", "blink"}
+    assert abs(sum(t["prob"] for t in out["top"]) - 1) < 1e-5
+    (tmp_path / "names.txt").write_text("grow\nshrink\n")
+    assert main(["predict", str(clip_file), str(clip), "--labels-file", str(tmp_path / "names.txt"), "--template",
+                 "a video of {}.", "--template", "a {}", *common]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith(f"{clip}: ")
+    metrics = tmp_path / "m.json"
+    assert main(["eval", str(clip_file), "--zero-shot", *common, f"--data.root={data}", "--data.workers=0",
+                 f"--data.test_list={data / 'test.txt'}", f"--data.class_names={data / 'classes.txt'}",
+                 "--json", str(metrics)]) == 0  # fmt: skip
+    m = json.loads(metrics.read_text())
+    assert m["videos"] == 13 and m["protocol"].startswith("4x1x1") and 0 <= m["top1"] <= m["top5"] <= 1
+    capsys.readouterr()
+    assert main(["eval", str(clip_file), "--zero-shot", *common, f"--data.test_list={data / 'test.txt'}"]) == 2
+    assert "zero-shot evaluation needs the class names: set --data.class_names" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), str(clip), "--template", "a {}"]) == 2
+    assert "--template apply to zero-shot classification: add --labels" in capsys.readouterr().err
+
+
+def test_text_heads_start_from_the_zero_shot_logits(clip_file, video):
+    """AIM's adapters are the identity at initialisation: a text head gives the zero-shot logits exactly, a linear
+    head started from the text embeddings their ranking (its logits are the cosines times the embedding's norm)."""
+    zs = zero_shot_model(clip_file, NAMES, backbone="tiny_clip", overrides=["--model.num_frames=4"])
+    cfg = ModelConfig(backbone="tiny_clip", pretrained=str(clip_file), num_frames=4, num_classes=4, dropout=0.0,
+                      drop_path_rate=0.0, head="text")  # fmt: skip
+    text = build_model(cfg, class_names=NAMES).eval()
+    linear = build_model(ModelConfig(**{**cfg.__dict__, "head": "linear", "head_init": "text"}), class_names=NAMES)
+    with torch.no_grad():
+        want = zs(video)
+        torch.testing.assert_close(text(video), want, atol=1e-5, rtol=0)
+        got = linear.eval()(video)
+    assert torch.equal(got.argmax(-1), want.argmax(-1))
+    assert "head.classes" in {n for n, p in text.named_parameters() if p.requires_grad}  # head_train: true
+    with pytest.raises(ConfigError, match="model.head=text needs the class names: set data.class_names"):
+        build_model(cfg)
+
+
+def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path):
+    run = tmp_path / "run"
+    args = train_args(data, run, "--model.backbone=tiny_clip", f"--model.pretrained={clip_file}", "--model.head=text",
+                      "--model.num_frames=4", "--train.epochs=1", "--train.max_steps_per_epoch=2")  # fmt: skip
+    assert main(["train", *args]) == 0
+    model, cfg, names = load_model(run / "model")
+    again, _, _ = load_model(run / "last.pt")
+    clip = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(clip), again.eval()(clip), atol=1e-6, rtol=0)
+    assert cfg.model.head == "text" and len(names) == 13
