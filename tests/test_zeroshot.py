@@ -137,3 +137,19 @@ def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(clip), again.eval()(clip), atol=1e-6, rtol=0)
     assert cfg.model.head == "text" and len(names) == 13
+
+
+def test_base_to_novel_evaluation_reports_the_harmonic_mean(clip_file, data, tmp_path):
+    o = tmp_path / "split"
+    assert main(["data", "base-novel", str(data / "train.txt"), "--classes", str(data / "classes.txt"), "--lists",
+                 str(data / "test.txt"), "--out", str(o)]) == 0  # fmt: skip
+    report = tmp_path / "bn.json"
+    assert main(["eval", str(clip_file), "--zero-shot", "--backbone", "tiny_clip", "--model.num_frames=4",
+                 f"--data.root={data}", "--data.workers=0", f"--data.test_list={o / 'test_base.txt'}",
+                 f"--data.class_names={o / 'base_classes.txt'}", "--novel", str(o / "test_novel.txt"),
+                 str(o / "novel_classes.txt"), "--json", str(report)]) == 0  # fmt: skip
+    r = json.loads(report.read_text())
+    assert r["base"]["videos"] == 7 and r["novel"]["videos"] == 6  # 13 classes: the 6 least frequent novel
+    b, n = r["base"]["top1"], r["novel"]["top1"]
+    assert r["harmonic_mean"] == pytest.approx(0 if b + n == 0 else 2 * b * n / (b + n))
+    assert len(r["novel"]["confusion"]) == 6

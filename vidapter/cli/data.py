@@ -1,4 +1,5 @@
-"""``vidapter data synth|check|pack|prepare``: write, check, pack and prepare video datasets."""
+"""``vidapter data synth|check|pack|prepare|fewshot|base-novel``: write, check, pack and prepare video datasets, and
+the few-shot and base-to-novel protocols' lists."""
 
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ def add_parser(sub) -> None:
     pack.add_argument("--crf", type=int, default=23, help="x264 constant rate factor (H.264 layouts)")
     pack.add_argument("--quality", type=int, default=90, help="JPEG quality (jpeg layout)")
     pack.add_argument("--workers", type=int, help="parallel encoders (default: every core)")
+    few = dsub.add_parser("fewshot", help="K videos per class of a list, nested across K, deterministic by seed")
+    few.add_argument("list", help="a list file (path label) or CSV list")
+    few.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16])
+    few.add_argument("--seed", type=int, default=0)
+    few.add_argument("--out", help="output folder (default: the list's); files LIST_STEM_{K}shot_seed{S}.txt")
+    bn = dsub.add_parser("base-novel", help="split the classes in base and novel by training-set frequency "
+                         "(the least frequent half novel) and every list with them")  # fmt: skip
+    bn.add_argument("train", help="the training list: its counts rank the classes")
+    bn.add_argument("--classes", required=True, help="class names (classes.txt, or an id,name label CSV)")
+    bn.add_argument("--lists", nargs="*", default=[], help="more lists to split (val, test)")
+    bn.add_argument("--out", required=True, help="output folder: base_classes.txt, novel_classes.txt, "
+                    "STEM_base.txt and STEM_novel.txt for each list")  # fmt: skip
     prep = dsub.add_parser("prepare", help="native annotations -> list files + classes.txt")
     prep.add_argument("dataset", choices=["kinetics", "ssv2", "diving48", "ucf101", "hmdb51"])
     prep.add_argument("--src", nargs="+", required=True,
@@ -52,6 +65,8 @@ def add_parser(sub) -> None:
                       "ucf101/hmdb51: the split folder")  # fmt: skip
     prep.add_argument("--out-dir", required=True)
     prep.add_argument("--split", type=int, default=1, help="ucf101/hmdb51 split number")
+    prep.add_argument("--classes", help="ucf101/hmdb51: a label file (classes.txt or id,name CSV, such as the ones "
+                      "X-CLIP and ViFi-CLIP ship) checked against the videos' folders")  # fmt: skip
     prep.add_argument("--path-template", default=KINETICS_TEMPLATE, help="kinetics video path template")
     prep.add_argument("--resize-short", type=int, help="also re-encode every listed video at this short side (256)")
     prep.add_argument("--video-root", help="folder of the original videos (with --resize-short)")
@@ -60,7 +75,42 @@ def add_parser(sub) -> None:
 
 def run(args, overrides: list[str]) -> int:
     no_overrides("data", overrides)
-    return {"synth": synth, "check": check, "pack": pack, "prepare": prepare}[args.data_command](args)
+    commands = {"synth": synth, "check": check, "pack": pack, "prepare": prepare, "fewshot": fewshot,
+                "base-novel": base_novel}  # fmt: skip
+    return commands[args.data_command](args)
+
+
+def fewshot(args) -> int:
+    from vidapter.data.protocols import few_shot, list_entries, write_entries
+
+    src = Path(args.list)
+    out = Path(args.out) if args.out else src.parent
+    sets = few_shot(list_entries(src), sorted(set(args.shots)), args.seed)
+    for k, entries in sets.items():
+        path = write_entries(out / f"{src.stem}_{k}shot_seed{args.seed}{src.suffix}", entries)
+        print(f"{k} shots: {len(entries)} videos -> {path}")
+    return 0
+
+
+def base_novel(args) -> int:
+    from vidapter.data.datasets import read_class_names
+    from vidapter.data.protocols import base_novel_classes, list_entries, split_entries, write_entries
+    from vidapter.files import write_text
+
+    names = read_class_names(args.classes)
+    out = Path(args.out)
+    train = list_entries(args.train, num_classes=len(names))
+    base, novel = base_novel_classes(train, len(names))
+    for kind, ids in (("base", base), ("novel", novel)):
+        write_text(out / f"{kind}_classes.txt", "".join(f"{names[c]}\n" for c in ids))
+    print(f"{len(base)} base and {len(novel)} novel classes -> {out}/base_classes.txt, {out}/novel_classes.txt")
+    for src in [Path(args.train), *map(Path, args.lists)]:
+        entries = train if src == Path(args.train) else list_entries(src, num_classes=len(names))
+        for kind, ids in (("base", base), ("novel", novel)):
+            part = split_entries(entries, ids, is_csv=src.suffix == ".csv")
+            path = write_entries(out / f"{src.stem}_{kind}{src.suffix}", part)
+            print(f"{src.name} {kind}: {len(part)} videos -> {path}")
+    return 0
 
 
 def synth(args) -> int:
@@ -116,6 +166,13 @@ def prepare(args) -> int:
         classes, lists = getattr(native, args.dataset)(args.src[0], args.src[1:])
     else:
         classes, lists = getattr(native, args.dataset)(args.src[0], args.split)
+    if args.classes:
+        from vidapter.data.datasets import read_class_names
+
+        if args.dataset not in ("ucf101", "hmdb51"):
+            raise ConfigError("--classes checks ucf101 and hmdb51 label files")
+        native.check_class_names(read_class_names(args.classes), classes, lists, args.classes)
+        print(f"{args.classes}: the {len(classes)} class names agree with the videos' folders")
     paths = native.write_lists(classes, lists, args.out_dir)
     print(f"{len(classes)} classes; " + ", ".join(f"{k}: {len(lists[k])} videos -> {v}" for k, v in paths.items()))
     if not args.resize_short:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 
@@ -30,6 +31,13 @@ def add_parser(sub) -> None:
         help="classify by the class names of --data.class_names with the model's text tower, no training",
     )
     zero_shot_options(p)
+    p.add_argument(
+        "--novel",
+        nargs=2,
+        metavar=("LIST", "CLASSES"),
+        help="base-to-novel: also evaluate LIST with the class names of CLASSES alone (a model with a text "
+        "head), and report base, novel and their harmonic mean; the config's list and names are the base",
+    )
     p.add_argument("--split", default="test", choices=["val", "test"])
     p.add_argument("--views", help="FRAMESxCLIPSxCROPS, e.g. 8x3x1 (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -52,9 +60,7 @@ def parse_views(text: str) -> tuple[int, int, int]:
 
 def run(args, overrides: list[str]) -> int:
     from vidapter.classifier import load_model
-    from vidapter.data.build import build_dataset, test_views
-    from vidapter.data.loader import build_loader
-    from vidapter.evaluation import coverage, evaluate
+    from vidapter.data.build import test_views
     from vidapter.runtime import place_for_inference
 
     if args.zero_shot:
@@ -77,24 +83,56 @@ def run(args, overrides: list[str]) -> int:
         if cfg.data.sampling != "dense" and clips != 1:
             raise ConfigError(f"{cfg.data.sampling} sampling has one clip of T segments; use 1 clip")
         cfg.data.test_clips, cfg.data.test_crops = clips, crops
+    rt = runtime_from(args)
+    place_for_inference(model, rt)
+    log.info("eval on %s, amp %s, %s", rt.device, rt.amp_name,
+             "compiled (the first batches compile)" if rt.compile else "eager")  # fmt: skip
+    protocol = f"{cfg.model.num_frames}x{clips}x{crops} (frames x clips x crops)"
+    out, metrics = _evaluate(model, cfg, args, rt, clips, crops)
+    out.update(split=args.split, protocol=protocol, device=str(rt.device), amp=rt.amp_name, compiled=rt.compile)
+    report = {**out, "confusion": metrics["confusion"].tolist()}
+    _print(args.split if not args.novel else f"{args.split} (base classes)", out, metrics, protocol)
+    if args.novel:
+        from vidapter.data.datasets import read_class_names
+        from vidapter.data.protocols import harmonic_mean
+
+        novel_list, novel_classes = args.novel
+        names = read_class_names(novel_classes)
+        model.set_class_names(names, trust_pickle=args.trust_pickle)  # a text head: refused otherwise
+        cfg = copy.deepcopy(cfg)
+        cfg.data.class_names, cfg.model.num_classes = novel_classes, len(names)
+        cfg.data.test_list = cfg.data.val_list = novel_list
+        novel, novel_metrics = _evaluate(model, cfg, args, rt, clips, crops)
+        _print(f"{args.split} (novel classes)", novel, novel_metrics, protocol)
+        hm = harmonic_mean(out["top1"], novel["top1"])
+        print(f"  base {out['top1']:.4f}  novel {novel['top1']:.4f}  harmonic mean {hm:.4f} (multi-view top-1)")
+        report = {"base": report, "novel": {**novel, "confusion": novel_metrics["confusion"].tolist()},
+                  "harmonic_mean": hm, "protocol": protocol}  # fmt: skip
+    if args.json:
+        write_text(args.json, json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _evaluate(model, cfg, args, rt, clips: int, crops: int) -> tuple[dict, dict]:
+    """The metrics of ``model`` over the config's ``args.split`` list: (what is reported, everything)."""
+    from vidapter.data.build import build_dataset
+    from vidapter.data.loader import build_loader
+    from vidapter.evaluation import evaluate
+
     facts = model.backbone.facts
     ds, _ = build_dataset(cfg.data, args.split, num_frames=cfg.model.num_frames, num_classes=cfg.model.num_classes,
                           mean=facts.mean, std=facts.std)  # fmt: skip
     loader = build_loader(ds, args.batch_size, train=False, workers=cfg.data.workers)
-    rt = runtime_from(args)
-    runner = rt.compiled(place_for_inference(model, rt))
-    log.info("eval on %s, amp %s, %s", rt.device, rt.amp_name,
-             "compiled (the first batches compile)" if rt.compile else "eager")  # fmt: skip
-    metrics = evaluate(runner, loader, device=rt.device, num_classes=cfg.model.num_classes, clips=clips, crops=crops,
-                       amp=rt.amp, normalize=ds.normalize, unreadable=args.unreadable)  # fmt: skip
-    protocol = f"{cfg.model.num_frames}x{clips}x{crops} (frames x clips x crops)"
-    out = {k: v for k, v in metrics.items() if k not in ("confusion", "skipped")}
-    out.update(split=args.split, protocol=protocol, device=str(rt.device), amp=rt.amp_name, compiled=rt.compile)
-    if args.json:
-        write_text(args.json, json.dumps({**out, "confusion": metrics["confusion"].tolist()}, indent=2) + "\n")
-    print(f"{args.split}: {out['videos']} videos, views {protocol}; {coverage(metrics)}")
+    metrics = evaluate(rt.compiled(model), loader, device=rt.device, num_classes=cfg.model.num_classes, clips=clips,
+                       crops=crops, amp=rt.amp, normalize=ds.normalize, unreadable=args.unreadable)  # fmt: skip
+    return {k: v for k, v in metrics.items() if k not in ("confusion", "skipped")}, metrics
+
+
+def _print(title: str, out: dict, metrics: dict, protocol: str) -> None:
+    from vidapter.evaluation import coverage
+
+    print(f"{title}: {out['videos']} videos, views {protocol}; {coverage(metrics)}")
     for e in out["excluded"]:
         print(f"  unreadable: {e['path']}: {e['reason']}")
     print(f"  multi-view  top-1 {out['top1']:.4f}  top-5 {out['top5']:.4f}  mean class {out['mean_class_acc']:.4f}")
     print(f"  single-view top-1 {out['single_view_top1']:.4f}  top-5 {out['single_view_top5']:.4f} (centre view)")
-    return 0

@@ -44,13 +44,35 @@ class Sample:
 
 def read_class_names(path: str | os.PathLike) -> list[str]:
     """A ``classes.txt``: one class name per line (spaces inside a name are kept: "air drumming"), UTF-8; surrounding
-    blanks and trailing empty lines are dropped; an empty or repeated name is an error naming the line."""
+    blanks and trailing empty lines are dropped; an empty or repeated name is an error naming the line. A ``.csv``
+    is read as the ``id,name`` label files of X-CLIP, ViFi-CLIP and ActionCLIP."""
+    if Path(path).suffix == ".csv":
+        return _read_label_csv(Path(path))
     names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     while names and not names[-1]:
         names.pop()
     for i, n in enumerate(names, 1):
         if not n:
             raise AnnotationError(f"{path}:{i}: empty class name")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise AnnotationError(f"{path}: class name {dup!r} appears twice")
+    return names
+
+
+def _read_label_csv(path: Path) -> list[str]:
+    """A label CSV as X-CLIP, ViFi-CLIP and ActionCLIP ship them: ``id,name`` rows after an ``id,name`` header, ids
+    0, 1, ... in order (the order is the class index)."""
+    rows = [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines())]
+    names = []
+    for n, row in enumerate(rows, 1):
+        if not row or (n == 1 and [c.strip().lower() for c in row] == ["id", "name"]):
+            continue
+        if len(row) != 2 or row[0].strip() != str(len(names)):
+            raise AnnotationError(f"{path}:{n}: expected 'id,name' with id {len(names)}, got {','.join(row)!r}")
+        if not row[1].strip():
+            raise AnnotationError(f"{path}:{n}: empty class name")
+        names.append(row[1].strip())
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise AnnotationError(f"{path}: class name {dup!r} appears twice")

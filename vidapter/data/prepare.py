@@ -112,11 +112,15 @@ def ucf101(split_dir: str | os.PathLike, split: int = 1) -> tuple[list[str], Lis
 
 
 def hmdb51(split_dir: str | os.PathLike, split: int = 1) -> tuple[list[str], Lists]:
-    """HMDB51 split folder: ``{class}_test_split{k}.txt``, lines ``video.avi 0|1|2`` (unused/train/test)."""
-    files = sorted(Path(split_dir).glob(f"*_test_split{split}.txt"))
+    """HMDB51 split folder: ``{class}_test_split{k}.txt``, lines ``video.avi 0|1|2`` (unused/train/test); classes in
+    the alphabetical order of their folders (ids 20 kick, 21 kick_ball, 44 sword, 45 sword_exercise)."""
+    suffix = f"_test_split{split}.txt"
+    # the standard order is the class folders' (alphabetical: "kick" before "kick_ball", "sword" before
+    # "sword_exercise"), not the split files' names, which sort "kick_ball_test..." before "kick_test..."
+    files = sorted(Path(split_dir).glob(f"*{suffix}"), key=lambda f: f.name[: -len(suffix)])
     if not files:
         raise AnnotationError(f"{split_dir}: no *_test_split{split}.txt files")
-    classes = [f.name[: -len(f"_test_split{split}.txt")] for f in files]
+    classes = [f.name[: -len(suffix)] for f in files]
     lists: Lists = {"train": [], "test": []}
     for label, f in enumerate(files):
         for n, line in enumerate(f.read_text().splitlines(), 1):
@@ -128,6 +132,32 @@ def hmdb51(split_dir: str | os.PathLike, split: int = 1) -> tuple[list[str], Lis
             if parts[1] != "0":
                 lists["train" if parts[1] == "1" else "test"].append((f"{classes[label]}/{parts[0]}", label))
     return classes, lists
+
+
+def _key(name: str) -> str:
+    """A class name compared across sources: lower case, "_" and spaces alike ("kick ball" = "kick_ball",
+    "HandStandPushups" = "HandstandPushups")."""
+    return name.replace("_", " ").lower()
+
+
+def check_class_names(names: list[str], classes: list[str], lists: Lists, source: str) -> None:
+    """``names`` (a label file you mean to train or evaluate with, e.g. a released label CSV) must name the classes
+    in the order of the videos' folders. Each video's file name is checked too where it carries its action
+    (HMDB51's ``..._{action}_...``, the longest match): a swapped pair fails here, naming the id."""
+    if len(names) != len(classes):
+        raise AnnotationError(f"{source}: {len(names)} class names, but the splits have {len(classes)} classes")
+    for i, (name, cls) in enumerate(zip(names, classes, strict=True)):
+        if _key(name) != _key(cls):
+            raise AnnotationError(f"{source}: class {i} is {name!r}, but the videos of label {i} are in folder "
+                                  f"{cls!r} (a swapped or reordered label list)")  # fmt: skip
+    keys = sorted(((f"_{c}_".lower(), i) for i, c in enumerate(classes)), key=lambda x: -len(x[0]))
+    for split, items in lists.items():
+        for path, label in items:
+            stem = Path(path).name.lower()
+            hit = next((i for k, i in keys if k in stem), None)
+            if hit is not None and hit != label:
+                raise AnnotationError(f"{split}: {path} is labelled {label} ({classes[label]!r}) but its name says "
+                                      f"{classes[hit]!r}")  # fmt: skip
 
 
 def write_lists(classes: list[str], lists: Lists, out_dir: str | os.PathLike) -> dict[str, Path]:
