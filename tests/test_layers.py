@@ -36,6 +36,7 @@ LAYERS = [
             "vidapter.presets",
             "vidapter.summary",
             "vidapter.official",
+            "vidapter.zeroshot",
         ],
     ),
     ("interface", ["vidapter.cli", "vidapter.demo", "vidapter.__main__", "vidapter"]),

@@ -137,6 +137,10 @@ def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(clip), again.eval()(clip), atol=1e-6, rtol=0)
     assert cfg.model.head == "text" and len(names) == 13
+    report = tmp_path / "bn.json"  # new names for a trained text head: embedded with the CLIP it was built from
+    assert main(["eval", str(run / "model"), "--novel", str(data / "test.txt"), str(data / "classes.txt"),
+                 "--json", str(report)]) == 0  # fmt: skip
+    assert json.loads(report.read_text())["novel"]["videos"] == 13
 
 
 def test_base_to_novel_evaluation_reports_the_harmonic_mean(clip_file, data, tmp_path):

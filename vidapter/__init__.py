@@ -38,6 +38,7 @@ _EXPORTS = {
     "AdapterModule": "vidapter.adapters.registry",
     "register_method": "vidapter.adapters.registry",
     "model_info": "vidapter.summary",
+    "zero_shot_model": "vidapter.zeroshot",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -396,8 +396,8 @@ def from_pretrained(directory: str | os.PathLike) -> tuple[VideoClassifier, Conf
         cfg = from_dict(meta["config"])
     except (ConfigError, KeyError, TypeError) as e:
         raise WeightsError(f"{cfg_path}: its config is not valid ({e})") from e
-    cfg.model.pretrained = None  # the image weights are inside model.safetensors
-    model = build_model(cfg.model)
+    # the weights are inside model.safetensors; the config keeps the name (a text head re-embeds names with it)
+    model = build_model(dataclasses.replace(cfg.model, pretrained=None))
     sd = read_safetensors(d / "model.safetensors")
     check_keys(sd, model.state_dict(), f"{d / 'model.safetensors'} does not fit its config.json")
     model.load_state_dict(sd, strict=True)
