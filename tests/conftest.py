@@ -24,6 +24,17 @@ def data(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def clip_file(tmp_path_factory):
+    """A tiny CLIP file as open_clip writes it (the tiny_clip row): both towers, the text tower reading the real
+    tokenizer's ids (vocabulary 49408, context 77)."""
+    from peers import open_clip_model
+
+    path = tmp_path_factory.mktemp("clip") / "clip.pt"
+    torch.save(open_clip_model(vocab=49408, context=77).state_dict(), path)
+    return path
+
+
 @pytest.fixture
 def images():
     return torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))

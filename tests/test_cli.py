@@ -152,6 +152,7 @@ def test_help_says_how_settings_are_given(capsys):
 def test_methods_lists_the_registry(capsys):
     assert main(["methods", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(rows) == ["aim", "lora", "zeroi2v", "st_adapter", "evl"]
+    assert list(rows) == ["aim", "lora", "zeroi2v", "st_adapter", "evl", "vifi"]
     assert rows["lora"]["merges"] and rows["zeroi2v"]["merges"] and not rows["aim"]["merges"]
     assert rows["evl"]["official"] == ["evl-official"] and rows["aim"]["official"] == ["aim-official"]
+    assert rows["vifi"]["official"] == ["vifi-official"] and not rows["vifi"]["merges"]

@@ -58,7 +58,23 @@ Z_K400 = {
     "optim.weight_decay": 0.05, "optim.decay_groups": "norms_embeds", "optim.schedule": "epoch_cosine",
     "optim.warmup_epochs": 2.5, "optim.warmup_start": 0.1, "train.epochs": 40, "train.batch_size": 8,
 }  # fmt: skip
+# ViFi-CLIP: configs/**/16_*_vifi_clip*.yaml over utils/config.py's defaults, utils/optimizer.py, datasets/build.py
+VIFI_K400 = {
+    **B16, "model.method": "vifi", "model.vifi.train": "both", "model.adapters": [], "model.templates": None,
+    "model.num_frames": 16, "model.dropout": 0.0, "model.drop_path_rate": 0.0, "data.sampling": "uniform",
+    "data.short_side": 256, "data.size": 224, "data.flip": 0.5, "data.color_jitter": [0.4, 0.4, 0.2, 0.1],
+    "data.mean": [123.675, 116.28, 103.53], "data.std": [58.395, 57.12, 57.375], "data.test_clips": 1,
+    "data.test_crops": 3, "optim.lr": 2.2e-5, "optim.betas": [0.9, 0.98], "optim.weight_decay": 0.001,
+    "optim.decay_groups": "none", "optim.schedule": "step_cosine", "optim.warmup_epochs": 5,
+    "optim.warmup_start": 0.0, "optim.final_lr": 0.01, "optim.label_smoothing": 0.1, "optim.mixup": 0.8,
+    "optim.cutmix": 1.0, "train.epochs": 30, "train.batch_size": 4, "train.accum_steps": 16,
+}  # fmt: skip
+VIFI_32 = {**VIFI_K400, "model.num_frames": 32, "data.test_crops": 1}
 METHOD_AUDITED = {
+    "vifi_k400_vitb16_16f": VIFI_K400,
+    "vifi_k400_zs_vitb16_32f": {**VIFI_32, "optim.lr": 8e-6, "train.epochs": 10, "train.accum_steps": 8},
+    "vifi_base2novel_vitb16_32f": {**VIFI_32, "optim.lr": 2e-6, "train.epochs": 11, "train.accum_steps": 2},
+    "vifi_fewshot_vitb16_32f": {**VIFI_32, "optim.lr": 2e-6, "train.epochs": 50, "train.accum_steps": 2},
     "st_adapter_k400_vitb16_8f": ST_K400,
     "st_adapter_ssv2_vitb16_8f": ST_SSV2,
     "evl_k400_vitb16_8f": EVL_K400,
@@ -98,6 +114,9 @@ def test_preset_equals_its_audited_recipe(name):
     "preset, trainable, adapters",
     [
         ("st_adapter_k400_vitb16_8f", 7_417_744, 7_110_144),  # 12x384 + K400 head
+        # ViFi-CLIP "both": the image tower with its projection (86,192,640), the text tower without its token
+        # embedding (63,428,096 - 49,408 x 512), the logit scale
+        ("vifi_k400_vitb16_16f", 86_192_640 + 63_428_096 - 49_408 * 512 + 1, None),
         ("st_adapter_ssv2_vitb16_8f", 14_354_094, 14_220_288),  # 24x384 + SSv2 head
         ("evl_k400_vitb16_8f", 33_183_376, None),
         ("evl_k400_vitl14_32f", 58_826_128, None),
@@ -167,7 +186,7 @@ KILL = Path(__file__).parent / "kill_at_step.py"  # trains as `vidapter train` d
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, capsys):
+def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, capsys, clip_file):
     """The engine knows no method: train (dropout, drop-path, RandAugment on, two batches a step), kill at a step,
     resume bit-exactly, then eval, predict and an adapter-only export that loads back onto the same backbone."""
     import os
@@ -185,6 +204,8 @@ def test_engine_runs_every_method_and_resumes_exactly(data, tmp_path, method, ca
     extra = [*method_args(method), "--train.epochs=2", "--train.ckpt_every=2", "--model.dropout=0.5",
              "--data.randaugment=[2,9]", "--data.randaugment_impl=torchvision",
              "--train.max_steps_per_epoch=3", "--train.batch_size=4", "--train.accum_steps=2"]  # fmt: skip
+    if METHODS[method].head is not None:  # a method with its own text head: a CLIP with a text tower
+        extra += ["--model.backbone=tiny_clip", f"--model.pretrained={clip_file}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(run_dir, kill_at_step=None):

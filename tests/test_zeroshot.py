@@ -21,13 +21,6 @@ from vidapter.zeroshot import clip_row, read_labels, zero_shot_model
 NAMES = ["juggling", "archery", "tai chi", "café au lait"]
 
 
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clip") / "clip.pt"
-    torch.save(open_clip_model(vocab=49408, context=77).state_dict(), path)
-    return path
-
-
 def _open_clip_logits(names, templates, video):
     """exp(logit_scale) x cos(ViFi-CLIP's video embedding, CLIP's prompt ensemble), from open_clip alone."""
     import open_clip

@@ -206,9 +206,13 @@ class VideoClassifier(nn.Module):
         embeds them with the text tower of ``clip`` (a path, a published name or a loaded ``ClipText``; default: the
         model's ``model.pretrained``) and ``templates`` (default: the model's ``model.templates``, else CLIP's 28
         Kinetics prompts). Trained class embeddings are replaced by the new names'."""
+        cfg = self.config.model if self.config is not None else None
+        if hasattr(self.head, "set_names"):  # a method's head with its own text tower
+            self.head.set_names(list(names), templates or (cfg.templates if cfg is not None else None))
+            self._named(names)
+            return
         if not isinstance(self.head, TextHead):
             raise ConfigError("set_class_names needs a text head (model.head=text): a linear head's classes are fixed")
-        cfg = self.config.model if self.config is not None else None
         clip = clip if clip is not None else (cfg.pretrained if cfg is not None else None)
         if clip is None:
             raise ConfigError("set_class_names needs the CLIP file this model was built from: pass clip=PATH_OR_NAME")
@@ -217,6 +221,9 @@ class VideoClassifier(nn.Module):
         templates = templates or (cfg.templates if cfg is not None else None) or KINETICS_TEMPLATES
         device = self.head.proj.device
         self.head.set_classes(clip, class_embeddings(clip.to(device).eval(), list(names), templates))
+        self._named(names)
+
+    def _named(self, names: list[str]) -> None:
         self.class_names = list(names)
         if self.config is not None:
             self.config.model.num_classes = len(names)
@@ -275,7 +282,10 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False, class_names: list[
               num_tadapter=cfg.aim.num_tadapter, drop_path_rate=cfg.drop_path_rate)  # fmt: skip
     decoder = method.adapt(vit, cfg, layers)
     apply_stdha(vit, tuple(cfg.head_shifts), layers=layers)
-    head = build_head(cfg, vit.width, method.head_std, class_names, trust_pickle)
+    if method.head is not None:
+        head = method.head(cfg, vit.width, class_names, trust_pickle)
+    else:
+        head = build_head(cfg, vit.width, method.head_std, class_names, trust_pickle)
     model = VideoClassifier(
         vit,
         cfg.num_classes,

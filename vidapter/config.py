@@ -165,6 +165,7 @@ class OptimConfig:
     decay_groups: str = "reference"  # reference (the configs' custom_keys, mmcv semantics) | norm_bias_embed |
     # norms_embeds (ZeroI2V) | bias (ST-Adapter) | none (EVL): vidapter/optim.py
     schedule: str = "epoch_cosine"  # epoch_cosine (mmcv CosineAnnealing by epoch + per-step warm-up) | step_cosine
+    final_lr: float = 0.0  # step_cosine: where the cosine ends, as a fraction of lr (ViFi-CLIP's timm lr_min: 0.01)
     temporal_embed_lr_mult: float = 1.0
     clip_grad: float | None = None  # max gradient norm
     label_smoothing: float = 0.0  # 0.1 on SSv2

@@ -55,10 +55,12 @@ def convert_official(
     cfg.model.pretrained = None if official.whole else (backbone or cfg.model.pretrained)
     if not official.whole and not cfg.model.pretrained:
         raise ConfigError(f"{kind} files hold only the trained tensors: name the image weights with --backbone")
+    names = read_class_names(class_names) if class_names else None
     official.shape(cfg.model, sd)
-    model = build_model(cfg.model, trust_pickle=trust_pickle)
+    if names is not None:
+        cfg.model.num_classes = len(names)
+    model = build_model(cfg.model, trust_pickle=trust_pickle, class_names=names)
     target = model.state_dict() if official.whole else trainable_state_dict(model)
     check_keys(sd, target, f"{checkpoint} does not fit preset {cfg.name}")
     model.load_state_dict(sd, strict=official.whole)
-    names = read_class_names(class_names) if class_names else None
     return save_pretrained(model, cfg, out_dir, names), len(sd), cfg

@@ -21,7 +21,8 @@ Schedule (``optim.schedule``):
   e at ``0.5 lr (1 + cos(pi e / epochs))``, with a linear warm-up over ``warmup_epochs`` epochs of steps that scales
   that value per step from ``warmup_start``; as mmcv's hook, once the warm-up ends inside an epoch the last warm-up
   value holds until the epoch ends.
-- ``step_cosine``: linear warm-up over the steps of ``warmup_epochs``, then cosine to 0 per step.
+- ``step_cosine``: linear warm-up over the steps of ``warmup_epochs``, then cosine per step to ``final_lr`` x lr (0 by
+  default).
 """
 
 from __future__ import annotations
@@ -121,13 +122,13 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, start: float) -> float:
-    """``step_cosine``: linear from ``start * base`` to ``base`` over ``warmup`` steps, then cosine to 0 at
-    ``total``."""
+def lr_at(step: int, total: int, warmup: int, base: float, start: float, end: float = 0.0) -> float:
+    """``step_cosine``: linear from ``start * base`` to ``base`` over ``warmup`` steps, then cosine to ``end * base``
+    at ``total`` (timm's CosineLRScheduler with ``lr_min = end * base``)."""
     if step < warmup:
         return base * (start + (1 - start) * step / warmup)
     progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return base * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def epoch_lr_at(step: int, steps_per_epoch: int, epochs: int, warmup_epochs: float, base: float, start: float) -> float:
@@ -151,6 +152,8 @@ class CosineWarmup:
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int, epochs: int):
         if cfg.schedule not in SCHEDULES:
             raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+        if cfg.final_lr and cfg.schedule != "step_cosine":
+            raise ConfigError(f"optim.final_lr={cfg.final_lr} applies to optim.schedule=step_cosine")
         self.optimizer, self.cfg, self.steps_per_epoch, self.epochs = optimizer, cfg, steps_per_epoch, epochs
         self.step_num = 0
         self._apply()
@@ -161,7 +164,7 @@ class CosineWarmup:
         if c.schedule == "epoch_cosine":
             return epoch_lr_at(self.step_num, self.steps_per_epoch, self.epochs, c.warmup_epochs, c.lr, c.warmup_start)
         warmup = round(c.warmup_epochs * self.steps_per_epoch)
-        return lr_at(self.step_num, self.steps_per_epoch * self.epochs, warmup, c.lr, c.warmup_start)
+        return lr_at(self.step_num, self.steps_per_epoch * self.epochs, warmup, c.lr, c.warmup_start, c.final_lr)
 
     def _apply(self) -> None:
         lr = self.lr

@@ -309,6 +309,50 @@ def vifi_zero_shot_32f() -> Config:
     return cfg
 
 
+def vifi_k400_vitb16_16f() -> Config:
+    """ViFi-CLIP fully supervised on Kinetics-400 (configs/fully_supervised/k400/16_16_vifi_clip.yaml): both towers
+    fine-tuned, 16 TSN segments, the prompt "a photo of a {}."; AdamW lr 2.2e-5 for the batch of 512 (4 per GPU x 16
+    accumulation steps x 8 GPUs), betas (0.9, 0.98), weight decay 0.001 on every tensor, 5 warm-up epochs from 0,
+    cosine per step to lr/100, 30 epochs; MixUp 0.8 / CutMix 1.0 (one per batch), label smoothing 0.1; ImageNet
+    mean/std on 0-255 pixels; colour jitter (0.4, 0.4, 0.2, 0.1). docs/recipes.md lists the stated deviations."""
+    model = ModelConfig(backbone="clip_vitb16", pretrained="openai:ViT-B/16", num_frames=16, method="vifi", adapters=[],
+                        dropout=0.0, drop_path_rate=0.0)  # fmt: skip
+    data = DataConfig(sampling="uniform", test_clips=1, test_crops=3, short_side=256, test_short_side=224,
+                      area=[0.4356, 1.0], color_jitter=[0.4, 0.4, 0.2, 0.1],
+                      **_norm(REFERENCE_IMAGENET_NORM))  # fmt: skip
+    optim = OptimConfig(lr=2.2e-5, betas=[0.9, 0.98], weight_decay=0.001, decay_groups="none",
+                        schedule="step_cosine", warmup_epochs=5, warmup_start=0.0, final_lr=0.01, label_smoothing=0.1,
+                        mixup=0.8, cutmix=1.0)  # fmt: skip
+    train = TrainConfig(epochs=30, batch_size=4, accum_steps=16)
+    return Config("vifi_k400_vitb16_16f", model, data, optim, train)
+
+
+def _vifi_setting(name: str, frames: int, lr: float, epochs: int, accum: int) -> Config:
+    """The other ViFi-CLIP settings change frames, lr, epochs and batch, and test one centre view."""
+    cfg = vifi_k400_vitb16_16f()
+    cfg.name, cfg.model.num_frames, cfg.optim.lr, cfg.train.epochs = name, frames, lr, epochs
+    cfg.train.accum_steps, cfg.data.test_crops = accum, 1
+    return cfg
+
+
+def vifi_k400_zs_vitb16_32f() -> Config:
+    """ViFi-CLIP trained on K400 for zero-shot transfer (configs/zero_shot/train/k400/16_16_vifi_clip.yaml, 32
+    frames despite its name): lr 8e-6 for the batch of 256, 10 epochs; evaluate with --zero-shot-style names."""
+    return _vifi_setting("vifi_k400_zs_vitb16_32f", 32, 8e-6, 10, 8)
+
+
+def vifi_base2novel_vitb16_32f() -> Config:
+    """ViFi-CLIP base-to-novel (configs/base2novel/finetuning_base2novel/*/16_32_vifi_clip_s*.yaml): 16 shots of
+    each base class, lr 2e-6 for the batch of 64, 11 epochs; novel classes evaluated by name (eval --novel)."""
+    return _vifi_setting("vifi_base2novel_vitb16_32f", 32, 2e-6, 11, 2)
+
+
+def vifi_fewshot_vitb16_32f() -> Config:
+    """ViFi-CLIP few-shot (configs/few_shot/finetuning_few_shot/*/16_32_vifi_clip_{K}_shot.yaml): K shots of every
+    class, lr 2e-6 for the batch of 64, 50 epochs, from CLIP."""
+    return _vifi_setting("vifi_fewshot_vitb16_32f", 32, 2e-6, 50, 2)
+
+
 def zeroi2v_k400_vitb16_8f() -> Config:
     """ZeroI2V (MCG-NJU/ZeroI2V CLIP-B_k400_8x16x1): linear adapters (s = 0.5, dropout 0.1, two per side), heads 0
     and 1 shifted to t - 1 and t + 1; 8x16 dense clips, RandAugment(4, 7), random resized crop, flip; AdamW lr 3e-4
@@ -377,6 +421,10 @@ PRESETS: dict[str, Callable[[], Config]] = {
         synthetic,
         clip_zero_shot,
         vifi_zero_shot_32f,
+        vifi_k400_vitb16_16f,
+        vifi_k400_zs_vitb16_32f,
+        vifi_base2novel_vitb16_32f,
+        vifi_fewshot_vitb16_32f,
     )
 }
 PRESETS.update(_family_presets())

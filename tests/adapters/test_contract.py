@@ -26,10 +26,15 @@ from vidapter.models.vit import build_vit
 T = 4
 
 
+def _backbone(method: str) -> str:
+    """The demo ViT (4 blocks: every default fits); a tiny CLIP for a method with its own text head."""
+    return "tiny_clip" if METHODS[method].head is not None else "demo_vit"
+
+
 def _cfg(method: str, **kw) -> ModelConfig:
-    """The method on the demo ViT (4 blocks: every default fits), beside AIM's adapters where it combines with them."""
+    """The method on ``_backbone``'s ViT, beside AIM's adapters where it combines with them."""
     adapters = {} if METHODS[method].combines_aim else {"adapters": []}
-    return ModelConfig(backbone="demo_vit", num_frames=T, num_classes=5, method=method, **adapters, **kw)
+    return ModelConfig(backbone=_backbone(method), num_frames=T, num_classes=5, method=method, **adapters, **kw)
 
 
 def _model(method: str, trained: bool = True) -> VideoClassifier:
@@ -58,12 +63,14 @@ def test_the_trainable_set_is_what_the_modules_declare(method):
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [n for n, _ in model.named_parameters()
                                                                            if n in declared]  # fmt: skip
     assert set(adapter_parameter_names(model)) == {n for n, owner in declared.items() if owner and owner != "head"}
-    assert {n for n, owner in declared.items() if owner == "head"} == {"head.fc.weight", "head.fc.bias"}
+    assert {n for n, owner in declared.items() if owner == "head"} == {f"head.{n}" for n in
+                                                                       model.head.trainable_params()}  # fmt: skip
     assert set(adapter_parameter_names(model)) and all(n.startswith(("backbone.", "decoder.")) for n in
                                                        adapter_parameter_names(model))  # fmt: skip
     image = set(image_weight_names(model))
-    assert image and not image & set(declared)
-    assert image | set(declared) >= {n for n, _ in model.named_parameters() if n.startswith("backbone.")}
+    backbone = {n for n, _ in model.named_parameters() if n.startswith("backbone.")}
+    assert not image & set(declared) and image | set(declared) >= backbone
+    assert image or backbone <= set(declared)  # frozen image weights, or a method that tunes the whole tower
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if METHODS[m].identity_at_init])
@@ -71,7 +78,7 @@ def test_the_adapted_blocks_are_the_image_model_at_initialisation(method, clip):
     """Through the blocks (no temporal embedding, no readout): the adapted image model equals the plain one."""
     model = _model(method, trained=False)
     torch.manual_seed(0)
-    plain = build_vit("demo_vit").eval()  # the same random image weights: built first from the same seed
+    plain = build_vit(_backbone(method)).eval()  # the same random image weights: built first from the same seed
     frames = clip.transpose(1, 2).flatten(0, 1)
 
     def blocks(vit):
@@ -107,7 +114,7 @@ def test_a_saved_model_and_an_adapter_export_give_the_same_logits(method, clip, 
     save_pretrained(model, cfg, tmp_path / "model")
     loaded, loaded_cfg, _ = load_model(tmp_path / "model")
     assert loaded_cfg == cfg
-    path = export_adapters(model, tmp_path / "adapters.safetensors", backbone="demo_vit")
+    path = export_adapters(model, tmp_path / "adapters.safetensors", backbone=_backbone(method))
     fresh = _model(method, trained=False)  # the same image weights, the trainable tensors as initialised
     load_adapters(fresh, path)
     with torch.no_grad():

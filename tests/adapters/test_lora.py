@@ -120,7 +120,9 @@ def test_merged_weight_equals_the_update():
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="model.lora.targets must be a non-empty subset"):
         build_model(_cfg(sections={"lora": {"targets": ["qkv", "out_proj"]}}))
-    with pytest.raises(ValueError, match="model.method must be one of aim, lora, zeroi2v, st_adapter, evl, got 'x'"):
+    with pytest.raises(
+        ValueError, match="model.method must be one of aim, lora, zeroi2v, st_adapter, evl, vifi, got 'x'"
+    ):
         build_model(_cfg(method="x"))
 
 

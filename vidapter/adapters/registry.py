@@ -70,7 +70,8 @@ class Method:
     ``config``: the dataclass of its own settings, the config section ``model.<name>`` (``--model.<name>.x=...``);
     its defaults are the method's, its ``__post_init__`` refuses values the method cannot build.
     ``identity_at_init``: the adapted image blocks compute the image model's function until training moves the
-    method's tensors (the contract tests check it)."""
+    method's tensors (the contract tests check it). ``head(cfg, width, class_names, trust_pickle)``: the method's
+    own head (ViFi-CLIP's text tower), in place of the linear or text head of ``model.head``."""
 
     name: str
     paper: str
@@ -88,6 +89,7 @@ class Method:
     info: Callable[[ModelConfig], tuple[dict, str]] | None = None
     config: type | None = None
     identity_at_init: bool = False
+    head: Callable[[ModelConfig, int, list[str] | None, bool], nn.Module] | None = None
 
     def __post_init__(self):
         if self.readout not in READOUTS:
