@@ -15,8 +15,8 @@ from vidapter.presets import get_preset, list_presets
 WRITTEN = json.loads((Path(__file__).parent / "config_v2" / "presets.json").read_text())
 
 
-def test_the_file_holds_every_preset():
-    assert set(WRITTEN) == set(list_presets())
+def test_the_file_holds_every_preset_of_that_version():
+    assert len(WRITTEN) == 43 and set(WRITTEN) <= set(list_presets())  # presets added since are not in it
     assert {d["version"] for d in WRITTEN.values()} == {2}
 
 
