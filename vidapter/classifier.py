@@ -329,6 +329,7 @@ def build_head(cfg: ModelConfig, width: int, head_std: float | None, class_names
     facts = text_tower_facts(cfg.backbone)
     if cfg.head == "text":
         head = TextHead(width, facts.embed_dim, cfg.num_classes, train_classes=cfg.head_train, dropout=cfg.dropout)
+        head.sigmoid = facts.logit_bias
     else:
         head = LinearHead(width, cfg.num_classes, cfg.dropout, head_std)
     if cfg.pretrained is None:
@@ -341,7 +342,7 @@ def build_head(cfg: ModelConfig, width: int, head_std: float | None, class_names
     clip = load_clip_text(cfg.pretrained, facts, trust_pickle=trust_pickle).eval()
     classes = class_embeddings(clip, class_names, cfg.templates or KINETICS_TEMPLATES)
     if isinstance(head, TextHead):
-        head.set_classes(clip, classes)
+        head.set_classes(clip, classes)  # SigLIP's: its bias, sigmoid scores
     else:
         with torch.no_grad():
             head.fc.weight.copy_(classes @ clip.image_proj.T)
@@ -533,7 +534,9 @@ def predict_file(
             views = torch.cat([transform(c) for c in frames]).to(device)  # (V, C, T, H, W)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = model(views)
-            probs = logits.float().softmax(-1).mean(0).cpu().numpy()
+            # a SigLIP text head scores each class on its own (sigmoid), every other head a softmax over classes
+            scores = logits.float().sigmoid() if getattr(model.head, "sigmoid", False) else logits.float().softmax(-1)
+            probs = scores.mean(0).cpu().numpy()
             top = np.argsort(-probs)[:top_k]
             entry = {"top": [{"label": int(i), "name": names[i] if names else str(i), "prob": float(probs[i])}
                              for i in top]}  # fmt: skip

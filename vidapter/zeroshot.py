@@ -28,7 +28,7 @@ from vidapter.errors import ConfigError
 from vidapter.models.backbones import BACKBONES, TEXT_TOWERS, WEIGHTS
 from vidapter.models.layouts import detect_layout, image_layouts
 from vidapter.models.pretrained import WeightsError, read_checkpoint, read_json, resolve_weights
-from vidapter.models.text import KINETICS_TEMPLATES, check_prompts, text_facts_of
+from vidapter.models.text import HF_ACTS, KINETICS_TEMPLATES, check_prompts, text_facts_of, text_layout
 from vidapter.models.torchscript import is_torchscript_archive
 from vidapter.models.vit import VisionTransformer
 from vidapter.presets import get_preset
@@ -63,7 +63,7 @@ def _file_act(path: Path) -> str | None:
     if config.exists():
         act = (read_json(config).get("text_config") or {}).get("hidden_act")
         if act:
-            return act
+            return HF_ACTS.get(act, act)
     if path.is_file() and is_torchscript_archive(path):
         return "quick_gelu"
     return None
@@ -83,15 +83,14 @@ def clip_row(clip: str, backbone: str | None = None, trust_pickle: bool = False)
         image = image_layouts()[detect_layout(raw)](raw)
     except Exception as e:  # a file no layout reads: its own message
         raise WeightsError(f"{path}: {e}") from e
-    layout = "hf_clip" if "text_model.embeddings.token_embedding.weight" in raw else "openai"
-    try:
-        text = text_facts_of(raw, layout)
-    except KeyError:
-        raise WeightsError(f"{path}: no text tower in this file: it holds an image tower alone") from None
+    layout = text_layout(raw)
+    if layout is None:
+        raise WeightsError(f"{path}: no text tower in this file: it holds an image tower alone")
+    text = text_facts_of(raw, layout)
     act = _file_act(path)
     fits = {}
     for row, facts in TEXT_TOWERS.items():
-        if replace(facts, heads=text.heads, act=text.act, ln_eps=text.ln_eps) != text:
+        if replace(facts, heads=text.heads, act=text.act, ln_eps=text.ln_eps, mlp_hidden=text.mlp_hidden) != text:
             continue
         if act is not None and facts.act != act:
             continue

@@ -35,6 +35,12 @@ class TextFacts:
     vocab: int = 49408
     act: str = "quick_gelu"
     ln_eps: float = 1e-5
+    mlp_hidden: int | None = None  # None: 4 x width
+    causal: bool = True  # CLIP's causal mask; SigLIP's text tower attends both ways
+    pool: str = "eot"  # the feature at the first end-of-text token (CLIP) or at the last position (SigLIP)
+    proj_bias: bool = False  # the text projection has a bias (SigLIP's head Linear)
+    logit_bias: bool = False  # a learned bias on the logits, read through a sigmoid (SigLIP)
+    tokenizer: str = "clip"  # clip (OpenAI's BPE, shipped) | sentencepiece (the model directory's spiece.model)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,14 +23,15 @@ from vidapter.errors import ConfigError
 from vidapter.models.backbones import CLIP_MEAN, CLIP_STD, TEXT_TOWERS, TextFacts, ViTFacts
 from vidapter.models.convert import _B, OPENAI, ConversionError, Fuse, Row, convert
 from vidapter.models.pretrained import WeightsError, check_keys, read_checkpoint, read_json, resolve_weights
-from vidapter.models.tokenizer import tokenizer
+from vidapter.models.tokenizer import SentencePieceTokenizer, tokenizer
 from vidapter.models.vit import Attention, Block, LayerNorm, rebase
 
 
 def block_facts(facts: TextFacts) -> ViTFacts:
-    """The facts a vidapter block reads (width, heads, activation, LayerNorm in fp32 as CLIP computes it)."""
+    """The facts a vidapter block reads (width, heads, activation, MLP width, LayerNorm in fp32 as CLIP computes
+    it)."""
     return ViTFacts(facts.width, facts.layers, facts.heads, 1, 1, facts.act, facts.ln_eps, True, False, False,
-                    CLIP_MEAN, CLIP_STD)  # fmt: skip
+                    CLIP_MEAN, CLIP_STD, mlp_hidden=facts.mlp_hidden)  # fmt: skip
 
 
 class CausalAttention(Attention):
@@ -53,10 +53,12 @@ class TextTower(nn.Module):
         self.blocks = nn.ModuleList()
         for _ in range(facts.layers):
             blk = Block(block_facts(facts))
-            blk.attn = rebase(blk.attn, CausalAttention)
+            if facts.causal:
+                blk.attn = rebase(blk.attn, CausalAttention)
             self.blocks.append(blk)
         self.norm = LayerNorm(facts.width, facts.ln_eps, True)
         self.proj = nn.Parameter(torch.zeros(facts.width, facts.embed_dim))
+        self.proj_bias = nn.Parameter(torch.zeros(facts.embed_dim)) if facts.proj_bias else None
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.ndim != 2 or ids.shape[1] > self.facts.context:
@@ -65,7 +67,11 @@ class TextTower(nn.Module):
         for blk in self.blocks:
             x = blk(x)
         x = self.norm(x)
-        return x[torch.arange(x.shape[0], device=x.device), ids.argmax(-1)] @ self.proj
+        if self.facts.pool == "last":
+            x = x[:, -1] @ self.proj
+        else:
+            x = x[torch.arange(x.shape[0], device=x.device), ids.argmax(-1)] @ self.proj
+        return x + self.proj_bias if self.proj_bias is not None else x
 
 
 class ClipText(nn.Module):
@@ -75,8 +81,10 @@ class ClipText(nn.Module):
     def __init__(self, facts: TextFacts, image_width: int):
         super().__init__()
         self.text = TextTower(facts)
-        self.image_proj = nn.Parameter(torch.zeros(image_width, facts.embed_dim))
+        self.image_proj = nn.Parameter(torch.zeros(image_width, facts.embed_dim))  # SigLIP's: the identity
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.logit_bias = nn.Parameter(torch.zeros(())) if facts.logit_bias else None
+        self.tokenize = None  # the tokenizer of the release (set by the loader; None: CLIP's BPE)
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         return self.text(ids)
@@ -120,22 +128,48 @@ HF_CLIP_TEXT: list[Row] = [
 HF_CLIP_TEXT_IGNORE = [r"vision_model\..+", r"text_model\.embeddings\.position_ids"]
 
 
-def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick_gelu",
-                  heads: int | None = None) -> TextFacts:  # fmt: skip
-    """The text tower's sizes read from the tensors (heads: width / 64 unless given, as OpenAI's ``build_model``)."""
+# The text layouts: (marker key, table, keys left to the image loaders, the image projection's key or None (SigLIP:
+# the identity)); the first whose marker a file has is its layout.
+TEXT_LAYOUTS = {
+    "hf_siglip": ("text_model.head.weight", None, None, None),  # siglip.hf_siglip_text converts it
+    "hf_clip": ("text_model.embeddings.token_embedding.weight", HF_CLIP_TEXT, HF_CLIP_TEXT_IGNORE,
+                "visual_projection.weight"),
+    "openai": ("token_embedding.weight", OPENAI_TEXT, OPENAI_TEXT_IGNORE, "visual.proj"),
+}  # fmt: skip
+HF_ACTS = {"quick_gelu": "quick_gelu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh"}  # transformers' -> ours
+
+
+def text_layout(sd: Mapping[str, torch.Tensor]) -> str | None:
+    """The text tower's layout of a full CLIP-style file (None: it holds no text tower)."""
+    return next((name for name, (marker, *_) in TEXT_LAYOUTS.items() if marker in sd), None)
+
+
+def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick_gelu", heads: int | None = None,
+                  config: dict | None = None) -> TextFacts:  # fmt: skip
+    """The text tower's sizes read from the tensors; heads, activation and eps from a Hugging Face ``config``'s
+    ``text_config`` where given (else ``heads``, or width / 64 as OpenAI's ``build_model``, and ``act``)."""
+    config = config or {}
     hf = "text_model.embeddings."
     names = {
-        "openai": ("token_embedding.weight", "positional_embedding", "text_projection"),
-        "hf_clip": (hf + "token_embedding.weight", hf + "position_embedding.weight", "text_projection.weight"),
-    }
-    names = names[layout]
+        "openai": ("token_embedding.weight", "positional_embedding", "text_projection", "transformer.resblocks."),
+        "hf_clip": (hf + "token_embedding.weight", hf + "position_embedding.weight", "text_projection.weight",
+                    "text_model.encoder.layers."),
+        "hf_siglip": (hf + "token_embedding.weight", hf + "position_embedding.weight", "text_model.head.weight",
+                      "text_model.encoder.layers."),
+    }[layout]  # fmt: skip
     vocab, width = sd[names[0]].shape
     context = sd[names[1]].shape[0]
-    proj = sd[names[2]]
-    embed_dim = proj.shape[1] if layout == "openai" else proj.shape[0]
-    block = "transformer.resblocks." if layout == "openai" else "text_model.encoder.layers."
-    layers = len({k[len(block) :].split(".")[0] for k in sd if k.startswith(block)})
-    return TextFacts(width, layers, heads or max(1, width // 64), embed_dim, context, vocab, act)
+    embed_dim = sd[names[2]].shape[1 if layout == "openai" else 0]
+    layers = len({k[len(names[3]) :].split(".")[0] for k in sd if k.startswith(names[3])})
+    heads = config.get("num_attention_heads", heads) or max(1, width // 64)
+    if layout == "hf_siglip":
+        hidden = sd[f"{names[3]}0.mlp.fc1.weight"].shape[0]
+        eps = config.get("layer_norm_eps", 1e-6)
+        return TextFacts(width, layers, heads, embed_dim, context, vocab, "gelu_tanh", eps,
+                         None if hidden == 4 * width else hidden, causal=False, pool="last", proj_bias=True,
+                         logit_bias=True, tokenizer="sentencepiece")  # fmt: skip
+    act = HF_ACTS.get(config.get("hidden_act"), config.get("hidden_act", act))
+    return TextFacts(width, layers, heads, embed_dim, context, vocab, act, config.get("layer_norm_eps", 1e-5))
 
 
 def _hf_text_config(path: Path) -> tuple[Path, dict]:
@@ -147,50 +181,51 @@ def _hf_text_config(path: Path) -> tuple[Path, dict]:
 def _check_hf_text_config(config: Path, text: dict, facts: TextFacts) -> None:
     for key, want in (("num_attention_heads", facts.heads), ("hidden_act", facts.act),
                       ("layer_norm_eps", facts.ln_eps)):  # fmt: skip
-        if key in text and text[key] != want:
+        got = HF_ACTS.get(text[key], text[key]) if key == "hidden_act" and key in text else text.get(key, want)
+        if got != want:
             raise WeightsError(f"{config}: text_config.{key} is {text[key]!r}, but the text tower of this row has "
                                f"{want!r}: name the row these weights were made for")  # fmt: skip
 
 
 def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None, *, act: str = "quick_gelu",
                    heads: int | None = None, trust_pickle: bool = False) -> ClipText:  # fmt: skip
-    """The text tower, image projection and logit scale of a full CLIP release, loaded strictly: an OpenAI
-    TorchScript archive or state dict, an open_clip file of an OpenAI-architecture model (OpenAI, LAION, DataComp),
-    or a Hugging Face ``CLIPModel`` directory; ``spec`` is a path or a published name.
+    """The text tower, image projection and logit scale (and SigLIP's logit bias and tokenizer) of a full release,
+    loaded strictly: an OpenAI TorchScript archive or state dict, an open_clip file of an OpenAI-architecture model
+    (OpenAI, LAION, DataComp), a Hugging Face ``CLIPModel`` or ``SiglipModel`` directory; ``spec`` is a path or a
+    published name.
 
     ``facts``: the text tower's row (a backbone row name with a text tower, or ``TextFacts``); None: its sizes read
-    from the file, with ``act`` and ``heads`` (width / 64 unless given) which the tensors cannot show."""
+    from the file, with ``act`` and ``heads`` (width / 64 unless given) where its metadata does not say them."""
+    from vidapter.models.families.siglip import hf_siglip_text
+
     if isinstance(facts, str):
         if facts not in TEXT_TOWERS:
             raise WeightsError(f"backbone {facts!r} has no text tower; rows with one: {', '.join(TEXT_TOWERS)}")
         facts = TEXT_TOWERS[facts]
     path = resolve_weights(str(spec))
     sd = read_checkpoint(path, trust_pickle=trust_pickle)  # unwrapped
-    if "text_model.embeddings.token_embedding.weight" in sd:
-        layout, table, ignore = "hf_clip", HF_CLIP_TEXT, HF_CLIP_TEXT_IGNORE
-    elif "token_embedding.weight" in sd:
-        layout, table, ignore = "openai", OPENAI_TEXT, OPENAI_TEXT_IGNORE
-    else:
+    layout = text_layout(sd)
+    if layout is None:
         raise WeightsError(f"{path}: no text tower in this file (neither OpenAI's token_embedding.weight nor "
                            "Hugging Face's text_model.*): it holds an image tower alone")  # fmt: skip
-    if layout == "hf_clip":
+    _, table, ignore, image_proj = TEXT_LAYOUTS[layout]
+    if layout.startswith("hf_"):
         config, text = _hf_text_config(path)
-        if facts is None:
-            facts = text_facts_of(sd, layout, text.get("hidden_act", act), text.get("num_attention_heads", heads))
-            facts = replace(facts, ln_eps=text.get("layer_norm_eps", 1e-5))
+        facts = facts or text_facts_of(sd, layout, act, heads, text)
         _check_hf_text_config(config, text, facts)
     facts = facts or text_facts_of(sd, layout, act, heads)
-    image_proj = "visual.proj" if layout == "openai" else "visual_projection.weight"
-    if image_proj not in sd:
+    if image_proj is not None and image_proj not in sd:
         raise WeightsError(f"{path}: no image projection ({image_proj}): the text tower cannot be used without it")
-    image_width = sd[image_proj].shape[0] if layout == "openai" else sd[image_proj].shape[1]
+    image_width = facts.embed_dim if image_proj is None else sd[image_proj].shape[0 if layout == "openai" else 1]
     model = ClipText(facts, image_width)
     try:
-        tensors = convert(sd, table, ignore, layout)
+        tensors = hf_siglip_text(sd) if layout == "hf_siglip" else convert(sd, table, ignore, layout)
     except ConversionError as e:
         raise WeightsError(f"{path}: {e}") from e
     check_keys(tensors, model.state_dict(), f"{path} ({layout}): its text tower does not fit {facts}")
     model.load_state_dict(tensors, strict=True)
+    if facts.tokenizer == "sentencepiece":
+        model.tokenize = SentencePieceTokenizer((path if path.is_dir() else path.parent) / "spiece.model")
     return model
 
 
@@ -226,7 +261,7 @@ def class_embeddings(clip: ClipText, names: list[str], templates: tuple[str, ...
                      tokenize=None) -> torch.Tensor:  # fmt: skip
     """(C, embed_dim) unit class embeddings, CLIP's prompt ensemble: every template filled with a name, each
     embedding normalised, their mean normalised again (one template: its normalised embedding)."""
-    tokenize = tokenize or tokenizer()
+    tokenize = tokenize or clip.tokenize or tokenizer()
     check_prompts(names, templates)
     rows = []
     device = clip.logit_scale.device
@@ -243,8 +278,9 @@ def video_embedding(clip: ClipText, frame_features: torch.Tensor) -> torch.Tenso
 
 
 def zero_shot_logits(clip: ClipText, video: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """Unit video (B, E) and class (C, E) embeddings -> (B, C) logits: exp(logit_scale) x cosine."""
-    return clip.logit_scale.exp() * video @ classes.T
+    """Unit video (B, E) and class (C, E) embeddings -> (B, C) logits: exp(logit_scale) x cosine (+ SigLIP's bias)."""
+    logits = clip.logit_scale.exp() * video @ classes.T
+    return logits + clip.logit_bias if clip.logit_bias is not None else logits
 
 
 class TextHead(nn.Module):
@@ -260,6 +296,8 @@ class TextHead(nn.Module):
         self.proj = nn.Parameter(torch.zeros(width, embed_dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.train_classes = train_classes
+        self.register_buffer("logit_bias", torch.zeros(()))  # SigLIP's, fixed; 0 for CLIP
+        self.sigmoid = False  # SigLIP: the scores are sigmoid(logits), one per class (the builder sets it)
         classes = torch.zeros(num_classes, embed_dim)
         if train_classes:
             self.classes = nn.Parameter(classes)
@@ -279,6 +317,9 @@ class TextHead(nn.Module):
         from the head's (zero-shot with other names)."""
         self.proj.data = clip.image_proj.detach().to(self.proj).clone()
         self.logit_scale.data = clip.logit_scale.detach().to(self.logit_scale).clone()
+        if clip.logit_bias is not None:
+            self.logit_bias = clip.logit_bias.detach().to(self.logit_bias).clone()
+        self.sigmoid = clip.logit_bias is not None
         emb = embeddings.detach().to(self.proj)
         if self.train_classes:
             self.classes = nn.Parameter(emb.clone(), requires_grad=self.classes.requires_grad)
@@ -287,4 +328,4 @@ class TextHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         video = F.normalize(self.dropout(x) @ self.proj.to(x.dtype), dim=-1)
-        return self.logit_scale.exp() * video @ F.normalize(self.classes.to(x.dtype), dim=-1).T
+        return self.logit_scale.exp() * video @ F.normalize(self.classes.to(x.dtype), dim=-1).T + self.logit_bias

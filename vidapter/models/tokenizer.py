@@ -118,3 +118,49 @@ class Tokenizer:
 def tokenizer() -> Tokenizer:
     """The shared tokenizer (reading the merges once)."""
     return Tokenizer()
+
+
+class SentencePieceTokenizer:
+    """SigLIP's tokenizer (Hugging Face ``SiglipTokenizer``, after big_vision): the text lower-cased, ASCII punctuation
+    removed and whitespace collapsed (big_vision's ``canonicalize_text``), SentencePiece pieces of the model directory's
+    ``spiece.model``, the end id appended, then padded to ``context`` (64) with the pad id, as SigLIP's text tower
+    was trained: its feature is read at the last position. Longer texts keep their first ``context - 1`` ids and the
+    end id (``truncate``), or are refused. Needs the ``sentencepiece`` package (``pip install vidapter[siglip]``)."""
+
+    def __init__(self, model_file: str | Path, lower: bool = True, eos_id: int = 1, pad_id: int = 1):
+        try:
+            import sentencepiece
+        except ImportError:
+            from vidapter.errors import MissingDependency
+
+            raise MissingDependency("SigLIP's tokenizer needs sentencepiece: pip install 'vidapter[siglip]'") from None
+        self.model_file = Path(model_file)
+        if not self.model_file.is_file():
+            raise ConfigError(f"{self.model_file}: no SentencePiece model (SigLIP's directories hold spiece.model)")
+        try:
+            self.sp = sentencepiece.SentencePieceProcessor(model_file=str(self.model_file))
+        except (OSError, RuntimeError) as e:
+            raise ConfigError(f"{self.model_file}: not a readable SentencePiece model ({e})") from e
+        self.lower, self.eos_id, self.pad_id = lower, eos_id, pad_id
+
+    def canonical(self, text: str) -> str:
+        import string
+
+        text = text.lower() if self.lower else text
+        return " ".join(text.translate(str.maketrans("", "", string.punctuation)).split())
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.sp.encode(self.canonical(text)))
+
+    def __call__(self, texts: str | list[str], context: int = 64, truncate: bool = True) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else texts
+        out = torch.full((len(texts), context), self.pad_id, dtype=torch.long)
+        for i, text in enumerate(texts):
+            ids = self.encode(text)
+            if len(ids) + 1 > context:
+                if not truncate:
+                    raise ConfigError(f"text {i + 1} ({text[:40]!r}...) is {len(ids) + 1} tokens, over {context}")
+                ids = ids[: context - 1]
+            ids = [*ids, self.eos_id]
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out

@@ -14,13 +14,21 @@ from collections.abc import Mapping
 import torch
 
 from vidapter.models.convert import _B, ConversionError, Fuse, Row, _as_pos, convert, split_pool_in_proj
-from vidapter.models.family import HALF, Family, ViTFacts, Weights, hub, register_family
+from vidapter.models.family import HALF, Family, TextFacts, ViTFacts, Weights, hub, register_family
 
 
 def siglip_facts(width: int, depth: int, heads: int, patch: int, size: int, hidden: int | None = None) -> ViTFacts:
     return ViTFacts(width, depth, heads, patch, size, "gelu_tanh", 1e-6, False, False, True, HALF, HALF,
                     layout="timm", family="siglip", mlp_hidden=hidden, class_token=False, pos_embed="patches",
                     pos_resize="bicubic", attn_pool=heads, feature="pool", licence="Apache-2.0")  # fmt: skip
+
+
+def siglip_text(width: int, layers: int, heads: int, vocab: int = 32000, hidden: int | None = None) -> TextFacts:
+    """SigLIP's text tower (transformers ``SiglipTextModel``): bidirectional attention, the feature at the last of
+    64 positions through a Linear head with bias, tanh GELU, eps 1e-6; the logits exp(scale) x cosine + bias, read
+    through a sigmoid; SentencePiece ids."""
+    return TextFacts(width, layers, heads, width, 64, vocab, "gelu_tanh", 1e-6, hidden, causal=False, pool="last",
+                     proj_bias=True, logit_bias=True, tokenizer="sentencepiece")  # fmt: skip
 
 
 _TIMM = [
@@ -51,6 +59,9 @@ SIGLIP = register_family(Family(
     },
     layouts=("hf_siglip", "timm", "open_clip_timm"),
     timm_architectures=r".+_siglip_.+",
+    # SigLIP 2's text towers read Gemma's tokenizer, which vidapter does not read yet: their rows have none here
+    text={"siglip_vitb16": siglip_text(768, 12, 12), "siglip_so400m14_384": siglip_text(1152, 27, 16, hidden=4304),
+          "tiny_siglip": siglip_text(64, 1, 2, vocab=40)},  # the tiny row's: a 40-piece test vocabulary
 ))  # fmt: skip
 
 
@@ -102,6 +113,32 @@ def hf_siglip_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """HF ``SiglipVisionModel`` / ``Siglip2VisionModel`` (NaFlex) or a full ``SiglipModel`` file -> canonical names,
     q/k/v fused into ``attn.qkv``, the MAP head as ``attn_pool.*``. The text tower is dropped."""
     return split_pool_in_proj(convert(state_dict, HF_SIGLIP, HF_SIGLIP_IGNORE, "hf_siglip"), "hf_siglip")
+
+
+# The text tower of a SiglipModel file (the image side's embedding is the pooled feature itself: no projection)
+_ST = r"text_model\.encoder\.layers\.(\d+)\."
+HF_SIGLIP_TEXT: list[Row] = [
+    (r"text_model\.embeddings\.token_embedding\.weight", "text.token_embedding.weight", None),
+    (r"text_model\.embeddings\.position_embedding\.weight", "text.pos_embed", None),
+    *[(_ST + rf"self_attn\.{c}_proj\.{_B}", r"text.blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
+    (_ST + rf"self_attn\.out_proj\.{_B}", r"text.blocks.\1.attn.proj.\2", None),
+    (_ST + rf"layer_norm([12])\.{_B}", r"text.blocks.\1.norm\2.\3", None),
+    (_ST + rf"mlp\.fc([12])\.{_B}", r"text.blocks.\1.mlp.fc\2.\3", None),
+    (rf"text_model\.final_layer_norm\.{_B}", r"text.norm.\1", None),
+    (r"text_model\.head\.weight", "text.proj", torch.t),
+    (r"text_model\.head\.bias", "text.proj_bias", None),
+    (r"logit_(scale|bias)", r"logit_\1", lambda t: t.reshape(())),
+]
+HF_SIGLIP_TEXT_IGNORE = [r"vision_model\..+", r"text_model\.embeddings\.position_ids"]
+
+
+def hf_siglip_text(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """A SiglipModel file's text tower, logit scale and bias -> ``ClipText`` names; the image projection is the
+    identity (SigLIP compares the pooled image feature itself)."""
+    sd = convert(state_dict, HF_SIGLIP_TEXT, HF_SIGLIP_TEXT_IGNORE, "hf_siglip")
+    if "text.proj" in sd:
+        sd["image_proj"] = torch.eye(sd["text.proj"].shape[1])
+    return sd
 
 
 def is_hf_siglip(keys: set[str]) -> bool:
