@@ -27,8 +27,8 @@ from vidapter.data.datasets import read_class_names
 from vidapter.errors import ConfigError
 from vidapter.models.backbones import BACKBONES, TEXT_TOWERS, WEIGHTS
 from vidapter.models.layouts import detect_layout, image_layouts
-from vidapter.models.pretrained import WeightsError, read_checkpoint, read_json, resolve_weights
-from vidapter.models.text import HF_ACTS, KINETICS_TEMPLATES, check_prompts, text_facts_of, text_layout
+from vidapter.models.pretrained import HF_ACTS, WeightsError, read_checkpoint, read_json, resolve_weights
+from vidapter.models.text import KINETICS_TEMPLATES, check_prompts, text_facts_of, text_layout
 from vidapter.models.torchscript import is_torchscript_archive
 from vidapter.models.vit import VisionTransformer
 from vidapter.presets import get_preset

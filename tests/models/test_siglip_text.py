@@ -72,3 +72,19 @@ def test_text_features_and_zero_shot_logits_equal_siglips(siglip_dir, images):
     with torch.no_grad():
         torch.testing.assert_close(model(images.unsqueeze(2)), want, atol=1e-5, rtol=0)  # one frame per clip
     assert model.head.sigmoid and model.head.logit_bias.item() == pytest.approx(peer.logit_bias.item())
+
+
+def test_published_siglip_names_bring_their_tokenizer(tmp_path, monkeypatch):
+    from vidapter.models.backbones import WEIGHTS
+    from vidapter.models.pretrained import WeightsError, companion_file, resolve_weights
+
+    name = "hf:google/siglip-base-patch16-224"
+    monkeypatch.setenv("VIDAPTER_CACHE", str(tmp_path))
+    (tmp_path / WEIGHTS[name].filename).write_bytes(b"")  # the weights are cached, the tokenizer not yet
+    spiece = tmp_path / "google--siglip-base-patch16-224--spiece.model"
+    with pytest.raises(WeightsError, match="download https://huggingface.co/google/siglip-base-patch16-224/resolve/"
+                       f"main/spiece.model and place it at {spiece}"):  # fmt: skip
+        resolve_weights(name)
+    spiece.write_bytes(b"")
+    path = resolve_weights(name)
+    assert path == tmp_path / WEIGHTS[name].filename and companion_file(name, path, "spiece.model") == spiece

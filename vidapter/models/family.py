@@ -105,6 +105,7 @@ class Weights:
     url: str
     sha256: str | None = None
     packaged: str | None = None
+    companions: tuple[str, ...] = ()  # files of the same repository a loader also reads (SigLIP's spiece.model)
 
     @property
     def filename(self) -> str:
@@ -113,6 +114,10 @@ class Weights:
         if "huggingface.co/" in self.url:
             return self.url.split("huggingface.co/")[1].split("/resolve/")[0].replace("/", "--") + "--" + base
         return base
+
+    def companion(self, name: str) -> tuple[str, str]:
+        """(address, cache file name) of the file ``name`` beside the weights in their repository."""
+        return self.url.rsplit("/", 1)[0] + "/" + name, self.filename.rsplit("--", 1)[0] + "--" + name
 
 
 def hub(repo: str, file: str = "model.safetensors") -> str:

@@ -84,27 +84,43 @@ def resolve_weights(spec: str) -> Path:
             raise WeightsError(f"{spec}: {path} is missing from this installation; reinstall vidapter")
         return path
     target = cache_dir() / w.filename
+    _fetch(spec, w.url, target, w.sha256)
+    for name in w.companions:
+        url, filename = w.companion(name)
+        _fetch(spec, url, cache_dir() / filename)
+    return target
+
+
+def _fetch(spec: str, url: str, target: Path, sha256: str | None = None) -> None:
+    """``url`` into ``target`` unless it is there (``VIDAPTER_OFFLINE=1``: the error says which file goes where)."""
     if target.exists():
-        return target
-    hint = f"download {w.url} and place it at {target} (or pass its path as pretrained=)"
+        return
+    hint = f"download {url} and place it at {target} (or pass the weights' path as pretrained=)"
     if os.environ.get("VIDAPTER_OFFLINE") == "1":
         raise WeightsError(f"{spec} is not in the cache and VIDAPTER_OFFLINE=1: {hint}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s to %s", w.url, target)
+    log.info("downloading %s to %s", url, target)
     try:
         with (
             tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
-            urllib.request.urlopen(w.url, timeout=30) as r,
+            urllib.request.urlopen(url, timeout=30) as r,
         ):
             while chunk := r.read(1 << 20):
                 tmp.write(chunk)
-        if w.sha256 and sha256_file(tmp.name) != w.sha256:
-            raise WeightsError(f"{w.url}: sha256 does not match the published {w.sha256}")
+        if sha256 and sha256_file(tmp.name) != sha256:
+            raise WeightsError(f"{url}: sha256 does not match the published {sha256}")
         os.replace(tmp.name, target)
     except (OSError, WeightsError) as e:
         Path(tmp.name).unlink(missing_ok=True)
         raise WeightsError(f"could not download {spec} ({e}); {hint}") from e
-    return target
+
+
+def companion_file(spec: str, path: Path, name: str) -> Path:
+    """The file ``name`` that came with the weights: beside them in their directory, or, for a published name, its
+    cached copy."""
+    if spec in WEIGHTS and name in WEIGHTS[spec].companions:
+        return cache_dir() / WEIGHTS[spec].companion(name)[1]
+    return (path if path.is_dir() else path.parent) / name
 
 
 HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors", "open_clip_pytorch_model.bin")

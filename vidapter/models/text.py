@@ -22,7 +22,15 @@ from torch import nn
 from vidapter.errors import ConfigError
 from vidapter.models.backbones import CLIP_MEAN, CLIP_STD, TEXT_TOWERS, TextFacts, ViTFacts
 from vidapter.models.convert import _B, OPENAI, ConversionError, Fuse, Row, convert
-from vidapter.models.pretrained import WeightsError, check_keys, read_checkpoint, read_json, resolve_weights
+from vidapter.models.pretrained import (
+    HF_ACTS,
+    WeightsError,
+    check_keys,
+    companion_file,
+    read_checkpoint,
+    read_json,
+    resolve_weights,
+)
 from vidapter.models.tokenizer import SentencePieceTokenizer, tokenizer
 from vidapter.models.vit import Attention, Block, LayerNorm, rebase
 
@@ -136,7 +144,6 @@ TEXT_LAYOUTS = {
                 "visual_projection.weight"),
     "openai": ("token_embedding.weight", OPENAI_TEXT, OPENAI_TEXT_IGNORE, "visual.proj"),
 }  # fmt: skip
-HF_ACTS = {"quick_gelu": "quick_gelu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh"}  # transformers' -> ours
 
 
 def text_layout(sd: Mapping[str, torch.Tensor]) -> str | None:
@@ -225,7 +232,7 @@ def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None
     check_keys(tensors, model.state_dict(), f"{path} ({layout}): its text tower does not fit {facts}")
     model.load_state_dict(tensors, strict=True)
     if facts.tokenizer == "sentencepiece":
-        model.tokenize = SentencePieceTokenizer((path if path.is_dir() else path.parent) / "spiece.model")
+        model.tokenize = SentencePieceTokenizer(companion_file(str(spec), path, "spiece.model"))
     return model
 
 

@@ -43,6 +43,13 @@ _HF = [
     ("google/siglip2-base-patch16-224", "siglip2_vitb16"),
 ]
 
+# SigLIP 2's text towers read Gemma's tokenizer, which vidapter does not read yet: their rows have none here
+_SIGLIP_TEXT = {
+    "siglip_vitb16": siglip_text(768, 12, 12),
+    "siglip_so400m14_384": siglip_text(1152, 27, 16, hidden=4304),
+    "tiny_siglip": siglip_text(64, 1, 2, vocab=40),  # the tiny row's: a 40-piece test vocabulary
+}
+
 SIGLIP = register_family(Family(
     name="siglip",
     about="SigLIP / SigLIP 2",
@@ -55,13 +62,12 @@ SIGLIP = register_family(Family(
     tiny={"tiny_siglip": siglip_facts(64, 2, 4, 8, 32)},
     weights={
         **{f"timm:{name}": Weights(row, hub(f"timm/{name}")) for row, name in _TIMM},
-        **{f"hf:{repo}": Weights(row, hub(repo)) for repo, row in _HF},
+        **{f"hf:{repo}": Weights(row, hub(repo), companions=("spiece.model",) if row in _SIGLIP_TEXT else ())
+           for repo, row in _HF},
     },
     layouts=("hf_siglip", "timm", "open_clip_timm"),
     timm_architectures=r".+_siglip_.+",
-    # SigLIP 2's text towers read Gemma's tokenizer, which vidapter does not read yet: their rows have none here
-    text={"siglip_vitb16": siglip_text(768, 12, 12), "siglip_so400m14_384": siglip_text(1152, 27, 16, hidden=4304),
-          "tiny_siglip": siglip_text(64, 1, 2, vocab=40)},  # the tiny row's: a 40-piece test vocabulary
+    text=_SIGLIP_TEXT,
 ))  # fmt: skip
 
 
