@@ -150,3 +150,17 @@ def test_base_to_novel_evaluation_reports_the_harmonic_mean(clip_file, data, tmp
     b, n = r["base"]["top1"], r["novel"]["top1"]
     assert r["harmonic_mean"] == pytest.approx(0 if b + n == 0 else 2 * b * n / (b + n))
     assert len(r["novel"]["confusion"]) == 6
+
+
+def test_the_demo_clip_tells_textures_by_name_and_not_order(data):
+    """The shipped demo CLIP (text tower pretrained on captions of synthetic still images): the texture clips of the
+    test split are classified by their descriptions alone; their image tensors are the demo ViT's, unchanged."""
+    from vidapter.data.datasets import read_class_names
+    from vidapter.demo.run import DESCRIPTIONS, _test_metrics
+
+    names = read_class_names(data / "classes.txt")
+    model = zero_shot_model("vidapter:demo-vit", [DESCRIPTIONS[n] for n in names], templates=["{}"],
+                            overrides=[f"--data.root={data}", f"--data.test_list={data / 'test.txt'}",
+                                       "--data.workers=0"])  # fmt: skip
+    metrics = _test_metrics(model, model.config, names)
+    assert metrics["appearance_accuracy"] == 1.0  # stripes, checkerboard, rings: one test clip each

@@ -66,3 +66,28 @@ def make_images(n: int, seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.n
         imgs[i], t = render_image(rng, size)
         targets[i] = [t[k] for k in TASKS]
     return imgs, targets
+
+
+HUES = ("red", "yellow", "green", "cyan", "blue", "magenta")
+_X, _Y = ("far left", "left", "right", "far right"), ("top", "upper", "lower", "bottom")
+_SIZE, _ALPHA = ("tiny", "small", "big", "huge"), ("faint", "pale", "clear", "solid")
+_ANGLE = ("right", "lower right", "down", "lower left", "left", "upper left", "up", "upper right")
+TEXTURE_WORDS = ("stripes", "a checkerboard", "rings")
+
+
+def caption(t: dict[str, int], rng: np.random.Generator) -> str:
+    """A caption of an image from its targets, its attributes in a random order: "a small solid red disc at the
+    upper left", "a blue clock hand pointing down", "green rings"."""
+    colour = HUES[t["hue"]] + " " if t["hue"] >= 0 else ""
+    if t["kind"] == 0:
+        words = [_SIZE[t["size"]], _ALPHA[t["alpha"]]]
+        rng.shuffle(words)
+        return f"a {' '.join(words)} {colour}{SHAPES[t['shape']]} at the {_Y[t['y']]} {_X[t['x']]}"
+    if t["kind"] == 1:
+        return f"a {colour}clock hand pointing {_ANGLE[t['angle']]}"
+    return f"{colour}{TEXTURE_WORDS[t['kind'] - 2]}"
+
+
+def captions(targets: np.ndarray, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [caption(dict(zip(TASKS, row.tolist(), strict=True)), rng) for row in targets]

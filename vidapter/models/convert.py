@@ -114,7 +114,8 @@ TIMM: list[Row] = [
     (rf"attn_pool\.(q|kv|proj|norm|mlp\.fc1|mlp\.fc2)\.{_B}", r"attn_pool.\1.\2", None),
 ]
 # The classifier and the old IN-21K "representation" layer (pre_logits) are not part of the backbone.
-TIMM_IGNORE = [r"head\.(weight|bias)", r"pre_logits\.fc\.(weight|bias)"]
+TIMM_IGNORE = [r"head\.(weight|bias)", r"pre_logits\.fc\.(weight|bias)",
+               *CLIP_TEXT_TOWER, r"visual\.proj"]  # a text tower beside timm's names: vidapter's demo CLIP  # fmt: skip
 
 
 def _hwio_to_oihw(t: Tensor) -> Tensor:

@@ -113,8 +113,10 @@ OPENAI_TEXT: list[Row] = [
     (r"visual\.proj", "image_proj", None),
     (r"logit_scale", "logit_scale", None),
 ]
-# the image tower (vidapter's image loaders read it) and what TorchScript archives and open_clip add beside
-OPENAI_TEXT_IGNORE = [r"visual\.(?!proj$).+", r"attn_mask", r"input_resolution", r"context_length", r"vocab_size"]
+# the image tower (vidapter's image loaders read it: in OpenAI's names, or timm's as in the demo CLIP) and what
+# TorchScript archives and open_clip add beside
+OPENAI_TEXT_IGNORE = [r"visual\.(?!proj$).+", r"attn_mask", r"input_resolution", r"context_length", r"vocab_size",
+                      r"(patch_embed|blocks|norm_pre|norm)\..+", r"cls_token", r"pos_embed"]  # fmt: skip
 
 
 # Hugging Face CLIPModel directories (transformers CLIPTextTransformer): the text projection is a Linear (E, W)

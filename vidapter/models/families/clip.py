@@ -15,6 +15,8 @@ def clip_facts(width: int, depth: int, heads: int, patch: int, size: int = 224, 
 TEXT_B = TextFacts(512, 12, 8, 512)
 TEXT_L = TextFacts(768, 12, 12, 768)
 TEXT_TINY = TextFacts(32, 1, 2, 32)  # the tiny rows' (tests): the real vocabulary and context, one block of width 32
+# the demo ViT's, pretrained by vidapter on captions of synthetic images (demo/pretrain_text.py; context 32)
+TEXT_DEMO = TextFacts(32, 2, 2, 64, context=32)
 
 
 def _openai(backbone: str, sha256: str, filename: str) -> Weights:
@@ -55,5 +57,5 @@ CLIP = register_family(Family(
     timm_architectures=r"vit_.+_clip_(quickgelu_)?\d+(_quickgelu)?",
     gelu_variants=True,
     text={"clip_vitb32": TEXT_B, "clip_vitb16": TEXT_B, "clip_vitl14": TEXT_L, "clip_vitl14_336": TEXT_L,
-          "tiny_clip": TEXT_TINY},
+          "tiny_clip": TEXT_TINY, "demo_vit": TEXT_DEMO},
 ))  # fmt: skip
