@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from peers import hf_clip_model, open_clip_model
 from runs import train_args
 
+from vidapter.adapters.registry import METHODS
 from vidapter.classifier import build_model, load_model
 from vidapter.cli import main
 from vidapter.config import ConfigError, ModelConfig
@@ -164,3 +165,18 @@ def test_the_demo_clip_tells_textures_by_name_and_not_order(data):
                                        "--data.workers=0"])  # fmt: skip
     metrics = _test_metrics(model, model.config, names)
     assert metrics["appearance_accuracy"] == 1.0  # stripes, checkerboard, rings: one test clip each
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if METHODS[m].head is None])  # the others bring their own
+def test_the_text_head_works_with_every_readout(method, clip_file, video):
+    """Every method whose readout is a video feature (EVL's: its decoder's output) ends in the text head, whose
+    temperature and class embeddings train beside the method's tensors."""
+    adapters = {} if METHODS[method].combines_aim else {"adapters": []}
+    sections = {"evl": {"layers": 2}} if method == "evl" else {}  # tiny_clip has 2 blocks
+    cfg = ModelConfig(backbone="tiny_clip", pretrained=str(clip_file), num_frames=4, num_classes=4, method=method,
+                      head="text", dropout=0.0, drop_path_rate=0.0, sections=sections, **adapters)  # fmt: skip
+    model = build_model(cfg, class_names=NAMES).eval()
+    with torch.no_grad():
+        logits = model(video)
+    assert logits.shape == (2, 4) and torch.isfinite(logits).all()
+    assert {"head.logit_scale", "head.classes"} <= {n for n, p in model.named_parameters() if p.requires_grad}

@@ -3,8 +3,9 @@ before and after merging.
 
 Rows: AIM, ST-Adapter 12x384 and 24x384, EVL (4 decoder layers), ZeroI2V (heads 0, 1 shifted), LoRA r=8 on qkv, proj,
 fc1, fc2 with heads 0, 1 shifted, AIM with CLIP's cosine text head (400 class embeddings trained), ViFi-CLIP (both
-towers fine-tuned: the text tower runs over the 400 prompts at every step), and the frozen image model with a linear
-head (the floor). Each is built from its preset's model section with random weights (speed does not depend on them).
+towers fine-tuned: the text tower runs over the 400 prompts at every step), zero-shot CLIP (the frozen image model
+and a fixed text head: its inference is what zero-shot evaluation costs per clip), and the frozen image model with a
+linear head (the floor). Each is built from its preset's model section with random weights (speed does not depend on them).
 
 Train step: train mode, forward, cross-entropy on random labels, backward, AdamW over the trainable tensors,
 zero_grad; the median of ``--iters`` steps after ``--warmup``. Memory per step: on CUDA the peak of
@@ -41,6 +42,7 @@ ROWS = {
     "ZeroI2V": ("zeroi2v_k400_vitb16_8f", {}),
     "LoRA r=8 + head shifts": ("k400_vitb16_8f", {"method": "lora", "adapters": [], "head_shifts": [-1, 1]}),
     "AIM + text head": ("k400_vitb16_8f", {"head": "text"}),
+    "zero-shot CLIP (frozen, text head)": ("clip_zero_shot", {"num_classes": 400}),
     "ViFi-CLIP (both towers)": ("vifi_k400_vitb16_16f", {"num_frames": 8}),
 }
 
