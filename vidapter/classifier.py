@@ -347,6 +347,8 @@ def build_head(cfg: ModelConfig, width: int, head_std: float | None, class_names
         with torch.no_grad():
             head.fc.weight.copy_(classes @ clip.image_proj.T)
             head.fc.bias.zero_()
+            if clip.image_proj_bias is not None:  # EVA-CLIP's: the projection's bias through the classes
+                head.fc.bias.copy_(classes @ clip.image_proj_bias)
     return head
 
 

@@ -48,3 +48,20 @@ def test_each_mode_trains_what_the_official_model_trains(use, clip_file):
     assert sum(p.numel() for n, p in ours.named_parameters() if n in trainable) == want
     assert "head.clip.text.token_embedding.weight" not in trainable  # never a parameter of the official model
     assert ("head.clip.logit_scale" in trainable) == (use == "both")
+
+
+def test_inference_reuses_the_class_embeddings_until_the_text_tower_changes(clip_file):
+    cfg = ModelConfig(backbone="tiny_clip", pretrained=str(clip_file), num_frames=4, num_classes=3, method="vifi",
+                      adapters=[])  # fmt: skip
+    model = build_model(cfg, class_names=NAMES).eval()
+    video = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first = model(video)
+        cached = model.head._cache[1]
+        assert torch.equal(model(video), first) and model.head._cache[1] is cached  # computed once
+        model.head.clip.text.norm.weight.mul_(1.5)  # as an optimizer step or a load would
+        again = model(video)
+    assert model.head._cache[1] is not cached and not torch.equal(again, first)
+    assert torch.equal(again, model.head.clip.logit_scale.exp() * torch.nn.functional.normalize(
+        model.head.clip.encode_image_features(model.forward_features(video).mean(1)), dim=-1)
+        @ model.head.class_embeddings().T)  # fmt: skip

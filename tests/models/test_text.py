@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from peers import hf_clip_model, open_clip_model, openai_release_archive
+from peers import hf_clip_model, open_clip_model, openai_release_archive, randomize_
 
 from vidapter.models.backbones import TextFacts
 from vidapter.models.pretrained import WeightsError, load_backbone
@@ -133,3 +133,28 @@ def test_zero_shot_logits_are_clips_ensemble_over_the_frames_mean(clip_file, vid
                                                  dim=-1).mean(0), dim=-1) for n in names])  # fmt: skip
         want = peer.logit_scale.exp() * v @ w.T
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+
+
+def test_eva_clip_and_open_clip_custom_text_files(tmp_path):
+    """EVA-CLIP's originals and open_clip's custom-text models keep the text tower under "text." and project images
+    with a Linear with bias (``visual.head``; open_clip's timm trunk: ``visual.trunk.head``): the text features equal
+    open_clip's TextTransformer (GELU), the image embeddings the Linear's."""
+    from open_clip.transformer import TextTransformer
+
+    peer = randomize_(TextTransformer(context_length=77, vocab_size=49408, width=32, heads=2, layers=1,
+                                      output_dim=32), 0).eval()  # fmt: skip
+    head = randomize_(torch.nn.Linear(64, 32), 1)
+    g = torch.Generator().manual_seed(2)
+    ids = torch.zeros(3, 77, dtype=torch.long)  # open_clip's text transformer reads the whole context
+    ids[:, :12] = torch.randint(1, 49000, (3, 12), generator=g)
+    ids[:, 7], ids[:, 8:12] = 49407, 0
+    feats = torch.randn(3, 64, generator=g)
+    for visual in ("visual.head", "visual.trunk.head"):
+        sd = {**{f"text.{k}": v for k, v in peer.state_dict().items()}, f"{visual}.weight": head.weight,
+              f"{visual}.bias": head.bias, "logit_scale": torch.tensor(4.6), "visual.blocks.0.norm1.weight":
+              torch.ones(64)}  # fmt: skip
+        torch.save(sd, tmp_path / "eva.pt")
+        ours = load_clip_text(tmp_path / "eva.pt", "tiny_eva02").eval()
+        with torch.no_grad():
+            torch.testing.assert_close(ours.encode_text(ids), peer(ids), atol=1e-5, rtol=0)
+            torch.testing.assert_close(ours.encode_image_features(feats), head(feats), atol=1e-6, rtol=0)

@@ -81,9 +81,21 @@ class TextTowerHead(nn.Module):
         text = F.normalize(self.clip.encode_text(self.ids.flatten(0, 1)), dim=-1).view(c, k, -1)
         return F.normalize(text.mean(1), dim=-1)
 
+    def _cached_class_embeddings(self) -> torch.Tensor:
+        """Without gradient the class embeddings are computed once and kept until the text tower's tensors, the
+        ids or the autocast state change (tensor versions count every in-place update: optimizer steps, loading)."""
+        key = (tuple(p._version for p in self.clip.text.parameters()), self.ids.data_ptr(), self.ids._version,
+               torch.is_autocast_enabled(self.ids.device.type))  # fmt: skip
+        cached = getattr(self, "_cache", None)
+        if cached is None or cached[0] != key:
+            self._cache = (key, self.class_embeddings())
+        return self._cache[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         video = F.normalize(self.clip.encode_image_features(x), dim=-1)
-        return self.clip.logit_scale.exp() * video @ self.class_embeddings().to(video.dtype).T
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.clip.text.parameters())
+        classes = self.class_embeddings() if grad else self._cached_class_embeddings()
+        return self.clip.logit_scale.exp() * video @ classes.to(video.dtype).T
 
 
 def adapt(vit: VisionTransformer, cfg: ModelConfig, layers: list[int]) -> None:

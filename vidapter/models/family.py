@@ -41,6 +41,7 @@ class TextFacts:
     proj_bias: bool = False  # the text projection has a bias (SigLIP's head Linear)
     logit_bias: bool = False  # a learned bias on the logits, read through a sigmoid (SigLIP)
     tokenizer: str = "clip"  # clip (OpenAI's BPE, shipped) | sentencepiece (the model directory's spiece.model)
+    image_proj_bias: bool = False  # the image projection is a Linear with bias (EVA-CLIP's visual head)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class ClipText(nn.Module):
         super().__init__()
         self.text = TextTower(facts)
         self.image_proj = nn.Parameter(torch.zeros(image_width, facts.embed_dim))  # SigLIP's: the identity
+        self.image_proj_bias = nn.Parameter(torch.zeros(facts.embed_dim)) if facts.image_proj_bias else None
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.logit_bias = nn.Parameter(torch.zeros(())) if facts.logit_bias else None
         self.tokenize = None  # the tokenizer of the release (set by the loader; None: CLIP's BPE)
@@ -99,7 +100,8 @@ class ClipText(nn.Module):
 
     def encode_image_features(self, features: torch.Tensor) -> torch.Tensor:
         """The image tower's pooled features (..., D_image) -> CLIP's image embeddings (..., embed_dim)."""
-        return features @ self.image_proj
+        x = features @ self.image_proj.to(features.dtype)
+        return x + self.image_proj_bias.to(x.dtype) if self.image_proj_bias is not None else x
 
 
 # OpenAI's and open_clip's full CLIP files: the text tower's keys, the image projection and the logit scale. Its
@@ -113,6 +115,16 @@ OPENAI_TEXT: list[Row] = [
     (r"visual\.proj", "image_proj", None),
     (r"logit_scale", "logit_scale", None),
 ]
+# open_clip's custom-text models and EVA-CLIP's originals keep the same text tower under "text."; their image
+# projection is a Linear with bias: EVA-CLIP's ``visual.head``, timm's ``visual.trunk.head`` in open_clip's files
+CUSTOM_TEXT: list[Row] = [
+    *[(r"text\." + p, t, fn) for p, t, fn in OPENAI_TEXT if p.startswith((r"token", r"positional", r"transformer",
+                                                                          r"ln_final", r"text_projection"))],
+    (r"visual\.(?:trunk\.)?head\.weight", "image_proj", torch.t),
+    (r"visual\.(?:trunk\.)?head\.bias", "image_proj_bias", None),
+    (r"logit_scale", "logit_scale", None),
+]  # fmt: skip
+CUSTOM_TEXT_IGNORE = [r"visual\.(?!(trunk\.)?head\.(weight|bias)$).+", r"text\.attn_mask"]
 # the image tower (vidapter's image loaders read it: in OpenAI's names, or timm's as in the demo CLIP) and what
 # TorchScript archives and open_clip add beside
 OPENAI_TEXT_IGNORE = [r"visual\.(?!proj$).+", r"attn_mask", r"input_resolution", r"context_length", r"vocab_size",
@@ -145,6 +157,7 @@ TEXT_LAYOUTS = {
     "hf_clip": ("text_model.embeddings.token_embedding.weight", HF_CLIP_TEXT, HF_CLIP_TEXT_IGNORE,
                 "visual_projection.weight"),
     "openai": ("token_embedding.weight", OPENAI_TEXT, OPENAI_TEXT_IGNORE, "visual.proj"),
+    "custom_text": ("text.token_embedding.weight", CUSTOM_TEXT, CUSTOM_TEXT_IGNORE, None),
 }  # fmt: skip
 
 
@@ -165,10 +178,12 @@ def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick
                     "text_model.encoder.layers."),
         "hf_siglip": (hf + "token_embedding.weight", hf + "position_embedding.weight", "text_model.head.weight",
                       "text_model.encoder.layers."),
+        "custom_text": ("text.token_embedding.weight", "text.positional_embedding", "text.text_projection",
+                        "text.transformer.resblocks."),
     }[layout]  # fmt: skip
     vocab, width = sd[names[0]].shape
     context = sd[names[1]].shape[0]
-    embed_dim = sd[names[2]].shape[1 if layout == "openai" else 0]
+    embed_dim = sd[names[2]].shape[1 if layout in ("openai", "custom_text") else 0]
     layers = len({k[len(names[3]) :].split(".")[0] for k in sd if k.startswith(names[3])})
     heads = config.get("num_attention_heads", heads) or max(1, width // 64)
     if layout == "hf_siglip":
@@ -178,7 +193,8 @@ def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick
                          None if hidden == 4 * width else hidden, causal=False, pool="last", proj_bias=True,
                          logit_bias=True, tokenizer="sentencepiece")  # fmt: skip
     act = HF_ACTS.get(config.get("hidden_act"), config.get("hidden_act", act))
-    return TextFacts(width, layers, heads, embed_dim, context, vocab, act, config.get("layer_norm_eps", 1e-5))
+    return TextFacts(width, layers, heads, embed_dim, context, vocab, act, config.get("layer_norm_eps", 1e-5),
+                     image_proj_bias=layout == "custom_text")  # fmt: skip
 
 
 def _hf_text_config(path: Path) -> tuple[Path, dict]:
@@ -225,7 +241,14 @@ def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None
     facts = facts or text_facts_of(sd, layout, act, heads)
     if image_proj is not None and image_proj not in sd:
         raise WeightsError(f"{path}: no image projection ({image_proj}): the text tower cannot be used without it")
-    image_width = facts.embed_dim if image_proj is None else sd[image_proj].shape[0 if layout == "openai" else 1]
+    if layout == "custom_text":
+        head = next((k for k in ("visual.head.weight", "visual.trunk.head.weight") if k in sd), None)
+        if head is None:
+            raise WeightsError(f"{path}: no image projection (visual.head or visual.trunk.head): the text tower "
+                               "cannot be used without it")  # fmt: skip
+        image_width = sd[head].shape[1]
+    else:
+        image_width = facts.embed_dim if image_proj is None else sd[image_proj].shape[0 if layout == "openai" else 1]
     model = ClipText(facts, image_width)
     try:
         tensors = hf_siglip_text(sd) if layout == "hf_siglip" else convert(sd, table, ignore, layout)
@@ -306,6 +329,7 @@ class TextHead(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.train_classes = train_classes
         self.register_buffer("logit_bias", torch.zeros(()))  # SigLIP's, fixed; 0 for CLIP
+        self.register_buffer("proj_bias", torch.zeros(embed_dim))  # EVA-CLIP's image projection has a bias
         self.sigmoid = False  # SigLIP: the scores are sigmoid(logits), one per class (the builder sets it)
         classes = torch.zeros(num_classes, embed_dim)
         if train_classes:
@@ -325,6 +349,8 @@ class TextHead(nn.Module):
         """Take the image projection and logit scale of ``clip`` and the (C, E) class ``embeddings``; C may differ
         from the head's (zero-shot with other names)."""
         self.proj.data = clip.image_proj.detach().to(self.proj).clone()
+        if clip.image_proj_bias is not None:
+            self.proj_bias = clip.image_proj_bias.detach().to(self.proj_bias).clone()
         self.logit_scale.data = clip.logit_scale.detach().to(self.logit_scale).clone()
         if clip.logit_bias is not None:
             self.logit_bias = clip.logit_bias.detach().to(self.logit_bias).clone()
@@ -336,5 +362,5 @@ class TextHead(nn.Module):
             self.classes = emb.clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        video = F.normalize(self.dropout(x) @ self.proj.to(x.dtype), dim=-1)
+        video = F.normalize(self.dropout(x) @ self.proj.to(x.dtype) + self.proj_bias.to(x.dtype), dim=-1)
         return self.logit_scale.exp() * video @ F.normalize(self.classes.to(x.dtype), dim=-1).T + self.logit_bias

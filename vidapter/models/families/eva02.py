@@ -13,7 +13,7 @@ import torch
 
 from vidapter.models.convert import _B, Fuse, Row, convert
 from vidapter.models.convert_upstream import BLK, TEXT_KEYS, image_tower, with_qkv_bias
-from vidapter.models.family import CLIP_MEAN, CLIP_STD, Family, ViTFacts, Weights, hub, register_family
+from vidapter.models.family import CLIP_MEAN, CLIP_STD, Family, TextFacts, ViTFacts, Weights, hub, register_family
 
 
 def eva02_facts(width: int, depth: int, heads: int, patch: int, size: int, rope_grid: int = 16) -> ViTFacts:
@@ -33,6 +33,11 @@ _EVA = [
     ("EVA02_CLIP_L_336_psz14_s6B", "eva02_clip_vitl14_336"),
 ]
 
+# The text towers of the releases (open_clip model_configs EVA02-B-16/L-14/L-14-336; EVA-CLIP's CustomCLIP: "text."):
+# OpenAI's text transformer with GELU; the image projection is the visual head, a Linear with bias
+_TEXT_B = TextFacts(512, 12, 8, 512, act="gelu", image_proj_bias=True)
+_TEXT_L = TextFacts(768, 12, 12, 768, act="gelu", image_proj_bias=True)
+
 EVA02 = register_family(Family(
     name="eva02",
     about="EVA02-CLIP",
@@ -48,6 +53,8 @@ EVA02 = register_family(Family(
     },
     layouts=("eva_clip", "timm_eva", "open_clip_timm"),
     timm_architectures=r"eva02_.+_clip_.+",
+    text={"eva02_clip_vitb16": _TEXT_B, "eva02_clip_vitl14": _TEXT_L, "eva02_clip_vitl14_336": _TEXT_L,
+          "tiny_eva02": TextFacts(32, 1, 2, 32, act="gelu", image_proj_bias=True)},
 ))  # fmt: skip
 
 
