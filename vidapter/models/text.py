@@ -1,11 +1,14 @@
-"""CLIP's text tower and the two tensors that put images and text in one space: the image projection and the logit
-scale (openai/CLIP ``clip/model.py`` ``encode_text``, open_clip ``CLIP.encode_text``).
+"""CLIP's text tower and the tensors that put images and text in one space: the image projection and the logit
+scale (openai/CLIP ``clip/model.py`` ``encode_text``, open_clip ``CLIP.encode_text``), with SigLIP's and EVA02-CLIP's
+variants; the prompt ensemble, ViFi-CLIP's video embedding and the text head built on them.
 
-``TextTower(ids)`` embeds the token ids, adds the positions, runs the causal pre-norm blocks, takes the final-normed
-feature at the end-of-text token (the first position of the largest id, as both do: the end id 49407 is the largest)
-and projects it (``x @ text_projection``). The blocks are vidapter's image blocks with a causal attention. Nothing is
-normalised inside: callers L2-normalise. ``ClipText`` holds the tower, ``image_proj`` (the image tower's ``proj``) and
-``logit_scale`` (its exponential multiplies the cosine), read from an OpenAI or open_clip file by ``load_clip_text``.
+``TextTower(ids)`` embeds the token ids, adds the positions, runs the pre-norm blocks (causal for CLIP), takes the
+final-normed feature at the end-of-text token (the first position of the largest id, as both do: the end id 49407 is
+the largest; SigLIP: the last position) and projects it (``x @ text_projection``, plus SigLIP's bias). The blocks are
+vidapter's image blocks. Nothing is normalised inside: callers L2-normalise. ``ClipText`` holds the tower,
+``image_proj`` (the image tower's ``proj``; EVA-CLIP's has a bias, SigLIP's is the identity), ``logit_scale`` (its
+exponential multiplies the cosine), SigLIP's ``logit_bias`` and the release's tokenizer, read by ``load_clip_text``
+from any layout of ``TEXT_LAYOUTS``. ``TextHead`` is the cosine classifier a video model ends in (``model.head=text``).
 """
 
 from __future__ import annotations
