@@ -120,7 +120,7 @@ def test_text_heads_start_from_the_zero_shot_logits(clip_file, video):
         build_model(cfg)
 
 
-def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path):
+def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path, capsys):
     run = tmp_path / "run"
     args = train_args(data, run, "--model.backbone=tiny_clip", f"--model.pretrained={clip_file}", "--model.head=text",
                       "--model.num_frames=4", "--train.epochs=1", "--train.max_steps_per_epoch=2")  # fmt: skip
@@ -135,6 +135,12 @@ def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path):
     assert main(["eval", str(run / "model"), "--novel", str(data / "test.txt"), str(data / "classes.txt"),
                  "--json", str(report)]) == 0  # fmt: skip
     assert json.loads(report.read_text())["novel"]["videos"] == 13
+    clip_path = data / "test" / "grow" / "00000.mp4"
+    assert main(["predict", str(run), str(clip_path), "--labels", "grow,shrink", "--json"]) == 0  # re-embedded
+    assert {t["name"] for t in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top"]} == {
+        "grow",
+        "shrink",
+    }
 
 
 def test_base_to_novel_evaluation_reports_the_harmonic_mean(clip_file, data, tmp_path):

@@ -464,6 +464,17 @@ def read_class_names_file(path: Path) -> list[str] | None:
         raise WeightsError(f"{path}: not a readable text file of class names ({type(e).__name__})") from e
 
 
+def is_model_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is what ``load_model`` reads: a vidapter model directory, a run directory, or a training
+    checkpoint as the engine names them (``best.pt``, ``last.pt``); not, say, a CLIP file."""
+    path = Path(path)
+    if not path.is_dir():
+        return path.name in ("best.pt", "last.pt")
+    if any((path / n).exists() for n in ("best.pt", "last.pt")):
+        return True
+    return any((d / "config.json").exists() and _is_model_directory(d) for d in (path, path / "model"))
+
+
 def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[VideoClassifier, Config, list[str] | None]:
     """A model directory (config.json + model.safetensors), a run directory, or a training checkpoint file.
 

@@ -13,14 +13,15 @@ from vidapter.cli.common import (
     trust_option,
     zero_shot_options,
 )
-from vidapter.config import apply_overrides
+from vidapter.config import ConfigError, apply_overrides
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify video files or folders (zero-shot with --labels)",
                        epilog=OVERRIDES_HELP)  # fmt: skip
-    p.add_argument("model", help="a model or run directory or a checkpoint; with --labels a CLIP-style model: a "
-                   "published name (openai:ViT-B/16) or a file or directory with a text tower")  # fmt: skip
+    p.add_argument("model", help="a model or run directory or a checkpoint; with --labels also a CLIP-style model: "
+                   "a published name (openai:ViT-B/16) or a file or directory with a text tower (a trained model with "
+                   "a text head classifies into the labels instead of its classes)")  # fmt: skip
     p.add_argument("videos", nargs="+")
     p.add_argument("--labels", help='zero-shot: your class names, comma-separated ("juggling,archery")')
     p.add_argument("--labels-file", help="zero-shot: your class names, one per line")
@@ -33,17 +34,27 @@ def add_parser(sub) -> None:
 
 
 def run(args, overrides: list[str]) -> int:
-    from vidapter.classifier import load_model, predict_file
+    from vidapter.classifier import is_model_path, load_model, predict_file
     from vidapter.data.decode import VideoError, video_files
     from vidapter.runtime import place_for_inference
 
-    if args.labels is not None or args.labels_file is not None:
+    labels = args.labels is not None or args.labels_file is not None
+    if labels and not is_model_path(args.model):
         from vidapter.zeroshot import read_labels, zero_shot_model
 
         model = zero_shot_model(args.model, read_labels(args.labels, args.labels_file), templates=args.template,
                                 backbone=args.backbone, preset=args.preset, overrides=overrides,
                                 trust_pickle=args.trust_pickle)  # fmt: skip
         cfg, names = model.config, model.class_names
+    elif labels:  # a trained model with a text head: its classes become these names
+        from vidapter.zeroshot import read_labels
+
+        if args.backbone or args.preset:
+            raise ConfigError("--backbone and --preset apply to a CLIP file; a trained model has its own")
+        model, cfg, _ = load_model(args.model, trust_pickle=args.trust_pickle)
+        model.set_class_names(read_labels(args.labels, args.labels_file), templates=args.template,
+                              trust_pickle=args.trust_pickle)  # fmt: skip
+        cfg, names = apply_overrides(cfg, overrides), model.class_names
     else:
         not_zero_shot(args, "--labels or --labels-file")
         model, cfg, names = load_model(args.model, trust_pickle=args.trust_pickle)
