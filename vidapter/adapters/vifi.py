@@ -84,8 +84,10 @@ class TextTowerHead(nn.Module):
     def _cached_class_embeddings(self) -> torch.Tensor:
         """Without gradient the class embeddings are computed once and kept until the text tower's tensors, the
         ids or the autocast state change (tensor versions count every in-place update: optimizer steps, loading)."""
+        device = self.ids.device.type
+        autocast = device in ("cpu", "cuda") and torch.is_autocast_enabled(device)
         key = (tuple(p._version for p in self.clip.text.parameters()), self.ids.data_ptr(), self.ids._version,
-               torch.is_autocast_enabled(self.ids.device.type))  # fmt: skip
+               device, autocast)  # fmt: skip
         cached = getattr(self, "_cache", None)
         if cached is None or cached[0] != key:
             self._cache = (key, self.class_embeddings())
