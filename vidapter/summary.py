@@ -73,13 +73,17 @@ def info_lines(cfg: Config, info: dict) -> list[str]:
     return lines
 
 
+PRESET_DATASETS = ("k400", "k700", "ssv2", "diving48", "synthetic")  # the datasets preset names name
+
+
 def preset_rows() -> list[dict]:
     """One row per preset: what ``vidapter presets`` prints (counts and GFLOPs from a meta-device build)."""
     rows = []
     for name in list_presets():
         cfg = get_preset(name)
         info = model_info(cfg)
-        rows.append({"name": name, "backbone": info["backbone"], "dataset": name.split("_")[0],
+        dataset = next((t for t in name.split("_") if t in PRESET_DATASETS), "-")  # "-": the user's (zero-shot)
+        rows.append({"name": name, "backbone": info["backbone"], "dataset": dataset,
                      "frames": info["view"]["frames"], "classes": cfg.model.num_classes,
                      "trainable": info["params"]["trainable"], "gflops_per_view": info["gflops_per_view"]})  # fmt: skip
     return rows
