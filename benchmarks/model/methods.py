@@ -5,7 +5,8 @@ Rows: AIM, ST-Adapter 12x384 and 24x384, EVL (4 decoder layers), ZeroI2V (heads 
 fc1, fc2 with heads 0, 1 shifted, AIM with CLIP's cosine text head (400 class embeddings trained), ViFi-CLIP (both
 towers fine-tuned: the text tower runs over the 400 prompts at every step), zero-shot CLIP (the frozen image model
 and a fixed text head: its inference is what zero-shot evaluation costs per clip), and the frozen image model with a
-linear head (the floor). Each is built from its preset's model section with random weights (speed does not depend on them).
+linear head (the floor). Each is built from its preset's model section with random weights (speed does not depend
+on them).
 
 Train step: train mode, forward, cross-entropy on random labels, backward, AdamW over the trainable tensors,
 zero_grad; the median of ``--iters`` steps after ``--warmup``. Memory per step: on CUDA the peak of
