@@ -163,13 +163,13 @@ def test_the_demo_clip_tells_textures_by_name_and_not_order(data):
     """The shipped demo CLIP (text tower pretrained on captions of synthetic still images): the texture clips of the
     test split are classified by their descriptions alone; their image tensors are the demo ViT's, unchanged."""
     from vidapter.data.datasets import read_class_names
-    from vidapter.demo.run import DESCRIPTIONS, _test_metrics
+    from vidapter.demo.run import DESCRIPTIONS, accuracy_on_test
 
     names = read_class_names(data / "classes.txt")
     model = zero_shot_model("vidapter:demo-vit", [DESCRIPTIONS[n] for n in names], templates=["{}"],
                             overrides=[f"--data.root={data}", f"--data.test_list={data / 'test.txt'}",
                                        "--data.workers=0"])  # fmt: skip
-    metrics = _test_metrics(model, model.config, names)
+    metrics = accuracy_on_test(model, model.config, names)
     assert metrics["appearance_accuracy"] == 1.0  # stripes, checkerboard, rings: one test clip each
 
 

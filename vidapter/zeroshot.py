@@ -19,18 +19,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from vidapter.classifier import VideoClassifier, build_model, text_tower_facts
 from vidapter.config import Config, apply_overrides
 from vidapter.data.datasets import read_class_names
 from vidapter.errors import ConfigError
 from vidapter.models.backbones import BACKBONES, TEXT_TOWERS, WEIGHTS
 from vidapter.models.layouts import detect_layout, image_layouts
-from vidapter.models.pretrained import HF_ACTS, WeightsError, read_checkpoint, read_json, resolve_weights
-from vidapter.models.text import KINETICS_TEMPLATES, check_prompts, text_facts_of, text_layout
+from vidapter.models.pretrained import HF_ACTS, WeightsError, read_checkpoint, resolve_weights, rows_fitting
+from vidapter.models.text import KINETICS_TEMPLATES, check_prompts, hf_text_config, text_facts_of, text_layout
 from vidapter.models.torchscript import is_torchscript_archive
-from vidapter.models.vit import VisionTransformer
 from vidapter.presets import get_preset
 
 DEFAULT_PRESET = "clip_zero_shot"
@@ -59,11 +56,9 @@ def read_labels(labels: str | None = None, labels_file: str | os.PathLike | None
 def _file_act(path: Path) -> str | None:
     """The text tower's activation where the file says it: a Hugging Face config.json, or OpenAI's TorchScript
     releases (QuickGELU); None where only the row can say (open_clip state dicts come with either)."""
-    config = path / "config.json" if path.is_dir() else path.parent / "config.json"
-    if config.exists():
-        act = (read_json(config).get("text_config") or {}).get("hidden_act")
-        if act:
-            return HF_ACTS.get(act, act)
+    act = hf_text_config(path)[1].get("hidden_act")
+    if act:
+        return HF_ACTS.get(act, act)
     if path.is_file() and is_torchscript_archive(path):
         return "quick_gelu"
     return None
@@ -88,16 +83,11 @@ def clip_row(clip: str, backbone: str | None = None, trust_pickle: bool = False)
         raise WeightsError(f"{path}: no text tower in this file: it holds an image tower alone")
     text = text_facts_of(raw, layout)
     act = _file_act(path)
-    fits = {}
-    for row, facts in TEXT_TOWERS.items():
-        if replace(facts, heads=text.heads, act=text.act, ln_eps=text.ln_eps, mlp_hidden=text.mlp_hidden) != text:
-            continue
-        if act is not None and facts.act != act:
-            continue
-        with torch.device("meta"):
-            want = VisionTransformer(BACKBONES[row], name=row).state_dict()
-        if set(want) == set(image) and all(tuple(image[k].shape) == tuple(want[k].shape) for k in want):
-            fits[row] = (replace(BACKBONES[row], family=""), facts)
+    candidates = [row for row, facts in TEXT_TOWERS.items()
+                  if replace(facts, heads=text.heads, act=text.act, ln_eps=text.ln_eps, mlp_hidden=text.mlp_hidden)
+                  == text and act in (None, facts.act)]  # fmt: skip
+    fits = {row: (replace(BACKBONES[row], family=""), TEXT_TOWERS[row])
+            for row in rows_fitting(image, candidates, any_grid=False)}  # fmt: skip
     distinct = set(fits.values())
     if len(distinct) == 1:  # rows of one structure (LAION and DataComp B/16): any of them builds the same model
         return next(iter(fits))

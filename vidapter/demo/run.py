@@ -114,6 +114,13 @@ def train_and_test(cfg: Config) -> dict:
     fit(cfg)
     seconds = time.time() - start
     model, cfg_saved, names = load_model(Path(cfg.train.run_dir) / "model")
+    counts = count_parameters(model)
+    return {"params": counts["total"], "trainable": counts["trainable"], "train_seconds": round(seconds, 1),
+            **accuracy_on_test(model, cfg, names), "names": names}  # fmt: skip
+
+
+def accuracy_on_test(model, cfg: Config, names: list[str]) -> dict:
+    """``group_accuracy`` of ``model`` over the test split of ``cfg`` under its test views, on the CPU."""
     facts = model.backbone.facts
     ds, _ = build_dataset(cfg.data, "test", num_frames=cfg.model.num_frames, num_classes=cfg.model.num_classes,
                           mean=facts.mean, std=facts.std)  # fmt: skip
@@ -121,9 +128,7 @@ def train_and_test(cfg: Config) -> dict:
     clips, crops = test_views(cfg.data)
     m = evaluate(model, loader, device=torch.device("cpu"), num_classes=cfg.model.num_classes, clips=clips,
                  crops=crops, normalize=ds.normalize)  # fmt: skip
-    counts = count_parameters(model)
-    return {"params": counts["total"], "trainable": counts["trainable"], "train_seconds": round(seconds, 1),
-            **group_accuracy(m["confusion"], names), "names": names}  # fmt: skip
+    return group_accuracy(m["confusion"], names)
 
 
 def run_demo(data_dir: Path | None = None, run_dir: Path = Path("runs/demo"), overrides: list[str] = ()) -> dict:
@@ -301,17 +306,6 @@ DESCRIPTIONS = {
 }  # fmt: skip
 
 
-def _test_metrics(model, cfg: Config, names: list[str]) -> dict:
-    facts = model.backbone.facts
-    ds, _ = build_dataset(cfg.data, "test", num_frames=cfg.model.num_frames, num_classes=cfg.model.num_classes,
-                          mean=facts.mean, std=facts.std)  # fmt: skip
-    loader = build_loader(ds, 32, train=False, workers=cfg.data.workers)
-    clips, crops = test_views(cfg.data)
-    m = evaluate(model, loader, device=torch.device("cpu"), num_classes=cfg.model.num_classes, clips=clips,
-                 crops=crops, normalize=ds.normalize)  # fmt: skip
-    return group_accuracy(m["confusion"], names)
-
-
 def run_zero_shot(data_dir: Path | None = None, run_dir: Path = Path("runs/zero-shot"),
                   overrides: list[str] = ()) -> dict:  # fmt: skip
     """The demo CLIP (the demo ViT and its text tower, pretrained on captions of synthetic images) classifies the
@@ -334,12 +328,12 @@ def run_zero_shot(data_dir: Path | None = None, run_dir: Path = Path("runs/zero-
             f"--data.{k}={v}" for k, v in (("root", data_dir), ("test_list", data_dir / "test.txt"), ("workers", 1))
         ],
     )
-    zero_shot = {**_test_metrics(zs, zs.config, names), "seconds": round(time.time() - start, 1)}
+    zero_shot = {**accuracy_on_test(zs, zs.config, names), "seconds": round(time.time() - start, 1)}
     start = time.time()
     fit(cfg)
     seconds = time.time() - start
     model, saved, _ = load_model(run_dir / "model")
-    trained = {**_test_metrics(model, saved, names), "train_seconds": round(seconds, 1)}
+    trained = {**accuracy_on_test(model, saved, names), "train_seconds": round(seconds, 1)}
     print()
     print("Zero-shot, the demo CLIP and the classes' descriptions, no video training (test split, 40 clips per class):")
     print(f"  appearance classes, top-1 (chance {100 / len(names):.0f} %):      "

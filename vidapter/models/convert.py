@@ -74,20 +74,38 @@ CLIP_TEXT_TOWER = [
     r"attn_mask",
 ]
 
+
+def hf_encoder_rows(prefix: str, out: str = "") -> list[Row]:
+    """The rows of a transformers encoder's layers (CLIP's and SigLIP's towers, image and text): ``prefix`` matches
+    what comes before ``encoder.layers.N.``, ``out`` what comes before vidapter's ``blocks.N.``; q, k, v fuse."""
+    layer, block = prefix + r"encoder\.layers\.(\d+)\.", out + r"blocks.\1."
+    return [
+        *[(layer + rf"self_attn\.{c}_proj\.{_B}", block + r"attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
+        (layer + rf"self_attn\.out_proj\.{_B}", block + r"attn.proj.\2", None),
+        (layer + rf"layer_norm([12])\.{_B}", block + r"norm\2.\3", None),
+        (layer + rf"mlp\.fc([12])\.{_B}", block + r"mlp.fc\2.\3", None),
+    ]
+
+
+def hf_text_rows() -> list[Row]:
+    """A transformers text tower (``text_model.``: CLIP's and SigLIP's): embeddings, layers, final norm, as
+    ``ClipText``'s ``text.*``."""
+    return [
+        (r"text_model\.embeddings\.token_embedding\.weight", "text.token_embedding.weight", None),
+        (r"text_model\.embeddings\.position_embedding\.weight", "text.pos_embed", None),
+        *hf_encoder_rows(r"text_model\.", "text."),
+        (rf"text_model\.final_layer_norm\.{_B}", r"text.norm.\1", None),
+    ]
+
+
 # CLIPModel and transformers-4 CLIPVisionModel files prefix "vision_model."; transformers-5 vision-only files do not.
 _HF = r"(?:vision_model\.)?"
-_HL = _HF + r"encoder\.layers\.(\d+)\."
 HF_CLIP: list[Row] = [
     (_HF + r"embeddings\.patch_embedding\.weight", "patch_embed.proj.weight", None),
     (_HF + r"embeddings\.class_embedding", "cls_token", _as_cls),
     (_HF + r"embeddings\.position_embedding\.weight", "pos_embed", _as_pos),
     (_HF + rf"pre_layrnorm\.{_B}", r"norm_pre.\1", None),
-    *[(_HL + rf"self_attn\.{c}_proj\.{_B}", r"blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
-    (_HL + rf"self_attn\.out_proj\.{_B}", r"blocks.\1.attn.proj.\2", None),
-    (_HL + rf"layer_norm1\.{_B}", r"blocks.\1.norm1.\2", None),
-    (_HL + rf"layer_norm2\.{_B}", r"blocks.\1.norm2.\2", None),
-    (_HL + rf"mlp\.fc1\.{_B}", r"blocks.\1.mlp.fc1.\2", None),
-    (_HL + rf"mlp\.fc2\.{_B}", r"blocks.\1.mlp.fc2.\2", None),
+    *hf_encoder_rows(_HF),
     (_HF + rf"post_layernorm\.{_B}", r"norm.\1", None),
 ]
 HF_CLIP_IGNORE = [

@@ -318,20 +318,24 @@ def load_backbone(vit: VisionTransformer, spec: str, fmt: str | None = None, tru
     return report
 
 
+def rows_fitting(sd: Mapping[str, torch.Tensor], rows, any_grid: bool = True) -> list[str]:
+    """The backbone rows of ``rows`` whose image tower has exactly the converted tensors' keys and shapes (the
+    positions at any grid, unless ``any_grid`` is false)."""
+    fits = []
+    for name in rows:
+        with torch.device("meta"):
+            want = VisionTransformer(BACKBONES[name], name=name).state_dict()
+        if set(want) == set(sd) and all((any_grid and k == "pos_embed") or tuple(sd[k].shape) == tuple(want[k].shape)
+                                        for k in want):  # fmt: skip
+            fits.append(name)
+    return fits
+
+
 def _fits_rows(sd: Mapping[str, torch.Tensor], vit: VisionTransformer) -> str:
     """Which backbone rows the converted tensors fit (keys and shapes, positions at any grid): the hint in the
     error for a file named with the wrong row."""
-    fits = []
-    for name, facts in BACKBONES.items():
-        if name.startswith(("tiny_", "demo_")) and not vit.name.startswith(("tiny_", "demo_")):
-            continue
-        with torch.device("meta"):
-            want = VisionTransformer(facts, name=name).state_dict()
-        same = set(want) == set(sd) and all(
-            k == "pos_embed" or tuple(sd[k].shape) == tuple(want[k].shape) for k in want
-        )
-        if same:
-            fits.append(name)
+    tiny = vit.name.startswith(("tiny_", "demo_"))
+    fits = rows_fitting(sd, [n for n in BACKBONES if tiny or not n.startswith(("tiny_", "demo_"))])
     if not fits:
         return "it fits no backbone row"
     return f"it looks like {' or '.join(fits)}" + (

@@ -24,7 +24,8 @@ from torch import nn
 
 from vidapter.errors import ConfigError
 from vidapter.models.backbones import CLIP_MEAN, CLIP_STD, TEXT_TOWERS, TextFacts, ViTFacts
-from vidapter.models.convert import _B, OPENAI, ConversionError, Fuse, Row, convert
+from vidapter.models.convert import _B, OPENAI, ConversionError, Row, convert, hf_text_rows
+from vidapter.models.families.siglip import hf_siglip_text
 from vidapter.models.pretrained import (
     HF_ACTS,
     WeightsError,
@@ -135,17 +136,8 @@ OPENAI_TEXT_IGNORE = [r"visual\.(?!proj$).+", r"attn_mask", r"input_resolution",
 
 
 # Hugging Face CLIPModel directories (transformers CLIPTextTransformer): the text projection is a Linear (E, W)
-_HT = r"text_model\.encoder\.layers\.(\d+)\."
 HF_CLIP_TEXT: list[Row] = [
-    (r"text_model\.embeddings\.token_embedding\.weight", "text.token_embedding.weight", None),
-    (r"text_model\.embeddings\.position_embedding\.weight", "text.pos_embed", None),
-    *[(_HT + rf"self_attn\.{c}_proj\.{_B}", r"text.blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
-    (_HT + rf"self_attn\.out_proj\.{_B}", r"text.blocks.\1.attn.proj.\2", None),
-    (_HT + rf"layer_norm1\.{_B}", r"text.blocks.\1.norm1.\2", None),
-    (_HT + rf"layer_norm2\.{_B}", r"text.blocks.\1.norm2.\2", None),
-    (_HT + rf"mlp\.fc1\.{_B}", r"text.blocks.\1.mlp.fc1.\2", None),
-    (_HT + rf"mlp\.fc2\.{_B}", r"text.blocks.\1.mlp.fc2.\2", None),
-    (rf"text_model\.final_layer_norm\.{_B}", r"text.norm.\1", None),
+    *hf_text_rows(),
     (r"text_projection\.weight", "text.proj", torch.t),
     (r"visual_projection\.weight", "image_proj", torch.t),
     (r"logit_scale", "logit_scale", None),
@@ -153,14 +145,17 @@ HF_CLIP_TEXT: list[Row] = [
 HF_CLIP_TEXT_IGNORE = [r"vision_model\..+", r"text_model\.embeddings\.position_ids"]
 
 
-# The text layouts: (marker key, table, keys left to the image loaders, the image projection's key or None (SigLIP:
-# the identity)); the first whose marker a file has is its layout.
+# The text layouts: (marker key, converter to ClipText's names); the first whose marker a file has is its layout.
+# The image projection comes out of every converter as ``image_proj`` (D_image, E) (SigLIP's: the identity).
+def _table(table: list[Row], ignore: list[str], name: str):
+    return lambda sd: convert(sd, table, ignore, name)
+
+
 TEXT_LAYOUTS = {
-    "hf_siglip": ("text_model.head.weight", None, None, None),  # siglip.hf_siglip_text converts it
-    "hf_clip": ("text_model.embeddings.token_embedding.weight", HF_CLIP_TEXT, HF_CLIP_TEXT_IGNORE,
-                "visual_projection.weight"),
-    "openai": ("token_embedding.weight", OPENAI_TEXT, OPENAI_TEXT_IGNORE, "visual.proj"),
-    "custom_text": ("text.token_embedding.weight", CUSTOM_TEXT, CUSTOM_TEXT_IGNORE, None),
+    "hf_siglip": ("text_model.head.weight", hf_siglip_text),  # SigLIP's family module holds its table
+    "hf_clip": ("text_model.embeddings.token_embedding.weight", _table(HF_CLIP_TEXT, HF_CLIP_TEXT_IGNORE, "hf_clip")),
+    "openai": ("token_embedding.weight", _table(OPENAI_TEXT, OPENAI_TEXT_IGNORE, "openai")),
+    "custom_text": ("text.token_embedding.weight", _table(CUSTOM_TEXT, CUSTOM_TEXT_IGNORE, "custom_text")),
 }  # fmt: skip
 
 
@@ -200,7 +195,7 @@ def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick
                      image_proj_bias=layout == "custom_text")  # fmt: skip
 
 
-def _hf_text_config(path: Path) -> tuple[Path, dict]:
+def hf_text_config(path: Path) -> tuple[Path, dict]:
     """A Hugging Face directory's config.json ``text_config``: the heads, activation and eps the tensors cannot show."""
     config = path / "config.json" if path.is_dir() else path.parent / "config.json"
     return config, (read_json(config).get("text_config") or {}) if config.exists() else {}
@@ -224,8 +219,6 @@ def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None
 
     ``facts``: the text tower's row (a backbone row name with a text tower, or ``TextFacts``); None: its sizes read
     from the file, with ``act`` and ``heads`` (width / 64 unless given) where its metadata does not say them."""
-    from vidapter.models.families.siglip import hf_siglip_text
-
     if isinstance(facts, str):
         if facts not in TEXT_TOWERS:
             raise WeightsError(f"backbone {facts!r} has no text tower; rows with one: {', '.join(TEXT_TOWERS)}")
@@ -236,27 +229,19 @@ def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None
     if layout is None:
         raise WeightsError(f"{path}: no text tower in this file (neither OpenAI's token_embedding.weight nor "
                            "Hugging Face's text_model.*): it holds an image tower alone")  # fmt: skip
-    _, table, ignore, image_proj = TEXT_LAYOUTS[layout]
     if layout.startswith("hf_"):
-        config, text = _hf_text_config(path)
+        config, text = hf_text_config(path)
         facts = facts or text_facts_of(sd, layout, act, heads, text)
         _check_hf_text_config(config, text, facts)
     facts = facts or text_facts_of(sd, layout, act, heads)
-    if image_proj is not None and image_proj not in sd:
-        raise WeightsError(f"{path}: no image projection ({image_proj}): the text tower cannot be used without it")
-    if layout == "custom_text":
-        head = next((k for k in ("visual.head.weight", "visual.trunk.head.weight") if k in sd), None)
-        if head is None:
-            raise WeightsError(f"{path}: no image projection (visual.head or visual.trunk.head): the text tower "
-                               "cannot be used without it")  # fmt: skip
-        image_width = sd[head].shape[1]
-    else:
-        image_width = facts.embed_dim if image_proj is None else sd[image_proj].shape[0 if layout == "openai" else 1]
-    model = ClipText(facts, image_width)
     try:
-        tensors = hf_siglip_text(sd) if layout == "hf_siglip" else convert(sd, table, ignore, layout)
+        tensors = TEXT_LAYOUTS[layout][1](sd)
     except ConversionError as e:
         raise WeightsError(f"{path}: {e}") from e
+    if "image_proj" not in tensors:
+        raise WeightsError(f"{path}: no image projection beside the text tower ({layout}): the text tower cannot "
+                           "be used without it")  # fmt: skip
+    model = ClipText(facts, tensors["image_proj"].shape[0])
     check_keys(tensors, model.state_dict(), f"{path} ({layout}): its text tower does not fit {facts}")
     model.load_state_dict(tensors, strict=True)
     if facts.tokenizer == "sentencepiece":

@@ -13,7 +13,16 @@ from collections.abc import Mapping
 
 import torch
 
-from vidapter.models.convert import _B, ConversionError, Fuse, Row, _as_pos, convert, split_pool_in_proj
+from vidapter.models.convert import (
+    _B,
+    ConversionError,
+    Row,
+    _as_pos,
+    convert,
+    hf_encoder_rows,
+    hf_text_rows,
+    split_pool_in_proj,
+)
 from vidapter.models.family import HALF, Family, TextFacts, ViTFacts, Weights, hub, register_family
 
 
@@ -90,15 +99,11 @@ def _patch_kernel(t: Tensor) -> Tensor:
 # SiglipVisionModel / Siglip2VisionModel (no prefix) and the vision tower of a SiglipModel / Siglip2Model file
 # (``vision_model.``; transformers 5 strips that prefix when it loads a full file into the vision-only class).
 _SV = r"(?:vision_model\.)?"
-_SL = _SV + r"encoder\.layers\.(\d+)\."
 HF_SIGLIP: list[Row] = [
     (_SV + r"embeddings\.patch_embedding\.weight", "patch_embed.proj.weight", _patch_kernel),
     (_SV + r"embeddings\.patch_embedding\.bias", "patch_embed.proj.bias", None),
     (_SV + r"embeddings\.position_embedding\.weight", "pos_embed", _as_pos),
-    *[(_SL + rf"self_attn\.{c}_proj\.{_B}", r"blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
-    (_SL + rf"self_attn\.out_proj\.{_B}", r"blocks.\1.attn.proj.\2", None),
-    (_SL + rf"layer_norm([12])\.{_B}", r"blocks.\1.norm\2.\3", None),
-    (_SL + rf"mlp\.fc([12])\.{_B}", r"blocks.\1.mlp.fc\2.\3", None),
+    *hf_encoder_rows(_SV),
     (_SV + rf"post_layernorm\.{_B}", r"norm.\1", None),
     # MAP head -> timm AttentionPoolLatent; the fused in_proj rows [q; k; v] are split by split_pool_in_proj
     (_SV + r"head\.probe", "attn_pool.latent", None),
@@ -122,15 +127,8 @@ def hf_siglip_to_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 # The text tower of a SiglipModel file (the image side's embedding is the pooled feature itself: no projection)
-_ST = r"text_model\.encoder\.layers\.(\d+)\."
 HF_SIGLIP_TEXT: list[Row] = [
-    (r"text_model\.embeddings\.token_embedding\.weight", "text.token_embedding.weight", None),
-    (r"text_model\.embeddings\.position_embedding\.weight", "text.pos_embed", None),
-    *[(_ST + rf"self_attn\.{c}_proj\.{_B}", r"text.blocks.\1.attn.qkv.\2", Fuse(i, 3)) for i, c in enumerate("qkv")],
-    (_ST + rf"self_attn\.out_proj\.{_B}", r"text.blocks.\1.attn.proj.\2", None),
-    (_ST + rf"layer_norm([12])\.{_B}", r"text.blocks.\1.norm\2.\3", None),
-    (_ST + rf"mlp\.fc([12])\.{_B}", r"text.blocks.\1.mlp.fc\2.\3", None),
-    (rf"text_model\.final_layer_norm\.{_B}", r"text.norm.\1", None),
+    *hf_text_rows(),
     (r"text_model\.head\.weight", "text.proj", torch.t),
     (r"text_model\.head\.bias", "text.proj_bias", None),
     (r"logit_(scale|bias)", r"logit_\1", lambda t: t.reshape(())),
