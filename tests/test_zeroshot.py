@@ -186,3 +186,14 @@ def test_the_text_head_works_with_every_readout(method, clip_file, video):
         logits = model(video)
     assert logits.shape == (2, 4) and torch.isfinite(logits).all()
     assert {"head.logit_scale", "head.classes"} <= {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_a_text_head_reads_its_clip_file_once(clip_file, monkeypatch):
+    """The image tower and the text tower come from one read of the file (it can be hundreds of MB)."""
+    from vidapter.models import pretrained
+
+    reads = []
+    real = pretrained._read_checkpoint
+    monkeypatch.setattr(pretrained, "_read_checkpoint", lambda *a: reads.append(a[0]) or real(*a))
+    zero_shot_model(clip_file, NAMES, backbone="tiny_clip")
+    assert reads == [clip_file]

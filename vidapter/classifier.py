@@ -43,7 +43,15 @@ from vidapter.data.build import clip_transform, frame_sampler
 from vidapter.data.datasets import read_class_names
 from vidapter.files import write_atomic, write_dir_atomic, write_text
 from vidapter.models.backbones import TEXT_TOWERS
-from vidapter.models.pretrained import LoadReport, WeightsError, check_keys, load_backbone, read_json, read_safetensors
+from vidapter.models.pretrained import (
+    LoadReport,
+    WeightsError,
+    check_keys,
+    load_backbone,
+    read_json,
+    read_once,
+    read_safetensors,
+)
 from vidapter.models.text import KINETICS_TEMPLATES, TextHead, class_embeddings, load_clip_text
 from vidapter.models.vit import VisionTransformer, build_vit, set_recompute
 
@@ -276,6 +284,12 @@ def build_model(cfg: ModelConfig, trust_pickle: bool = False, class_names: list[
     # model.adapter_layers chooses the blocks every per-layer method adapts: AIM's adapters, the method's own modules
     # and the head shifts (checked before any weights are read)
     layers = resolve_layers(cfg.adapter_layers, len(vit.blocks))
+    with read_once():  # a text head reads the same file for its text tower (build_head, a method's head)
+        return _build_model(cfg, vit, layers, method, class_names, trust_pickle)
+
+
+def _build_model(cfg: ModelConfig, vit: VisionTransformer, layers: list[int], method, class_names: list[str] | None,
+                 trust_pickle: bool) -> VideoClassifier:  # fmt: skip
     report = load_backbone(vit, cfg.pretrained, trust_pickle=trust_pickle) if cfg.pretrained else None
     kinds = tuple(k for k in ADAPTER_KINDS if k in cfg.adapters)
     apply_aim(vit, kinds=kinds, layers=cfg.adapter_layers, ratio=cfg.aim.ratio, scale=cfg.aim.scale,

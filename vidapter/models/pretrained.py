@@ -7,6 +7,8 @@ model's grid, and loads strictly: a missing, extra or misshapen key is an error 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -215,21 +217,52 @@ def _check_open_clip_config(cfg: dict, facts: ViTFacts, where: Path) -> None:
         )
 
 
+_READ_ONCE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("read_once", default=None)
+
+
+@contextlib.contextmanager
+def read_once():
+    """Inside, ``read_checkpoint`` reads each file once: a model with a text head reads its CLIP file for the image
+    tower and again for the text tower (hundreds of MB); the tensors are kept only until the block ends."""
+    token = _READ_ONCE.set(_READ_ONCE.get() if _READ_ONCE.get() is not None else {})
+    try:
+        yield
+    finally:
+        _READ_ONCE.reset(token)
+
+
 def read_checkpoint(path: str | os.PathLike, facts: ViTFacts | None = None, trust_pickle: bool = False) -> dict:
-    """Read tensors from a file or Hugging Face directory into a flat ``name -> tensor`` dict.
+    """Read tensors from a file or Hugging Face directory into a flat ``name -> tensor`` dict (inside ``read_once``,
+    a file read before comes from memory; its metadata is still checked against ``facts``).
 
     Nothing in the file runs: TorchScript archives are read as data (models/torchscript.py), pickled files with the
     restricted loader unless ``trust_pickle``."""
-    path = Path(path)
+    cache = _READ_ONCE.get()
+    if cache is None:
+        return _read_checkpoint(Path(path), facts, trust_pickle)
+    key = (str(Path(path).resolve()), trust_pickle)
+    if key in cache:
+        _check_beside(Path(path), facts)
+        return dict(cache[key])
+    cache[key] = _read_checkpoint(Path(path), facts, trust_pickle)
+    return dict(cache[key])
+
+
+def _check_beside(path: Path, facts: ViTFacts | None) -> None:
+    """The metadata of a Hugging Face directory, or of a file as a hub repository names it (beside it), against
+    ``facts``."""
+    if facts is not None and (path.is_dir() or path.name in HUB_FILES):
+        check_metadata(path, facts)
+
+
+def _read_checkpoint(path: Path, facts: ViTFacts | None, trust_pickle: bool) -> dict:
     if path.is_dir():
         for name in HUB_FILES:
             if (path / name).exists():
-                if facts is not None:
-                    check_metadata(path, facts)
+                _check_beside(path, facts)
                 return read_checkpoint(path / name, trust_pickle=trust_pickle)
         raise WeightsError(f"{path}: a model directory needs model.safetensors or pytorch_model.bin")
-    if facts is not None and path.name in HUB_FILES:  # a file as a hub repository names it: its metadata is beside it
-        check_metadata(path, facts)
+    _check_beside(path, facts)
     try:
         if path.suffix == ".safetensors":
             return read_safetensors(path)
