@@ -188,8 +188,9 @@ def test_the_text_head_works_with_every_readout(method, clip_file, video):
     assert {"head.logit_scale", "head.classes"} <= {n for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_a_text_head_reads_its_clip_file_once(clip_file, monkeypatch):
-    """The image tower and the text tower come from one read of the file (it can be hundreds of MB)."""
+def test_a_text_head_reads_its_clip_file_once(clip_file, monkeypatch, tmp_path):
+    """The image tower and the text tower come from one read of the file (it can be hundreds of MB), and so does the
+    row of a directory that says it."""
     from vidapter.models import pretrained
 
     reads = []
@@ -197,3 +198,7 @@ def test_a_text_head_reads_its_clip_file_once(clip_file, monkeypatch):
     monkeypatch.setattr(pretrained, "_read_checkpoint", lambda *a: reads.append(a[0]) or real(*a))
     zero_shot_model(clip_file, NAMES, backbone="tiny_clip")
     assert reads == [clip_file]
+    hf_clip_model(vocab=49408, context=77).save_pretrained(tmp_path)
+    reads.clear()
+    zero_shot_model(tmp_path, NAMES)  # the row from the file, then both towers
+    assert reads == [tmp_path, tmp_path / "model.safetensors"]  # the directory, then its weights file

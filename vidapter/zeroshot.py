@@ -25,7 +25,7 @@ from vidapter.data.datasets import read_class_names
 from vidapter.errors import ConfigError
 from vidapter.models.backbones import BACKBONES, TEXT_TOWERS, WEIGHTS
 from vidapter.models.layouts import detect_layout, image_layouts
-from vidapter.models.pretrained import HF_ACTS, WeightsError, read_checkpoint, resolve_weights, rows_fitting
+from vidapter.models.pretrained import HF_ACTS, WeightsError, read_checkpoint, read_once, resolve_weights, rows_fitting
 from vidapter.models.text import KINETICS_TEMPLATES, check_prompts, hf_text_config, text_facts_of, text_layout
 from vidapter.models.torchscript import is_torchscript_archive
 from vidapter.presets import get_preset
@@ -133,7 +133,12 @@ def zero_shot_model(
     """
     if labels is not None or templates:
         check_prompts(list(labels) if labels is not None else ["name"], list(templates or KINETICS_TEMPLATES))
-    cfg = zero_shot_config(str(clip), len(labels) if labels is not None else 1, backbone=backbone, preset=preset,
+    with read_once():  # a file that must say its row is read for that, then for both towers: once
+        return _zero_shot_model(str(clip), labels, templates, backbone, preset, overrides, trust_pickle)
+
+
+def _zero_shot_model(clip: str, labels, templates, backbone, preset, overrides, trust_pickle) -> VideoClassifier:
+    cfg = zero_shot_config(clip, len(labels) if labels is not None else 1, backbone=backbone, preset=preset,
                            templates=templates, overrides=overrides, trust_pickle=trust_pickle)  # fmt: skip
     if labels is None:
         if not cfg.data.class_names:
