@@ -310,7 +310,7 @@ def _build_model(cfg: ModelConfig, vit: VisionTransformer, layers: list[int], me
         readout=method.readout,
         decoder=decoder,
         head_std=method.head_std,
-        feature=cfg.feature,
+        feature=cfg.feature or text_feature(cfg),
         head=head,
     )
     model.train_norm = method.train_norm
@@ -327,6 +327,14 @@ def text_tower_facts(row: str):
         raise ConfigError(f"backbone {row!r} has no text tower in its releases; rows with one: "
                           + ", ".join(TEXT_TOWERS))  # fmt: skip
     return TEXT_TOWERS[row]
+
+
+def text_feature(cfg: ModelConfig) -> str | None:
+    """The per-frame feature a text head reads where ``model.feature`` is unset: the one the release's image
+    projection was trained on (PE-Core's attention pool, not its class token); None: the row's own."""
+    if cfg.head == "text" or cfg.head_init == "text":
+        return text_tower_facts(cfg.backbone).image_feature
+    return None
 
 
 def build_head(cfg: ModelConfig, width: int, head_std: float | None, class_names: list[str] | None,

@@ -84,8 +84,9 @@ def clip_row(clip: str, backbone: str | None = None, trust_pickle: bool = False)
     text = text_facts_of(raw, layout)
     act = _file_act(path)
     candidates = [row for row, facts in TEXT_TOWERS.items()
-                  if replace(facts, heads=text.heads, act=text.act, ln_eps=text.ln_eps, mlp_hidden=text.mlp_hidden)
-                  == text and act in (None, facts.act)]  # fmt: skip
+                  if replace(facts, heads=text.heads, act=text.act, ln_eps=text.ln_eps, mlp_hidden=text.mlp_hidden,
+                             tokenizer=text.tokenizer, image_proj_bias=text.image_proj_bias,
+                             image_feature=text.image_feature) == text and act in (None, facts.act)]  # fmt: skip
     fits = {row: (replace(BACKBONES[row], family=""), TEXT_TOWERS[row])
             for row in rows_fitting(image, candidates, any_grid=False)}  # fmt: skip
     distinct = set(fits.values())

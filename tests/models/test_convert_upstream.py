@@ -78,12 +78,14 @@ def _timm_file(name: str, kwargs: dict, **peer_kwargs) -> Callable[[], tuple[nn.
     return make
 
 
-def _open_clip(name: str, embed_dim: int) -> Callable[[], tuple[nn.Module, dict[str, Tensor]]]:
-    """open_clip's own config and TimmModel wiring, the timm trunk built at the tiny size, the text tower tiny."""
+def _open_clip(name: str, embed_dim: int, text: dict = TINY_TEXT,
+               trunk: dict | None = None) -> Callable[[], tuple[nn.Module, dict[str, Tensor]]]:  # fmt: skip
+    """open_clip's own config and TimmModel wiring, the timm trunk built at the tiny size (and ``trunk``'s keywords),
+    the text tower tiny."""
 
     def make():
-        text_cfg = {**open_clip.get_model_config(name)["text_cfg"], **TINY_TEXT}
-        with mock.patch.object(timm, "create_model", partial(timm.create_model, **TINY)):
+        text_cfg = {**open_clip.get_model_config(name)["text_cfg"], **text}
+        with mock.patch.object(timm, "create_model", partial(timm.create_model, **TINY, **(trunk or {}))):
             model = open_clip.create_model(name, pretrained=None, embed_dim=embed_dim, text_cfg=text_cfg)
         model = randomize_(model).eval()
         return model, dict(model.state_dict())
@@ -180,6 +182,26 @@ _PE_BLOCK = {"norm1": "ln_1", "attn.qkv": "attn.in_proj", "attn.proj": "attn.out
 _PE_POOL = {"proj": "attn.out_proj", "norm": "layernorm", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
 
 
+def pe_names(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A timm PE-Core state dict (no head) in the original image tower's names, without ``proj``."""
+    t = {k: v.clone() for k, v in state_dict.items()}
+    sd = {"conv1.weight": t.pop("patch_embed.proj.weight"), "positional_embedding": t.pop("pos_embed")[0]}
+    if "cls_token" in t:
+        sd["class_embedding"] = t.pop("cls_token").reshape(-1)
+    for b in ("weight", "bias"):
+        sd[f"attn_pool.attn.in_proj_{b}"] = torch.cat([t.pop(f"attn_pool.q.{b}"), t.pop(f"attn_pool.kv.{b}")])
+    sd["attn_pool.probe"] = t.pop("attn_pool.latent")
+    for k, v in t.items():
+        if m := re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", k):
+            sep = "_" if m.group(2) == "attn.qkv" else "."
+            sd[f"transformer.resblocks.{m.group(1)}.{_PE_BLOCK[m.group(2)]}{sep}{m.group(3)}"] = v
+        elif m := re.fullmatch(r"attn_pool\.(.+)\.(weight|bias)", k):
+            sd[f"attn_pool.{_PE_POOL[m.group(1)]}.{m.group(2)}"] = v
+        else:
+            sd[{"norm_pre": "ln_pre", "norm": "ln_post"}[k.split(".")[0]] + "." + k.split(".")[1]] = v
+    return sd
+
+
 def _pe(name: str, kwargs: dict, full_clip: bool) -> Callable[[], tuple[nn.Module, dict[str, Tensor]]]:
     """core/vision_encoder/pe.py VisionTransformer: conv1 (no bias), class_embedding (D,) (B/L only),
     positional_embedding (N, D), ln_pre, transformer.resblocks.N.{ln_1, attn.in_proj_weight/bias (SelfAttention, the
@@ -189,22 +211,7 @@ def _pe(name: str, kwargs: dict, full_clip: bool) -> Callable[[], tuple[nn.Modul
 
     def make():
         model, g = _timm(name, kwargs), _gen()
-        t = {k: v.clone() for k, v in model.state_dict().items()}
-        sd = {"conv1.weight": t.pop("patch_embed.proj.weight"), "positional_embedding": t.pop("pos_embed")[0]}
-        if "cls_token" in t:
-            sd["class_embedding"] = t.pop("cls_token").reshape(-1)
-        for b in ("weight", "bias"):
-            sd[f"attn_pool.attn.in_proj_{b}"] = torch.cat([t.pop(f"attn_pool.q.{b}"), t.pop(f"attn_pool.kv.{b}")])
-        sd["attn_pool.probe"] = t.pop("attn_pool.latent")
-        for k, v in t.items():
-            if m := re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", k):
-                sep = "_" if m.group(2) == "attn.qkv" else "."
-                sd[f"transformer.resblocks.{m.group(1)}.{_PE_BLOCK[m.group(2)]}{sep}{m.group(3)}"] = v
-            elif m := re.fullmatch(r"attn_pool\.(.+)\.(weight|bias)", k):
-                sd[f"attn_pool.{_PE_POOL[m.group(1)]}.{m.group(2)}"] = v
-            else:
-                sd[{"norm_pre": "ln_pre", "norm": "ln_post"}[k.split(".")[0]] + "." + k.split(".")[1]] = v
-        sd["proj"] = _randn(g, WIDTH, PROJ)
+        sd = {**pe_names(model.state_dict()), "proj": _randn(g, WIDTH, PROJ)}
         if full_clip:
             sd = {**{"visual." + k: v for k, v in sd.items()}, **_text_tower(g, "")}
         return model, sd
@@ -448,3 +455,38 @@ def test_pe_attention_pool_matches():
         h = F.gelu(F.linear(ln(y), sd["attn_pool.mlp.c_fc.weight"], sd["attn_pool.mlp.c_fc.bias"]))
         want = (y + F.linear(h, sd["attn_pool.mlp.c_proj.weight"], sd["attn_pool.mlp.c_proj.bias"])).squeeze(1)
         torch.testing.assert_close(model.attn_pool(tokens), want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["open_clip", "pe"])
+def test_pe_core_zero_shot_equals_open_clips(layout, tmp_path):
+    """PE-Core's CLIP from open_clip's file (text under ``text.``, the image projection the trunk's Linear head) and
+    from Meta's original (OpenAI's names, ``visual.proj``, no bias): zero-shot logits equal open_clip's
+    exp(scale) x cos(encode_image, encode_text), the image embedding read from the attention pool, not the class
+    token; the text tower's context is PE's 32."""
+    from vidapter.models.tokenizer import tokenizer
+    from vidapter.zeroshot import zero_shot_model
+
+    text = dict(context_length=32, vocab_size=49408, width=32, heads=2, layers=1)  # the tiny_pe_core row's tower
+    model, sd = _open_clip("PE-Core-B-16", PROJ, text, {"ref_feat_shape": (4, 4)})()  # the tiny row's RoPE grid
+    with torch.no_grad():
+        model.visual.trunk.head.bias.zero_()  # the originals' projection has none
+    sd = dict(model.state_dict())
+    if layout == "pe":
+        trunk = {k[len("visual.trunk.") :]: v for k, v in sd.items() if k.startswith("visual.trunk.")}
+        proj = trunk.pop("head.weight").T
+        del trunk["head.bias"]
+        text_sd = {k[len("text.") :]: v for k, v in sd.items() if k.startswith("text.")}
+        sd = {**{f"visual.{k}": v for k, v in pe_names(trunk).items()}, "visual.proj": proj, **text_sd,
+              "logit_scale": sd["logit_scale"]}  # fmt: skip
+    path = tmp_path / "pe.pt"
+    torch.save(sd, path)
+    names = ["juggling", "tai chi"]
+    ours = zero_shot_model(path, names, templates=["a video of {}."], backbone="tiny_pe_core",
+                           overrides=["--model.num_frames=1"], trust_pickle=True)  # fmt: skip
+    assert ours.feature == "pool" and ours.head.sigmoid is False
+    x = torch.randn(2, 3, SIZE, SIZE, generator=_gen(3))
+    with torch.no_grad():
+        image = F.normalize(model.encode_image(x), dim=-1)
+        classes = F.normalize(model.encode_text(tokenizer()([f"a video of {n}." for n in names], context=32)), dim=-1)
+        torch.testing.assert_close(ours(x.unsqueeze(2)), model.logit_scale.exp() * image @ classes.T, atol=1e-4,
+                                   rtol=1e-5)  # fmt: skip

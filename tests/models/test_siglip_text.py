@@ -88,3 +88,68 @@ def test_published_siglip_names_bring_their_tokenizer(tmp_path, monkeypatch):
     spiece.write_bytes(b"")
     path = resolve_weights(name)
     assert path == tmp_path / WEIGHTS[name].filename and companion_file(name, path, "spiece.model") == spiece
+    assert WEIGHTS["hf:google/siglip2-base-patch16-224"].companions == ("tokenizer.json", "tokenizer_config.json")
+
+
+@pytest.fixture(scope="module")
+def siglip2_dir(siglip_dir, tmp_path_factory):
+    """The same SiglipModel saved as SigLIP 2's releases are: Gemma's tokenizer (a 40-entry BPE with Gemma's special
+    ids pad 0, end 1, start 2, the end id appended) in tokenizer.json and tokenizer_config.json, no spiece.model."""
+    import json
+
+    from transformers import GemmaTokenizer
+
+    special = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    vocab = {t: i for i, t in enumerate([*special, "▁", *"abcdefghijklmnopqrstuvwxyz"])}
+    merges = [("▁", "a"), ("▁", "p"), ("l", "a"), ("i", "n"), ("in", "g"), ("▁p", "la"), ("▁pla", "y"), ("h", "i")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    assert len(vocab) == 40  # the tiny_siglip row's vocabulary size
+    out = tmp_path_factory.mktemp("siglip2") / "model"
+    shutil.copytree(siglip_dir, out, ignore=shutil.ignore_patterns("spiece.model"))
+    GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=False, add_eos_token=True).save_pretrained(out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    config.update(add_bos_token=False, add_eos_token=True, padding_side="right")  # as SigLIP 2's file says
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out
+
+
+def test_siglip2_gemma_tokenizer_equals_transformers_and_open_clip(siglip2_dir):
+    """Gemma's tokenizer from tokenizer.json: the ids of transformers' tokenizer on the canonicalised texts (SigLIP 2
+    was trained lower-cased) and of open_clip's SigLIP 2 tokenizer (``clean="canonicalize"``), padded to 64."""
+    from open_clip.tokenizer import HFTokenizer
+    from transformers import AutoTokenizer
+
+    from vidapter.models.tokenizer import JsonTokenizer, canonicalize
+
+    ours = JsonTokenizer(siglip2_dir / "tokenizer.json")(TEXTS)
+    peer = AutoTokenizer.from_pretrained(siglip2_dir)
+    want = peer([canonicalize(t) for t in TEXTS], padding="max_length", max_length=64, truncation=True,
+                return_tensors="pt").input_ids  # fmt: skip
+    assert torch.equal(ours, want) and torch.equal(ours, HFTokenizer(str(siglip2_dir), 64, clean="canonicalize")(TEXTS))
+    # "a photo of a cat": a ▁p h o t o ▁ o f ▁a ▁ c a t <eos> <pad> (Gemma adds no leading ▁)
+    assert ours[0, :16].tolist() == [6, 33, 13, 20, 25, 20, 5, 20, 11, 32, 5, 8, 6, 25, 1, 0]
+    assert (ours[:, -1] == 1).sum() == 1  # the text over 64 ids: truncated with the end id last
+    assert ours[1].tolist().count(1) == 1 and ours[1, -1] == 0  # one end id, then Gemma's pad 0
+
+
+def test_siglip2_directory_zero_shot_equals_siglipmodel(siglip2_dir, images):
+    """A SigLIP 2 directory (no spiece.model): the text tower reads its Gemma tokenizer; logits equal SiglipModel's on
+    the ids transformers' tokenizer gives."""
+    from transformers import AutoTokenizer, SiglipModel
+
+    from vidapter.models.tokenizer import JsonTokenizer, canonicalize
+    from vidapter.zeroshot import zero_shot_model
+
+    names = ["playing", "hiking"]
+    model = zero_shot_model(siglip2_dir, names, templates=["a photo of {}."], overrides=["--model.num_frames=1"])
+    peer = SiglipModel.from_pretrained(siglip2_dir).eval()
+    ids = AutoTokenizer.from_pretrained(siglip2_dir)(
+        [canonicalize(f"a photo of {n}.") for n in names], padding="max_length", max_length=64, return_tensors="pt"
+    ).input_ids
+    with torch.no_grad():
+        want = peer(input_ids=ids, pixel_values=images).logits_per_image
+        torch.testing.assert_close(model(images.unsqueeze(2)), want, atol=1e-5, rtol=0)
+    from vidapter.models.text import load_clip_text
+
+    assert isinstance(load_clip_text(siglip2_dir).tokenize, JsonTokenizer)

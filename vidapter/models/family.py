@@ -40,8 +40,11 @@ class TextFacts:
     pool: str = "eot"  # the feature at the first end-of-text token (CLIP) or at the last position (SigLIP)
     proj_bias: bool = False  # the text projection has a bias (SigLIP's head Linear)
     logit_bias: bool = False  # a learned bias on the logits, read through a sigmoid (SigLIP)
-    tokenizer: str = "clip"  # clip (OpenAI's BPE, shipped) | sentencepiece (the model directory's spiece.model)
+    tokenizer: str = "clip"  # clip (OpenAI's BPE, shipped) | sentencepiece (the directory's spiece.model) | gemma
+    # (SigLIP 2: the directory's tokenizer.json)
     image_proj_bias: bool = False  # the image projection is a Linear with bias (EVA-CLIP's visual head)
+    image_feature: str = "cls"  # the image feature the projection reads: the class token, or the pooling head's
+    # output ("pool": SigLIP's MAP head, PE-Core's attention pool)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,7 +36,7 @@ from vidapter.models.pretrained import (
     read_json,
     resolve_weights,
 )
-from vidapter.models.tokenizer import SentencePieceTokenizer, tokenizer
+from vidapter.models.tokenizer import JsonTokenizer, SentencePieceTokenizer, tokenizer
 from vidapter.models.vit import Attention, Block, LayerNorm, rebase
 
 
@@ -189,7 +190,7 @@ def text_facts_of(sd: Mapping[str, torch.Tensor], layout: str, act: str = "quick
         eps = config.get("layer_norm_eps", 1e-6)
         return TextFacts(width, layers, heads, embed_dim, context, vocab, "gelu_tanh", eps,
                          None if hidden == 4 * width else hidden, causal=False, pool="last", proj_bias=True,
-                         logit_bias=True, tokenizer="sentencepiece")  # fmt: skip
+                         logit_bias=True, tokenizer="sentencepiece", image_feature="pool")  # fmt: skip
     act = HF_ACTS.get(config.get("hidden_act"), config.get("hidden_act", act))
     return TextFacts(width, layers, heads, embed_dim, context, vocab, act, config.get("layer_norm_eps", 1e-5),
                      image_proj_bias=layout == "custom_text")  # fmt: skip
@@ -234,6 +235,8 @@ def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None
         facts = facts or text_facts_of(sd, layout, act, heads, text)
         _check_hf_text_config(config, text, facts)
     facts = facts or text_facts_of(sd, layout, act, heads)
+    # whether the image projection has a bias is the layout's (PE-Core's originals: none; open_clip's timm head: one)
+    facts = replace(facts, image_proj_bias=layout == "custom_text")
     try:
         tensors = TEXT_LAYOUTS[layout][1](sd)
     except ConversionError as e:
@@ -244,9 +247,23 @@ def load_clip_text(spec: str | os.PathLike, facts: TextFacts | str | None = None
     model = ClipText(facts, tensors["image_proj"].shape[0])
     check_keys(tensors, model.state_dict(), f"{path} ({layout}): its text tower does not fit {facts}")
     model.load_state_dict(tensors, strict=True)
-    if facts.tokenizer == "sentencepiece":
-        model.tokenize = SentencePieceTokenizer(companion_file(str(spec), path, "spiece.model"))
+    model.tokenize = release_tokenizer(str(spec), path, facts)
     return model
+
+
+def release_tokenizer(spec: str, path: Path, facts: TextFacts):
+    """The tokenizer a text tower was trained with: CLIP's BPE (None: the shared one), or the model directory's own
+    (SigLIP's ``spiece.model``; SigLIP 2's Gemma ``tokenizer.json``). A SigLIP tower whose row is read from its file
+    takes the tokenizer the directory holds."""
+    if facts.tokenizer == "clip":
+        return None
+    kind = facts.tokenizer
+    beside = not companion_file(spec, path, "spiece.model").exists()
+    if kind == "sentencepiece" and beside and companion_file(spec, path, "tokenizer.json").exists():
+        kind = "gemma"
+    if kind == "gemma":
+        return JsonTokenizer(companion_file(spec, path, "tokenizer.json"))
+    return SentencePieceTokenizer(companion_file(spec, path, "spiece.model"))
 
 
 # CLIP's Kinetics-700 prompts (openai/CLIP data/prompts.md; Open-VCLIP's text_aug is the same list): the default

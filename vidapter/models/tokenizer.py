@@ -164,3 +164,80 @@ class SentencePieceTokenizer:
             ids = [*ids, self.eos_id]
             out[i, : len(ids)] = torch.tensor(ids)
         return out
+
+
+def canonicalize(text: str) -> str:
+    """big_vision's ``canonicalize_text`` (SigLIP's evaluation prompts; open_clip's ``clean="canonicalize"``):
+    underscores as spaces, ASCII punctuation removed, lower case, whitespace collapsed."""
+    import string
+
+    text = text.replace("_", " ").translate(str.maketrans("", "", string.punctuation)).lower()
+    return " ".join(text.split())
+
+
+class JsonTokenizer:
+    """SigLIP 2's tokenizer: Gemma's 256k-piece BPE read from the model directory's ``tokenizer.json`` by Hugging
+    Face's ``tokenizers`` library (the engine transformers' ``GemmaTokenizer`` runs), with the special ids its
+    post-processor adds (SigLIP 2's: no start id, the end id 1 appended) and the padding side and pad token that
+    ``tokenizer_config.json`` states (SigLIP 2's: on the right, with 0, to 64). The text is canonicalised first
+    (big_vision's rule: lower case, punctuation removed), as open_clip's SigLIP 2 tokenizer does; Hugging Face's
+    SigLIP 2 documentation asks for lower-cased labels. A longer text keeps its first ids and the end id, cut as
+    transformers cuts. Needs ``tokenizers`` (``pip install vidapter[siglip]``)."""
+
+    def __init__(self, tokenizer_file: str | Path):
+        try:
+            import tokenizers
+        except ImportError:
+            from vidapter.errors import MissingDependency
+
+            raise MissingDependency("SigLIP 2's tokenizer needs tokenizers: pip install 'vidapter[siglip]'") from None
+        self.tokenizer_file = Path(tokenizer_file)
+        if not self.tokenizer_file.is_file():
+            raise ConfigError(f"{self.tokenizer_file}: no tokenizer.json (SigLIP 2's directories hold one)")
+        try:
+            self.tok = tokenizers.Tokenizer.from_file(str(self.tokenizer_file))
+        except Exception as e:  # the library's own parse errors (a Rust exception type)
+            raise ConfigError(f"{self.tokenizer_file}: not a readable tokenizer.json ({e})") from e
+        config_file = self.tokenizer_file.with_name("tokenizer_config.json")
+        config = {}
+        if config_file.is_file():
+            from vidapter.models.pretrained import read_json
+
+            config = read_json(config_file)
+        self.padding_side = config.get("padding_side", "right")
+        if self.padding_side not in ("left", "right"):
+            raise ConfigError(f"{config_file}: padding_side is {self.padding_side!r}, expected 'left' or 'right'")
+        pad = _token(config.get("pad_token", "<pad>"))
+        self.pad_id = self._id(pad, config_file, "pad_token")
+        self.tok.no_padding()
+        self.tok.no_truncation()
+
+    def _id(self, token: str, where: Path, field: str) -> int:
+        i = self.tok.token_to_id(token)
+        if i is None:
+            raise ConfigError(f"{where}: {field} {token!r} is not in {self.tokenizer_file.name}'s vocabulary")
+        return i
+
+    def __call__(self, texts: str | list[str], context: int = 64, truncate: bool = True) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        out = torch.full((len(texts), context), self.pad_id, dtype=torch.long)
+        for i, text in enumerate(texts):
+            ids = self.tok.encode(canonicalize(text)).ids  # with the special ids
+            if len(ids) > context:
+                if not truncate:
+                    raise ConfigError(f"text {i + 1} ({text[:40]!r}...) is {len(ids)} tokens, over {context}")
+                # as transformers truncates: the text's ids cut so that they and the special ids fit
+                self.tok.enable_truncation(max_length=context)
+                ids = self.tok.encode(canonicalize(text)).ids
+                self.tok.no_truncation()
+            row = torch.tensor(ids, dtype=torch.long)
+            if self.padding_side == "right":
+                out[i, : len(row)] = row
+            else:
+                out[i, context - len(row) :] = row
+        return out
+
+
+def _token(value) -> str:
+    """A special token as tokenizer_config.json writes it: the string, or an AddedToken's ``{"content": ...}``."""
+    return value["content"] if isinstance(value, dict) else str(value)

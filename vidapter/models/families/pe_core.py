@@ -1,5 +1,6 @@
 """Perception Encoder Core (Bolya et al., 2025): OpenAI's layout with exact GELU, 2D RoPE beside the learned
-positions, an attention pool (8 heads) after ln_post. Meta's ``.pt`` files, timm's, open_clip's timm towers.
+positions, an attention pool (8 heads) after ln_post. Meta's ``.pt`` files, timm's, open_clip's timm towers; the
+text tower of Meta's CLIP files (OpenAI's names) and open_clip's (under ``text.``).
 
 Its original layout is read from facebookresearch/perception_models at 3e352cca
 (``core/vision_encoder/{pe,rope,config}.py``).
@@ -13,7 +14,7 @@ from dataclasses import replace
 import torch
 
 from vidapter.models.convert import _B, OPENAI, OPENAI_IGNORE, Row, convert, split_clip_visual, split_pool_in_proj
-from vidapter.models.family import HALF, Family, ViTFacts, Weights, hub, register_family
+from vidapter.models.family import HALF, Family, TextFacts, ViTFacts, Weights, hub, register_family
 
 
 def pe_core_facts(width: int, depth: int, heads: int, patch: int, size: int) -> ViTFacts:
@@ -21,6 +22,15 @@ def pe_core_facts(width: int, depth: int, heads: int, patch: int, size: int) -> 
                     pos_resize="bilinear", rope="pe", rope_grid=size // patch, attn_pool=8,
                     licence="Apache-2.0")  # fmt: skip
 
+
+def pe_core_text(width: int, layers: int, heads: int, embed_dim: int) -> TextFacts:
+    """PE-Core's text tower (perception_models ``core/vision_encoder/pe.py`` ``TextTransformer`` with the B/L configs
+    of ``config.py``; open_clip's ``PE-Core-*`` ``text_cfg``): CLIP's causal tower with exact GELU and a context of
+    32, CLIP's BPE, the feature at the end token; images project from the attention pool's output."""
+    return TextFacts(width, layers, heads, embed_dim, context=32, act="gelu", image_feature="pool")
+
+
+_PE_TEXT_L = pe_core_text(1024, 24, 16, 1024)  # B/16 and L/14 share it
 
 PE_CORE = register_family(Family(
     name="pe_core",
@@ -40,6 +50,7 @@ PE_CORE = register_family(Family(
     },
     layouts=("pe", "timm", "open_clip_timm"),
     timm_architectures=r"vit_pe_core_.+",
+    text={"pe_core_vitb16": _PE_TEXT_L, "pe_core_vitl14_336": _PE_TEXT_L, "tiny_pe_core": pe_core_text(32, 1, 2, 32)},
 ))  # fmt: skip
 
 

@@ -32,12 +32,13 @@ def siglip_facts(width: int, depth: int, heads: int, patch: int, size: int, hidd
                     pos_resize="bicubic", attn_pool=heads, feature="pool", licence="Apache-2.0")  # fmt: skip
 
 
-def siglip_text(width: int, layers: int, heads: int, vocab: int = 32000, hidden: int | None = None) -> TextFacts:
-    """SigLIP's text tower (transformers ``SiglipTextModel``): bidirectional attention, the feature at the last of
-    64 positions through a Linear head with bias, tanh GELU, eps 1e-6; the logits exp(scale) x cosine + bias, read
-    through a sigmoid; SentencePiece ids."""
+def siglip_text(width: int, layers: int, heads: int, vocab: int = 32000, hidden: int | None = None,
+                tokenizer: str = "sentencepiece") -> TextFacts:  # fmt: skip
+    """SigLIP's text tower (transformers ``SiglipTextModel``; SigLIP 2's is the same with Gemma's 256k vocabulary):
+    bidirectional attention, the feature at the last of 64 positions through a Linear head with bias, tanh GELU, eps
+    1e-6; the logits exp(scale) x cosine + bias, read through a sigmoid; SentencePiece ids (SigLIP 2: Gemma's)."""
     return TextFacts(width, layers, heads, width, 64, vocab, "gelu_tanh", 1e-6, hidden, causal=False, pool="last",
-                     proj_bias=True, logit_bias=True, tokenizer="sentencepiece")  # fmt: skip
+                     proj_bias=True, logit_bias=True, tokenizer=tokenizer, image_feature="pool")  # fmt: skip
 
 
 _TIMM = [
@@ -52,12 +53,16 @@ _HF = [
     ("google/siglip2-base-patch16-224", "siglip2_vitb16"),
 ]
 
-# SigLIP 2's text towers read Gemma's tokenizer, which vidapter does not read yet: their rows have none here
 _SIGLIP_TEXT = {
     "siglip_vitb16": siglip_text(768, 12, 12),
     "siglip_so400m14_384": siglip_text(1152, 27, 16, hidden=4304),
+    "siglip2_vitb16": siglip_text(768, 12, 12, vocab=256_000, tokenizer="gemma"),
+    "siglip2_so400m14_378": siglip_text(1152, 27, 16, vocab=256_000, hidden=4304, tokenizer="gemma"),
     "tiny_siglip": siglip_text(64, 1, 2, vocab=40),  # the tiny row's: a 40-piece test vocabulary
 }
+
+# the files beside the weights that a published name fetches: the tokenizer
+_TOKENIZER_FILES = {"sentencepiece": ("spiece.model",), "gemma": ("tokenizer.json", "tokenizer_config.json")}
 
 SIGLIP = register_family(Family(
     name="siglip",
@@ -71,7 +76,7 @@ SIGLIP = register_family(Family(
     tiny={"tiny_siglip": siglip_facts(64, 2, 4, 8, 32)},
     weights={
         **{f"timm:{name}": Weights(row, hub(f"timm/{name}")) for row, name in _TIMM},
-        **{f"hf:{repo}": Weights(row, hub(repo), companions=("spiece.model",) if row in _SIGLIP_TEXT else ())
+        **{f"hf:{repo}": Weights(row, hub(repo), companions=_TOKENIZER_FILES[_SIGLIP_TEXT[row].tokenizer])
            for repo, row in _HF},
     },
     layouts=("hf_siglip", "timm", "open_clip_timm"),
