@@ -134,7 +134,14 @@ def test_training_with_a_text_head_saves_and_reloads(clip_file, data, tmp_path, 
     report = tmp_path / "bn.json"  # new names for a trained text head: embedded with the CLIP it was built from
     assert main(["eval", str(run / "model"), "--novel", str(data / "test.txt"), str(data / "classes.txt"),
                  "--json", str(report)]) == 0  # fmt: skip
-    assert json.loads(report.read_text())["novel"]["videos"] == 13
+    novel = json.loads(report.read_text())["novel"]
+    assert novel["videos"] == 13
+    cross = tmp_path / "zs.json"  # cross-dataset zero-shot: the list and names of another dataset (here the same)
+    assert main(["eval", str(run / "model"), "--zero-shot", f"--data.test_list={data / 'test.txt'}",
+                 f"--data.class_names={data / 'classes.txt'}", "--json", str(cross)]) == 0  # fmt: skip
+    assert (
+        json.loads(cross.read_text())["top1"] == novel["top1"] and len(json.loads(cross.read_text())["confusion"]) == 13
+    )
     clip_path = data / "test" / "grow" / "00000.mp4"
     assert main(["predict", str(run), str(clip_path), "--labels", "grow,shrink", "--json"]) == 0  # re-embedded
     assert {t["name"] for t in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top"]} == {

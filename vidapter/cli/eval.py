@@ -24,11 +24,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model directory, run directory or checkpoint (or a CLIP, zero-shot)",
                        epilog=OVERRIDES_HELP)  # fmt: skip
     p.add_argument("model", help="a model or run directory or a checkpoint; with --zero-shot a CLIP-style model "
-                   "(a published name, or a file or directory with a text tower)")  # fmt: skip
+                   "(a published name, or a file or directory with a text tower) or a trained model with a text "
+                   "head")  # fmt: skip
     p.add_argument(
         "--zero-shot",
         action="store_true",
-        help="classify by the class names of --data.class_names with the model's text tower, no training",
+        help="classify by the class names of --data.class_names with the model's text tower: a CLIP with no "
+        "training, or a trained text-head model on another dataset's names (cross-dataset zero-shot)",
     )
     zero_shot_options(p)
     p.add_argument(
@@ -59,11 +61,24 @@ def parse_views(text: str) -> tuple[int, int, int]:
 
 
 def run(args, overrides: list[str]) -> int:
-    from vidapter.classifier import load_model
+    from vidapter.classifier import is_model_path, load_model
     from vidapter.data.build import test_views
+    from vidapter.data.datasets import read_class_names
     from vidapter.runtime import place_for_inference
 
-    if args.zero_shot:
+    if args.zero_shot and is_model_path(args.model):  # a trained text head, on the names of another dataset
+        given = [f"--{k}" for k in ("backbone", "preset") if getattr(args, k)]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: {args.model} is a trained model, whose row and views are its own "
+                              "(override views with --views or --data.*)")  # fmt: skip
+        model, cfg, _ = load_model(args.model, trust_pickle=args.trust_pickle)
+        cfg = apply_overrides(cfg, overrides)
+        if not cfg.data.class_names:
+            raise ConfigError("--zero-shot needs the class names: set --data.class_names=FILE (one per line)")
+        names = read_class_names(cfg.data.class_names)
+        model.set_class_names(names, templates=args.template, trust_pickle=args.trust_pickle)
+        cfg.model.num_classes = len(names)
+    elif args.zero_shot:
         from vidapter.zeroshot import zero_shot_model
 
         model = zero_shot_model(args.model, templates=args.template, backbone=args.backbone, preset=args.preset,
@@ -93,7 +108,6 @@ def run(args, overrides: list[str]) -> int:
     report = {**out, "confusion": metrics["confusion"].tolist()}
     _print(args.split if not args.novel else f"{args.split} (base classes)", out, metrics, protocol)
     if args.novel:
-        from vidapter.data.datasets import read_class_names
         from vidapter.data.protocols import harmonic_mean
 
         novel_list, novel_classes = args.novel
