@@ -44,3 +44,19 @@ def images():
 def video():
     """(B, 3, T, H, W) with B=2, T=4."""
     return torch.randn(2, 3, 4, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.fixture(scope="session")
+def model_dir(data, tmp_path_factory):
+    """A saved model of the synthetic preset (the demo ViT with AIM, 8 frames, 32 px) for the 13 classes of ``data``,
+    untrained: what export, features and the server read."""
+    from vidapter.classifier import build_model, save_pretrained
+    from vidapter.presets import get_preset
+
+    names = (data / "classes.txt").read_text().split()
+    cfg = get_preset("synthetic")
+    cfg.model.num_classes = len(names)
+    model = build_model(cfg.model)
+    with torch.no_grad():  # a head away from zero, so that the classes differ in score
+        model.head.fc.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    return save_pretrained(model, cfg, tmp_path_factory.mktemp("model") / "model", names)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runs import method_args
 
 from vidapter.adapters.peft import count_parameters
 from vidapter.adapters.registry import METHODS
@@ -165,21 +166,6 @@ def test_other_methods_refuse_aim_adapters():
     cfg = get_preset("st_adapter_k400_vitb16_8f").model
     with pytest.raises(ValueError, match="replaces AIM's adapters: set --model.adapters="):
         build_model(dataclasses.replace(cfg, backbone="tiny_clip", pretrained=None, adapters=["spatial"]))
-
-
-# smaller sizes where a method's defaults are large for the demo ViT; a method not here runs with its defaults
-SMALLER = {
-    "lora": ["--model.adapters=", "--model.lora.r=4"],  # LoRA alone (AIM's adapters beside it: the contract tests)
-    "st_adapter": ["--model.st_adapter.width=16", "--model.st_adapter.positions=attn,mlp"],
-    "evl": ["--model.evl.layers=2"],
-    "zeroi2v": ["--model.head_shifts=-1,1"],
-}
-
-
-def method_args(name: str) -> list[str]:
-    """The method, beside AIM's default adapters where it combines with them, at SMALLER's sizes."""
-    alone = [] if METHODS[name].combines_aim else ["--model.adapters="]
-    return [f"--model.method={name}", *alone, *SMALLER.get(name, [])]
 
 
 KILL = Path(__file__).parent / "kill_at_step.py"  # trains as `vidapter train` does, SIGKILLed after a given step

@@ -530,6 +530,26 @@ def load_model(path: str | os.PathLike, trust_pickle: bool = False) -> tuple[Vid
 
 
 @torch.no_grad()
+def span_views(video, first: int, last: int, sampler, transform) -> tuple[torch.Tensor, np.ndarray]:
+    """The test views (V, C, T, H, W) of frames ``first``..``last`` of an open video, and the frame indices sampled
+    (clips x T)."""
+    idx = sampler(last - first, train=False) + first
+    arr = video.get(idx.reshape(-1).tolist())
+    frames = torch.from_numpy(arr).view(*idx.shape, *arr.shape[1:])  # (clips, T, H, W, 3)
+    return torch.cat([transform(c) for c in frames]), idx
+
+
+def file_views(model: torch.nn.Module, cfg: Config, path: str | os.PathLike) -> torch.Tensor:
+    """The test views (V, C, T, H, W) of a whole video file, normalised, as ``predict`` feeds them to the model."""
+    from vidapter.data.decode import open_video
+
+    facts = model.backbone.facts
+    transform = clip_transform(cfg.data, "test", facts.mean, facts.std)
+    with open_video(path, cfg.data.backend) as video:
+        return span_views(video, 0, video.num_frames, frame_sampler(cfg.data, cfg.model.num_frames, "test"),
+                          transform)[0]  # fmt: skip
+
+
 def predict_file(
     model: torch.nn.Module,
     cfg: Config,
@@ -563,10 +583,8 @@ def predict_file(
             spans = [(s, min(s + size, n)) for s in range(0, n, size)]
         results = []
         for first, last in spans:
-            idx = sampler(last - first, train=False) + first
-            arr = video.get(idx.reshape(-1).tolist())
-            frames = torch.from_numpy(arr).view(*idx.shape, *arr.shape[1:])  # (clips, T, H, W, 3)
-            views = torch.cat([transform(c) for c in frames]).to(device)  # (V, C, T, H, W)
+            views, idx = span_views(video, first, last, sampler, transform)
+            views = views.to(device)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = model(views)
             # a SigLIP text head scores each class on its own (sigmoid), every other head a softmax over classes

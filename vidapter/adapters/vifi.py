@@ -84,11 +84,13 @@ class TextTowerHead(nn.Module):
     def _cached_class_embeddings(self) -> torch.Tensor:
         """Without gradient the class embeddings are computed once and kept until the text tower's tensors, the
         ids or the autocast state change (tensor versions count every in-place update: optimizer steps, loading)."""
+        cached = getattr(self, "_cache", None)
+        if type(self.ids) is not torch.Tensor:  # traced (torch.export): the last call's embeddings, as constants
+            return cached[1] if cached is not None else self.class_embeddings()
         device = self.ids.device.type
         autocast = device in ("cpu", "cuda") and torch.is_autocast_enabled(device)
         key = (tuple(p._version for p in self.clip.text.parameters()), self.ids.data_ptr(), self.ids._version,
                device, autocast)  # fmt: skip
-        cached = getattr(self, "_cache", None)
         if cached is None or cached[0] != key:
             self._cache = (key, self.class_embeddings())
         return self._cache[1]

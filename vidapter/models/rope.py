@@ -87,10 +87,13 @@ class Rope:
         """
         key = (grid, str(torch.device(device) if device is not None else "cpu"))
         # Cached tensors made under inference_mode could never be saved for backward by a later training step.
-        if key not in self._cache:
-            with torch.inference_mode(False):
-                self._cache[key] = self._build(grid, device)
-        return self._cache[key]
+        if key in self._cache:
+            return self._cache[key]
+        with torch.inference_mode(False):
+            built = self._build(grid, device)
+        if type(built[0]) is torch.Tensor:  # not the placeholder tensors of a trace (torch.export), kept by no call
+            self._cache[key] = built
+        return built
 
     def _build(self, grid: int, device: torch.device | None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.kind == "dinov3":
