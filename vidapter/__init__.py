@@ -38,6 +38,9 @@ _EXPORTS = {
     "AdapterModule": "vidapter.adapters.registry",
     "register_method": "vidapter.adapters.registry",
     "model_info": "vidapter.summary",
+    "extract_features": "vidapter.features",
+    "export_onnx": "vidapter.export",
+    "export_torch": "vidapter.export",
     "zero_shot_model": "vidapter.zeroshot",
 }
 

@@ -178,6 +178,10 @@ class VideoClassifier(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K) logits."""
+        return self.head(self.embed(video))
+
+    def embed(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, D): the video embedding the head reads (the readout's output)."""
         if self.readout == "norm_mean" or (self.readout == "mean_norm" and self.feature != "cls"):
             x = self.forward_features(video).mean(dim=1)
         elif self.readout == "mean_norm":
@@ -190,7 +194,17 @@ class VideoClassifier(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
                 taps = tapped_forward(self.backbone, self._tokens(video), video.shape[2], self.decoder.num_layers)
             x = self.decoder(taps)
-        return self.head(x)
+        return x
+
+    def block_output(self, video: torch.Tensor, block: int) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, T, N, D): the tokens of every frame after backbone block ``block`` (0-based)."""
+        if not 0 <= block < len(self.backbone.blocks):
+            raise ConfigError(f"block {block}: the backbone has blocks 0 to {len(self.backbone.blocks) - 1}")
+        b, t = video.shape[0], video.shape[2]
+        x = self._tokens(video)
+        for blk in self.backbone.blocks[: block + 1]:
+            x = blk(x, t)
+        return rearrange(x, "(b t) n d -> b t n d", b=b)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, trust_pickle: bool = False) -> VideoClassifier:
