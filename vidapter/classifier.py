@@ -564,6 +564,74 @@ def file_views(model: torch.nn.Module, cfg: Config, path: str | os.PathLike) -> 
                           transform)[0]  # fmt: skip
 
 
+@dataclasses.dataclass
+class Decoded:
+    """A video's test views, decoded for prediction: one span (the whole video, or one window) after another."""
+
+    path: str
+    frames: int
+    fps: float
+    window: float | None
+    spans: list[tuple[int, int]]  # [first, last) source frames
+    views: list[torch.Tensor]  # per span (V, C, T, H, W), normalised
+    indices: list[np.ndarray]  # per span, the frames sampled (clips x T)
+
+
+def decode_for_prediction(model: torch.nn.Module, cfg: Config, path: str | os.PathLike, window: float | None = None,
+                          max_seconds: float | None = None) -> Decoded:  # fmt: skip
+    """The test views of ``path`` (with ``window``, seconds: of each window in turn). Raises VideoError when the file
+    cannot be read, or is longer than ``max_seconds``."""
+    from vidapter.data.decode import VideoError, open_video  # the video library loads on first use
+
+    facts = model.backbone.facts
+    transform = clip_transform(cfg.data, "test", facts.mean, facts.std)
+    sampler = frame_sampler(cfg.data, cfg.model.num_frames, "test")
+    with open_video(path, cfg.data.backend) as video:
+        n, fps = video.num_frames, getattr(video, "fps", 0.0) or 0.0
+        if max_seconds is not None and fps and n / fps > max_seconds:
+            raise VideoError(path, f"{n / fps:.1f} s long, over the limit of {max_seconds:g} s")
+        if window is None:
+            spans = [(0, n)]
+        else:
+            if not fps:
+                raise VideoError(path, "frame rate unknown: windows in seconds are not possible")
+            size = max(1, round(window * fps))
+            spans = [(s, min(s + size, n)) for s in range(0, n, size)]
+        views, indices = [], []
+        for first, last in spans:
+            v, idx = span_views(video, first, last, sampler, transform)
+            views.append(v)
+            indices.append(idx)
+    return Decoded(str(path), n, fps, window, spans, views, indices)
+
+
+def scores(model: torch.nn.Module, logits: torch.Tensor) -> torch.Tensor:
+    """(V, C) logits of one video's views -> (C,) scores: a SigLIP text head scores each class on its own (sigmoid),
+    every other head a softmax over classes; the views' scores averaged."""
+    logits = logits.float()
+    return (logits.sigmoid() if getattr(model.head, "sigmoid", False) else logits.softmax(-1)).mean(0)
+
+
+def prediction(decoded: Decoded, span_scores: list[torch.Tensor], names: list[str] | None, top_k: int) -> dict:
+    """What ``predict --json`` prints for one video: {"file", "frames", "top": [{label, name, prob}]}, or with a
+    window {"file", "frames", "windows": [{"top", "start_s", "end_s"}]}."""
+    results = []
+    for (first, last), sc in zip(decoded.spans, span_scores, strict=True):
+        probs = sc.cpu().numpy()
+        top = np.argsort(-probs)[:top_k]
+        entry = {"top": [{"label": int(i), "name": names[i] if names else str(i), "prob": float(probs[i])}
+                         for i in top]}  # fmt: skip
+        if decoded.window is not None:
+            entry.update(start_s=first / decoded.fps, end_s=last / decoded.fps)
+        results.append(entry)
+    out = {"file": decoded.path, "frames": decoded.frames}
+    if decoded.window is None:
+        out.update(results[0])
+    else:
+        out["windows"] = results
+    return out
+
+
 def predict_file(
     model: torch.nn.Module,
     cfg: Config,
@@ -579,40 +647,11 @@ def predict_file(
     ``amp``: autocast dtype (None: the model's own precision).
 
     Raises VideoError when the file cannot be read."""
-    from vidapter.data.decode import VideoError, open_video  # the video library loads on first use
-
     model.eval()
     device = torch.device(device)
-    facts = model.backbone.facts
-    transform = clip_transform(cfg.data, "test", facts.mean, facts.std)
-    sampler = frame_sampler(cfg.data, cfg.model.num_frames, "test")
-    with open_video(path, cfg.data.backend) as video:
-        n, fps = video.num_frames, getattr(video, "fps", 0.0) or 0.0
-        if window is None:
-            spans = [(0, n)]
-        else:
-            if not fps:
-                raise VideoError(path, "frame rate unknown: windows in seconds are not possible")
-            size = max(1, round(window * fps))
-            spans = [(s, min(s + size, n)) for s in range(0, n, size)]
-        results = []
-        for first, last in spans:
-            views, idx = span_views(video, first, last, sampler, transform)
-            views = views.to(device)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits = model(views)
-            # a SigLIP text head scores each class on its own (sigmoid), every other head a softmax over classes
-            scores = logits.float().sigmoid() if getattr(model.head, "sigmoid", False) else logits.float().softmax(-1)
-            probs = scores.mean(0).cpu().numpy()
-            top = np.argsort(-probs)[:top_k]
-            entry = {"top": [{"label": int(i), "name": names[i] if names else str(i), "prob": float(probs[i])}
-                             for i in top]}  # fmt: skip
-            if window is not None:
-                entry.update(start_s=first / fps, end_s=last / fps)
-            results.append(entry)
-    out = {"file": str(path), "frames": n}
-    if window is None:
-        out.update(results[0])
-    else:
-        out["windows"] = results
-    return out
+    decoded = decode_for_prediction(model, cfg, path, window)
+    span_scores = []
+    for views in decoded.views:
+        with torch.no_grad(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            span_scores.append(scores(model, model(views.to(device))))
+    return prediction(decoded, span_scores, names, top_k)

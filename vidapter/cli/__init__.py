@@ -12,14 +12,14 @@ import argparse
 import logging
 import sys
 
-from vidapter.cli import config, convert, data, demo, eval, export, features, info, listing, predict, train
+from vidapter.cli import config, convert, data, demo, eval, export, features, info, listing, predict, serve, train
 from vidapter.cli.common import OVERRIDES_HELP
 from vidapter.errors import VidapterError
 from vidapter.files import FileError
 
 SUBCOMMANDS = {"info": info, "presets": listing, "backbones": listing, "methods": listing, "config": config,
                "convert": convert, "train": train, "eval": eval, "predict": predict, "export": export, "demo": demo,
-               "data": data, "features": features}  # fmt: skip
+               "data": data, "features": features, "serve": serve}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
