@@ -13,6 +13,7 @@ LAYERS = [
     (
         "foundations",
         [
+            "vidapter.version",
             "vidapter.errors",
             "vidapter.config",
             "vidapter.files",

@@ -165,3 +165,57 @@ def test_concurrent_requests_share_forwards_and_a_full_queue_answers_503(model_d
         assert "queue of clips is full" in busy.json()["error"]
         app.state.batcher._forward = slow
         assert _post(server.url, clip).status_code == 200  # and it recovers
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; "
+                    ".ci/run installs them)")  # fmt: skip
+def test_the_page_in_a_real_browser(served, data, tmp_path):
+    """Headless Chromium opens the page, uploads a video through the file input and shows the classes the server
+    predicted as bars, with the frames the model saw; a long video adds the timeline. The screenshot is saved
+    (docs/images/serve.png is one made so, with a trained model)."""
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, model, cfg, names, _, _ = served
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,900"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(server.url + "/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: "13 classes" in d.find_element(By.ID, "model").text)
+        driver.find_element(By.ID, "file").send_keys(str(data / CLIP))
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") in ("done", "error"))
+        assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done", (
+            driver.find_element(By.ID, "status").text)  # fmt: skip
+        shown = [e.get_attribute("data-name") for e in driver.find_elements(By.CSS_SELECTOR, "#bars .bar")]
+        want = predict_file(model, cfg, data / CLIP, names=names, top_k=5)
+        assert shown == [t["name"] for t in want["top"]]
+        images = driver.find_elements(By.CSS_SELECTOR, "#frames img")
+        assert len(images) == 8 and all(
+            driver.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images
+        )
+        driver.save_screenshot(str(tmp_path / "serve.png"))
+        assert (tmp_path / "serve.png").stat().st_size > 10_000
+
+        long = tmp_path / "long.mp4"  # 10 s: the page asks for windows and draws the timeline
+        from vidapter.data.synthetic import render_clip, write_mp4
+
+        write_mp4(long, render_clip(4, np.random.default_rng(0), size=32, frames=80), fps=8)
+        driver.execute_script("document.body.dataset.state = ''")
+        driver.find_element(By.ID, "file").send_keys(str(long))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline .segment"))
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline .segment")) == 10
+    finally:
+        driver.quit()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.2.0"
+from vidapter.version import __version__ as __version__
 
 # public name -> the module that defines it
 _EXPORTS = {

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidapter import __version__
 from vidapter.data.build import normalisation
 from vidapter.errors import ConfigError, MissingDependency, VidapterError
+from vidapter.version import __version__
 
 EXPORT_VERSION = 1  # the metadata's schema; read_metadata reads every version up to this one
 DEFAULT_OPSET = 18

@@ -372,14 +372,10 @@ def pack_dataset(
 
 
 def _manifest(entries, failed, layout, short_side, crf, quality, lists, wall) -> dict:
-    import importlib.metadata
-
     import av
 
-    try:
-        version = importlib.metadata.version("vidapter")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
-        version = "unknown"
+    from vidapter.version import __version__ as version
+
     ok = [e for e in entries.values() if "error" not in e]
     total = sum(e["bytes"] for e in ok)
     seconds = sum(e["frames"] / e["fps"] for e in ok if e.get("fps"))
