@@ -150,6 +150,9 @@ def test_concurrent_requests_share_forwards_and_a_full_queue_answers_503(model_d
             codes = list(pool.map(lambda _: _post(server.url, clip).status_code, range(4)))
         sizes = app.state.batcher.sizes
         assert codes == [200] * 4 and max(sizes) > 1 and sum(k * v for k, v in sizes.items()) == 4, sizes
+        stats = httpx.get(f"{server.url}/stats").json()
+        assert stats["batch_sizes"] == {str(k): v for k, v in sorted(sizes.items())} and stats["rss_mib"] > 50
+        assert stats["forwards"] == sum(sizes.values())
         slow = app.state.batcher._forward  # a forward that takes its time: the queue behind it fills
 
         def stalled(views):

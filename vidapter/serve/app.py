@@ -2,7 +2,8 @@
 
 - ``POST /predict``: a multipart upload in field ``file`` (optional form fields ``top_k``, ``window`` in seconds,
   ``frames=true`` for the frames the model saw as small JPEGs) -> 200 and what ``vidapter predict --json`` prints;
-- ``GET /health`` -> ``{"status": "ok", "model": ...}``; ``GET /labels`` -> the class names; ``GET /`` -> the page.
+- ``GET /health`` -> ``{"status": "ok", "model": ...}``; ``GET /labels`` -> the class names; ``GET /`` -> the page;
+- ``GET /stats`` -> the forwards run so far by batch size (views per forward) and the server's resident memory.
 
 Bad input is a JSON ``{"error": "..."}`` with a 4xx status and never stops the server: 400 for an empty upload, 413
 for an upload over ``max_upload_mb`` (refused from its Content-Length, or cut off once that many bytes arrived,
@@ -137,6 +138,13 @@ def create_app(model, cfg, names: list[str] | None, *, model_name: str = "", max
     async def get_labels():
         return {"labels": labels}
 
+    @app.get("/stats")
+    async def stats():
+        with batcher.lock:
+            sizes = dict(sorted(batcher.sizes.items()))
+        return {"forwards": sum(sizes.values()), "batch_sizes": {str(k): v for k, v in sizes.items()},
+                "rss_mib": _rss_mib()}  # fmt: skip
+
     @app.post("/predict")
     async def predict(file: Annotated[UploadFile, File()], top_k: Annotated[int, Form()] = 5,
                       window: Annotated[float | None, Form()] = None,
@@ -178,6 +186,15 @@ def create_app(model, cfg, names: list[str] | None, *, model_name: str = "", max
             shutil.rmtree(folder, ignore_errors=True)
 
     return app
+
+
+def _rss_mib() -> float | None:
+    """The process's resident memory now, MiB (Linux's /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _client_name(name: str | None) -> str:

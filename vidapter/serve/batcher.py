@@ -25,7 +25,7 @@ class Batcher:
         self.sizes: Counter[int] = Counter()  # views per forward -> how many forwards had that many
         self._runner = ThreadPoolExecutor(1, thread_name_prefix="vidapter-forward")
         self._task: asyncio.Task | None = None
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     async def start(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
@@ -76,7 +76,7 @@ class Batcher:
 
     def _forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         batch = torch.cat(views).to(self.device)
-        with self._lock:
+        with self.lock:
             self.sizes[batch.shape[0]] += 1
         amp = self.amp
         with torch.no_grad(), torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
