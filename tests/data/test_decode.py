@@ -32,6 +32,21 @@ def test_frame_indices_are_exact(index_video, backend):
     assert [read_index(f) for f in frames] == REQUEST
 
 
+@pytest.mark.parametrize("backend", ["pyav", "decord", "torchcodec"])
+@pytest.mark.parametrize("window", [5, 8, 12])
+def test_consecutive_windows_from_one_reader(index_video, backend, window):
+    """Windows read one after another from one open reader (what prediction over windows does): the frames a
+    decoder held already when the previous window ended are not lost."""
+    try:
+        video = open_video(index_video, _backend(backend))
+    except ImportError as e:
+        pytest.skip(str(e))
+    with video:
+        got = [read_index(f) for s in range(0, INDEX_FRAMES, window)
+               for f in video.get(list(range(s, min(s + window, INDEX_FRAMES))))]  # fmt: skip
+    assert got == list(range(INDEX_FRAMES))
+
+
 def test_pyav_equals_naive_full_decode(index_video):
     naive = read_all_naive(index_video)
     with open_video(index_video) as v:

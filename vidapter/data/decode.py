@@ -100,6 +100,7 @@ class PyAVVideo(_Reader):
         self._packets = None  # demux iterator positioned after the last seek
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._position: int | None = None  # pts of the last decoded frame
+        self._fed = -(2**62)  # the largest pts among the packets fed to the decoder since the last seek
 
     def _scan(self) -> tuple[list[int], list[int]]:
         import av
@@ -137,15 +138,19 @@ class PyAVVideo(_Reader):
         _check_indices(indices, self.num_frames, self.path)
         wanted = {self._pts[i]: i for i in set(indices)}
         out: dict[int, np.ndarray] = {}
+        fed_before = self._fed
         for i in sorted(set(indices)):
             if i in out:
                 continue
             target = self._pts[i]
             key = self._key_pts[bisect.bisect_right(self._key_pts, target) - 1]
-            if self._packets is None or self._position is None or key > self._position or target <= self._position:
+            # go on from where the decoder is only when the target's packet was not fed by an earlier call: the
+            # decoder holds a few packets ahead of the frame it returned last, fed then as unwanted
+            if (self._packets is None or self._position is None or key > self._position or target <= self._position
+                    or target <= fed_before):  # fmt: skip
                 self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
                 self._packets = self._container.demux(self._stream)
-                self._position = None
+                self._position, self._fed, fed_before = None, -(2**62), -(2**62)
             try:
                 self._decode_until(target, wanted, out)
             except av.FFmpegError as e:
@@ -160,6 +165,7 @@ class PyAVVideo(_Reader):
         for packet in self._packets:
             if packet.size and packet.pts is not None:
                 codec.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
+                self._fed = max(self._fed, packet.pts)
             for frame in codec.decode(packet):
                 if frame.pts is None:
                     continue
