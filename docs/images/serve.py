@@ -49,7 +49,7 @@ def main(model_dir: str) -> None:
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"
         for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--user-data-dir={Path(tmp) / 'profile'}", "--window-size=900,1000"):  # fmt: skip
+                     f"--user-data-dir={Path(tmp) / 'profile'}", "--window-size=900,1000", "--hide-scrollbars"):  # fmt: skip
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
@@ -63,8 +63,9 @@ def main(model_dir: str) -> None:
                 raise SystemExit(f"the page shows no timeline: {driver.find_element(By.ID, 'status').text}")
             time.sleep(0.5)
             out = Path(__file__).with_name("serve.png")
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(900, height + 40)
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                   {"width": 900, "height": height, "deviceScaleFactor": 1, "mobile": False})  # fmt: skip
             driver.save_screenshot(str(out))
             print(f"wrote {out}")
         finally:
