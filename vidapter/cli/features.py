@@ -76,8 +76,9 @@ def run(args, overrides: list[str]) -> int:
                               feature=args.feature, workers=args.workers, batch_size=args.batch_size,
                               device=rt.device, model_name=str(args.model), progress=not args.quiet,
                               name=args.name)  # fmt: skip
+    shape = " x ".join(map(str, result["row_shape"])) if result["row_shape"] else "none written"
     print(f"{len(result['videos'])} videos in {args.out} (window {window} frames, stride {stride}, feature "
-          f"{args.feature}, rows {result['row_shape']}); {len(result['unreadable'])} unreadable")  # fmt: skip
+          f"{args.feature}, arrays {shape}); {len(result['unreadable'])} unreadable")  # fmt: skip
     for bad in result["unreadable"]:
         print(f"  unreadable: {bad['reason']}")
     return 1 if result["unreadable"] else 0
