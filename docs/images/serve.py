@@ -48,8 +48,8 @@ def main(model_dir: str) -> None:
         write_mp4(video, np.concatenate(frames), fps=8)
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--user-data-dir={Path(tmp) / 'profile'}", "--window-size=900,1000", "--hide-scrollbars"):  # fmt: skip
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                     f"--user-data-dir={Path(tmp) / 'profile'}", "--window-size=900,1000"):  # fmt: skip
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
@@ -64,8 +64,8 @@ def main(model_dir: str) -> None:
             time.sleep(0.5)
             out = Path(__file__).with_name("serve.png")
             height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": 900, "height": height, "deviceScaleFactor": 1, "mobile": False})  # fmt: skip
+            metrics = {"width": 900, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
             driver.save_screenshot(str(out))
             print(f"wrote {out}")
         finally:
