@@ -72,8 +72,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    return float(np.percentile(seconds, q)) * 1e3 if seconds else None
 
 
 def load(url: str, jobs: list[tuple[str, bytes, object]], clients: int, deadline: float) -> list[dict]:
@@ -124,8 +124,8 @@ def summary(results: list[dict], wall: float, before: dict, after: dict) -> dict
         "requests": len(results), "good": len(good), "bad": len(results) - len(good),
         "failed": sum(not r["ok"] for r in results),
         "requests_per_s": len(results) / wall, "wall_s": wall,
-        "good_latency_p50_ms": percentile(lat, 50) * 1e3, "good_latency_p99_ms": percentile(lat, 99) * 1e3,
-        "bad_latency_p50_ms": percentile([r["seconds"] for r in results if not r["good"]], 50) * 1e3,
+        "good_latency_p50_ms": percentile_ms(lat, 50), "good_latency_p99_ms": percentile_ms(lat, 99),
+        "bad_latency_p50_ms": percentile_ms([r["seconds"] for r in results if not r["good"]], 50),
         "batch_sizes": {k: v for k, v in sorted(sizes.items(), key=lambda kv: int(kv[0])) if v},
         "forwards": after["forwards"] - before["forwards"],
         "rss_before_mib": before["rss_mib"], "rss_after_mib": after["rss_mib"],
