@@ -70,7 +70,7 @@ def _post(url, data: bytes | None, name="clip.mp4", **form):
 
 
 def test_predictions_equal_predicts_and_bad_uploads_are_4xx(served, data, tmp_path):
-    import av
+    from vidapter.data.synthetic import write_audio_only
 
     server, model, cfg, names, uploads, _ = served
     url = server.url
@@ -92,12 +92,7 @@ def test_predictions_equal_predicts_and_bad_uploads_are_4xx(served, data, tmp_pa
     assert [[t["name"] for t in w["top"]] for w in windows] == [[t["name"] for t in w["top"]] for w in expected]
 
     audio = tmp_path / "audio.mp4"  # a file with an audio stream and no video stream
-    with av.open(str(audio), "w") as f:
-        stream = f.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), "float32"), format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            f.mux(packet)
+    write_audio_only(audio)
 
     def chunked():  # no Content-Length: the limit applies as the bytes arrive
         yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'

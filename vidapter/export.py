@@ -133,7 +133,7 @@ def export_torch(model: nn.Module, cfg, path: str | os.PathLike, names: list[str
     program = _trace(target, example)
     path = Path(path)
     meta = metadata(model, cfg, names, "torch.export", uint8, None)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix kept: torch.export checks it
+    tmp = _partial(path)
     torch.export.save(program, str(tmp), extra_files={"vidapter.json": json.dumps(meta)})
     os.replace(tmp, path)
     return path
@@ -152,7 +152,7 @@ def export_onnx(model: nn.Module, cfg, path: str | os.PathLike, names: list[str]
     program = _trace(target, example)
     path = Path(path)
     big = sum(p.numel() * p.element_size() for p in model.state_dict().values()) > 1.5e9
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix kept: torch.export checks it
+    tmp = _partial(path)
     quiet = [logging.getLogger(n) for n in ("onnxscript", "onnx_ir", "torch.onnx")]
     levels = [q.level for q in quiet]
     for q in quiet:  # the optimizer logs each folded constant at INFO
@@ -171,6 +171,12 @@ def export_onnx(model: nn.Module, cfg, path: str | os.PathLike, names: list[str]
     onnx.save_model(proto, str(tmp), save_as_external_data=big, location=path.name + ".data" if big else None)
     os.replace(tmp, path)
     return path
+
+
+def _partial(path: Path) -> Path:
+    """Where a program is written before it replaces ``path``: beside it, hidden, with its suffix (torch.export
+    refuses an archive whose name does not end in .pt2)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -3,7 +3,7 @@ PyTorch eager on the same clip, in one process, one after the other on the same 
 
 Rows: the demo model (the synthetic preset: the demo ViT with AIM, 8 frames of 32 px) and AIM's ViT-B/16 (the K400
 preset, 8 frames of 224 px, random weights: speed does not depend on them). Each row exports the model with
-``vidapter.export_onnx`` (dynamic batch, opset 18), then times ``session.run`` and ``model(x)`` under
+``vidapter.export_onnx`` (dynamic batch, opset 18), then times the ONNX program and ``model(x)`` under
 ``torch.no_grad()`` at each batch, the median of ``--iters`` calls after ``--warmup``, both with all the machine's
 cores (onnxruntime's default intra-op threads, torch's default threads), and records the largest logit difference.
 
@@ -26,15 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: t
 from benchmarks._core.record import describe_machine, write_record  # noqa: E402
 from benchmarks._core.timing import median_seconds  # noqa: E402
 from vidapter.classifier import build_model  # noqa: E402
-from vidapter.export import export_onnx  # noqa: E402
+from vidapter.export import export_onnx, runner  # noqa: E402
 from vidapter.presets import get_preset  # noqa: E402
 
 ROWS = {"demo (synthetic preset, 8x32 px)": "synthetic", "AIM ViT-B/16 (K400 preset, 8x224 px)": "k400_vitb16_8f"}
 
 
 def measure(name: str, preset: str, batches: list[int], warmup: int, iters: int) -> list[dict]:
-    import onnxruntime as ort
-
     cfg = get_preset(preset)
     cfg.model = dataclasses.replace(cfg.model, pretrained=None)
     torch.manual_seed(0)
@@ -45,8 +43,7 @@ def measure(name: str, preset: str, batches: list[int], warmup: int, iters: int)
         start = time.perf_counter()
         export_onnx(model, cfg, path)
         export_s = time.perf_counter() - start
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        input_name = session.get_inputs()[0].name
+        run = runner(path)  # onnxruntime's CPU provider, as vidapter export checks the file
         t, s = cfg.model.num_frames, cfg.data.size
         for batch in batches:
             x = torch.randn(batch, 3, t, s, s, generator=torch.Generator().manual_seed(batch))
@@ -58,8 +55,8 @@ def measure(name: str, preset: str, batches: list[int], warmup: int, iters: int)
                     return model(x)
 
                 eager_s = median_seconds(eager, "cpu", warmup, iters)
-            ort_s = median_seconds(lambda xn=xn: session.run(None, {input_name: xn}), "cpu", warmup, iters)
-            got = session.run(None, {input_name: xn})[0]
+            ort_s = median_seconds(lambda xn=xn: run(xn), "cpu", warmup, iters)
+            got = run(xn)
             row = {"model": name, "preset": preset, "batch": batch, "frames": t, "size": s,
                    "export_s": round(export_s, 1), "onnx_mib": round(path.stat().st_size / 2**20, 1),
                    "eager_ms": eager_s * 1e3, "onnxruntime_ms": ort_s * 1e3, "speedup": eager_s / ort_s,

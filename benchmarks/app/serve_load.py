@@ -48,15 +48,10 @@ def clips(folder: Path, count: int) -> list[Path]:
 
 def broken(folder: Path, good: bytes, limit_mb: float) -> list[tuple[str, bytes, int]]:
     """Bad uploads: (name, bytes, the status the server must answer)."""
-    import av
+    from vidapter.data.synthetic import write_audio_only
 
     audio = folder / "audio.mp4"
-    with av.open(str(audio), "w") as f:
-        stream = f.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), "float32"), format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            f.mux(packet)
+    write_audio_only(audio)
     return [
         ("empty.mp4", b"", 400),
         ("text.mp4", b"this is not a video\n" * 50, 422),

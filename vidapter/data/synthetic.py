@@ -221,6 +221,18 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: in
         out.mux(stream.encode())
 
 
+def write_audio_only(path: str | os.PathLike) -> None:
+    """An mp4 with one silent AAC stream and no video stream (a file a video reader must refuse)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), "float32"), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+
+
 def _write_one(job: tuple) -> str:
     out_dir, rel, label, seed, size, frames = job
     rng = np.random.default_rng(seed)

@@ -140,8 +140,7 @@ def create_app(model, cfg, names: list[str] | None, *, model_name: str = "", max
 
     @app.get("/stats")
     async def stats():
-        with batcher.lock:
-            sizes = dict(sorted(batcher.sizes.items()))
+        sizes = batcher.batch_sizes()
         return {"forwards": sum(sizes.values()), "batch_sizes": {str(k): v for k, v in sizes.items()},
                 "rss_mib": _rss_mib()}  # fmt: skip
 

@@ -25,7 +25,12 @@ class Batcher:
         self.sizes: Counter[int] = Counter()  # views per forward -> how many forwards had that many
         self._runner = ThreadPoolExecutor(1, thread_name_prefix="vidapter-forward")
         self._task: asyncio.Task | None = None
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    def batch_sizes(self) -> dict[int, int]:
+        """Views per forward -> how many forwards had that many, so far (a snapshot, ascending)."""
+        with self._lock:
+            return dict(sorted(self.sizes.items()))
 
     async def start(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
@@ -76,7 +81,7 @@ class Batcher:
 
     def _forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         batch = torch.cat(views).to(self.device)
-        with self.lock:
+        with self._lock:
             self.sizes[batch.shape[0]] += 1
         amp = self.amp
         with torch.no_grad(), torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
